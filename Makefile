@@ -1,0 +1,49 @@
+# netcc: `make demo` sets up a fresh machine and runs the main job; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 wireguard-tools wireguard-go \
+	linux-libc-dev tcpdump
+EXAMPLE ?= examples/shop.yaml
+OUT ?= out/shop
+
+.PHONY: setup system-packages python-package demo test test-fast lint golden bench clean
+
+setup: system-packages python-package
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "system packages present"; fi
+
+python-package:
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
+
+demo: setup
+	netcc compile $(EXAMPLE) -o $(OUT)
+	netcc check $(EXAMPLE) $(OUT)
+	bash scripts/demo-load.sh $(OUT)
+
+test: setup
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m pytest -q -ra
+
+test-fast:
+	$(PYTHON) -m pytest -q -m "not kernel and not slow"
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+golden:
+	NETCC_UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q tests/golden tests/frontend -k golden
+
+bench:
+	$(PYTHON) bench/compile_scale.py
+	$(PYTHON) bench/datapath_cost.py
+
+clean:
+	rm -rf out build *.egg-info .pytest_cache

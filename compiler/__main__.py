@@ -1,0 +1,5 @@
+"""`python -m netcc`."""
+
+from netcc.cli import main
+
+raise SystemExit(main())

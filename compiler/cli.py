@@ -1,0 +1,98 @@
+"""The `netcc` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from netcc import __version__
+
+
+def _read_spec(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise _UserError(f"cannot read {path}: {e.strerror}") from None
+
+
+class _UserError(Exception):
+    pass
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from netcc.pipeline import compile_spec
+    from netcc.write import write_tree
+
+    tree = compile_spec(_read_spec(args.spec), args.spec)
+    write_tree(tree, Path(args.output))
+    if not args.quiet:
+        objects = sum(1 for p in tree if p.endswith(".o"))
+        print(f"netcc: wrote {len(tree)} files ({objects} BPF objects) to {args.output}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from netcc.check import stale_files
+    from netcc.pipeline import compile_spec
+
+    tree = compile_spec(_read_spec(args.spec), args.spec)
+    stale = stale_files(tree, Path(args.out))
+    for path, why in stale:
+        print(f"{args.out}/{path}: {why}")
+    if stale:
+        print(
+            f"netcc: {args.out} is stale: {len(stale)} file(s) differ from what "
+            f"{args.spec} compiles to",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"netcc: {args.out} is up to date with {args.spec}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="netcc", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"netcc {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="compile a spec into an artifact directory")
+    c.add_argument("spec")
+    c.add_argument("-o", "--output", required=True, metavar="OUT")
+    c.add_argument("-q", "--quiet", action="store_true")
+    c.set_defaults(func=cmd_compile)
+    k = sub.add_parser("check", help="exit 0 when OUT is exactly what SPEC compiles to")
+    k.add_argument("spec")
+    k.add_argument("out")
+    k.set_defaults(func=cmd_check)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from netcc.build import BuildError
+    from netcc.diagnostics import SpecError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as e:
+        name = getattr(args, "spec", "spec")
+        for d in e.diagnostics:
+            print(d.format(name), file=sys.stderr)
+        n = sum(1 for d in e.diagnostics if d.severity == "error")
+        print(f"netcc: {n} error(s); nothing written", file=sys.stderr)
+        return 1
+    except _UserError as e:
+        print(f"netcc: error: {e}", file=sys.stderr)
+        return 1
+    except BuildError as e:
+        print(f"netcc: build error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        print(
+            f"netcc: internal error: {type(e).__name__}: {e}\n"
+            "please report this with the spec that caused it",
+            file=sys.stderr,
+        )
+        return 3

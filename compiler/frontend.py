@@ -1,0 +1,32 @@
+"""The compiler front end: YAML text -> validated, typed model (`netcc.model.Cluster`).
+
+load (YAML, positions kept) -> validate (schema, then semantic checks) -> build the model.
+Every stage is a pure function; any problem comes out as one SpecError listing all errors.
+"""
+
+from __future__ import annotations
+
+from netcc.build_model import build_cluster
+from netcc.diagnostics import Diagnostic, SourceMap, SpecError
+from netcc.load import load_yaml
+from netcc.model import Cluster
+from netcc.validate import validate
+
+INTERNAL_ERROR = "internal compiler error"
+
+
+def parse_spec(text: str | bytes, filename: str) -> tuple[Cluster, SourceMap]:
+    """Parse and validate a ClusterNetwork spec; raise SpecError (only) when it is invalid."""
+    try:
+        document, source_map = load_yaml(text, filename)
+        diagnostics = validate(document, source_map)
+        if diagnostics:
+            raise SpecError(diagnostics, filename)
+        return build_cluster(document), source_map  # type: ignore[arg-type]
+    except SpecError:
+        raise
+    except RecursionError:
+        raise SpecError([Diagnostic("document is nested too deeply")], filename) from None
+    except Exception as e:  # a bug in netcc: still a diagnostic, never a traceback
+        message = f"{INTERNAL_ERROR} ({type(e).__name__}: {e}); please report this"
+        raise SpecError([Diagnostic(message)], filename) from None

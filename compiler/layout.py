@@ -1,0 +1,280 @@
+"""Binary layout of every datapath map, and the table of verdicts: one source for C and Python.
+
+The C structs in the generated `maps.h` and `verdicts.h`, and the `layout.json` the loader
+uses to pack map entries, are all rendered from the definitions below. Nothing else spells out a
+field offset, so the compiler, the loader and the kernel can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Field encodings: host-order integers, network-order integers, IPv4 addresses, padding.
+ENCODINGS = {
+    "u8": ("__u8", 1),
+    "u16": ("__u16", 2),
+    "u32": ("__u32", 4),
+    "u64": ("__u64", 8),
+    "be16": ("__be16", 2),
+    "be32": ("__be32", 4),
+    "ipv4": ("__be32", 4),
+    "pad8": ("__u8", 1),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    encoding: str
+    doc: str = ""
+    count: int = 1  # arrays are only used for padding
+
+    @property
+    def ctype(self) -> str:
+        return ENCODINGS[self.encoding][0]
+
+    @property
+    def size(self) -> int:
+        return ENCODINGS[self.encoding][1] * self.count
+
+
+@dataclass(frozen=True)
+class Struct:
+    name: str
+    doc: str
+    fields: tuple[Field, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.fields)
+
+    def offsets(self) -> list[tuple[Field, int]]:
+        """Fields with their offsets; layouts are declared without implicit padding."""
+        out, off = [], 0
+        for f in self.fields:
+            align = ENCODINGS[f.encoding][1]
+            if off % align:
+                raise ValueError(f"{self.name}.{f.name} is misaligned")
+            out.append((f, off))
+            off += f.size
+        if off % max(ENCODINGS[f.encoding][1] for f in self.fields):
+            raise ValueError(f"{self.name} needs tail padding")
+        return out
+
+
+@dataclass(frozen=True)
+class MapDef:
+    name: str
+    kind: str  # hash | lru_hash | lpm_trie | percpu_array
+    key: Struct | None  # None: __u32 index (arrays)
+    value: Struct
+    capacity: str  # name of the capacity constant in config.h
+    doc: str
+
+    @property
+    def bpf_type(self) -> str:
+        return "BPF_MAP_TYPE_" + self.kind.upper()
+
+
+ENDPOINT_KEY = Struct("endpoint_key", "A local pod address.", (Field("ip", "ipv4"),))
+ENDPOINT_INFO = Struct(
+    "endpoint_info",
+    "A pod on this node: who it is and how its traffic is judged.",
+    (
+        Field("workload", "u32", "cluster-wide workload number, for the self check"),
+        Field("profile", "u32", "policy profile: pods judged by the same policy entries"),
+        Field("identity", "u32", "security identity of the pod's labels"),
+        Field("ifindex", "u32", "host-side veth, 0 until the loader binds it"),
+        Field("flags", "u32", "ENDPOINT_F_* bits"),
+        Field("ingress_deny", "u32", "verdict counted when ingress is denied"),
+        Field("egress_deny", "u32", "verdict counted when egress is denied"),
+        Field("pad", "u32"),
+    ),
+)
+IPCACHE_KEY = Struct("ipcache_key", "An exact address (pods, nodes).", (Field("ip", "ipv4"),))
+IPCACHE_LPM_KEY = Struct(
+    "ipcache_lpm_key",
+    "A CIDR region of the address space outside the pods.",
+    (Field("prefixlen", "u32"), Field("ip", "ipv4")),
+)
+IPCACHE_ENTRY = Struct(
+    "ipcache_entry",
+    "What the datapath knows about a remote address.",
+    (
+        Field("identity", "u32", "security identity (reserved or from labels)"),
+        Field("peer", "u32", "peer class the policy map is keyed on"),
+        Field("workload", "u32", "workload number for pods, 0 otherwise"),
+        Field("flags", "u32", "IPCACHE_F_* bits"),
+    ),
+)
+POLICY_KEY = Struct(
+    "policy_key",
+    "LPM key: profile, peer and direction match exactly; the port is a prefix (ranges).",
+    (
+        Field("prefixlen", "u32"),
+        Field("profile", "u32"),
+        Field("peer", "u32", "peer class, or PEER_ANY"),
+        Field("dir", "u8", "DIR_INGRESS or DIR_EGRESS"),
+        Field("proto", "u8", "IP protocol; the entry covers all protocols at prefix 72"),
+        Field("port", "be16", "destination port, network order"),
+    ),
+)
+POLICY_ENTRY = Struct(
+    "policy_entry",
+    "An allow, and the rule behind it.",
+    (Field("verdict", "u32", "verdict number: policy and rule (see verdicts.h)"),),
+)
+CT_KEY = Struct(
+    "ct_key",
+    "A connection as seen from a local pod: the same key in both directions.",
+    (
+        Field("local", "ipv4"),
+        Field("remote", "ipv4"),
+        Field("lport", "be16"),
+        Field("rport", "be16"),
+        Field("proto", "u8"),
+        Field("pad", "pad8", count=3),
+    ),
+)
+CT_ENTRY = Struct(
+    "ct_entry",
+    "State of an allowed connection.",
+    (
+        Field("expires", "u64", "monotonic ns after which the entry is dead"),
+        Field("verdict", "u32", "the verdict that allowed the first packet"),
+        Field("origin", "u8", "DIR_EGRESS: the pod opened it; DIR_INGRESS: a peer did"),
+        Field("flags", "u8", "CT_F_* bits (FIN/RST seen)"),
+        Field("pad", "u16"),
+    ),
+)
+VERDICT_STATS = Struct(
+    "verdict_stats",
+    "Packets and bytes counted under one verdict.",
+    (Field("packets", "u64"), Field("bytes", "u64")),
+)
+
+MAPS: tuple[MapDef, ...] = (
+    MapDef(
+        "netcc_endpoints",
+        "hash",
+        ENDPOINT_KEY,
+        ENDPOINT_INFO,
+        "NETCC_MAX_ENDPOINTS",
+        "Pods on this node, by address.",
+    ),
+    MapDef(
+        "netcc_ipcache",
+        "hash",
+        IPCACHE_KEY,
+        IPCACHE_ENTRY,
+        "NETCC_MAX_IPCACHE",
+        "Exact addresses: every pod in the cluster, every node.",
+    ),
+    MapDef(
+        "netcc_ipcache_cidr",
+        "lpm_trie",
+        IPCACHE_LPM_KEY,
+        IPCACHE_ENTRY,
+        "NETCC_MAX_CIDRS",
+        "Everything else, split into regions by the policies' ipBlocks; 0.0.0.0/0 is world.",
+    ),
+    MapDef(
+        "netcc_policy",
+        "lpm_trie",
+        POLICY_KEY,
+        POLICY_ENTRY,
+        "NETCC_MAX_POLICY",
+        "Allowed (profile, peer, direction, protocol, port range) tuples.",
+    ),
+    MapDef(
+        "netcc_ct",
+        "lru_hash",
+        CT_KEY,
+        CT_ENTRY,
+        "NETCC_MAX_CT",
+        "Connection tracking: replies and established packets of allowed connections.",
+    ),
+    MapDef(
+        "netcc_stats",
+        "percpu_array",
+        None,
+        VERDICT_STATS,
+        "NETCC_MAX_VERDICTS",
+        "Per-verdict packet and byte counters, indexed by verdict number.",
+    ),
+)
+
+# Constants shared by C and Python.
+DIR_INGRESS = 1
+DIR_EGRESS = 2
+PEER_ANY = 0
+ENDPOINT_FLAGS = {
+    "ENDPOINT_F_INGRESS_ISOLATED": 1,
+    "ENDPOINT_F_EGRESS_ISOLATED": 2,
+    "ENDPOINT_F_INGRESS_ANY": 4,  # the profile has entries for PEER_ANY on ingress
+    "ENDPOINT_F_EGRESS_ANY": 8,
+}
+IPCACHE_FLAGS = {
+    "IPCACHE_F_HOST": 1,  # this node (its address or its router address)
+    "IPCACHE_F_POD": 2,
+}
+CT_FLAGS = {"CT_F_FIN_LOCAL": 1, "CT_F_FIN_REMOTE": 2, "CT_F_RST": 4}
+POLICY_PREFIX_FULL = 8 * (POLICY_KEY.size - 4)  # all of profile, peer, dir, proto, port
+POLICY_PREFIX_ALL_PROTOCOLS = POLICY_PREFIX_FULL - 24  # stops before proto: every protocol
+POLICY_PREFIX_ALL_PORTS = POLICY_PREFIX_FULL - 16  # stops before port: every port of proto
+
+# Reserved identities (Cilium's numbers); identities from labels start at IDENTITY_MIN_LABELS.
+IDENTITY_HOST = 1
+IDENTITY_WORLD = 2
+IDENTITY_REMOTE_NODE = 6
+IDENTITY_MIN_LABELS = 256
+
+
+@dataclass(frozen=True)
+class Verdict:
+    number: int
+    name: str
+    action: str  # allow | drop
+    doc: str
+
+
+# Verdicts that no rule decides. Rule verdicts are numbered from FIRST_RULE_VERDICT.
+RESERVED_VERDICTS: tuple[Verdict, ...] = (
+    Verdict(1, "ALLOW_UNISOLATED_INGRESS", "allow", "no policy selects the pod for ingress"),
+    Verdict(2, "ALLOW_UNISOLATED_EGRESS", "allow", "no policy selects the pod for egress"),
+    Verdict(3, "ALLOW_FROM_HOST", "allow", "traffic from the pod's own node is always allowed"),
+    Verdict(4, "ALLOW_SELF", "allow", "a pod can always reach itself"),
+    Verdict(5, "ALLOW_ESTABLISHED", "allow", "packet of a tracked, allowed connection"),
+    Verdict(6, "ALLOW_NON_IP", "allow", "not IP (ARP and other link traffic)"),
+    Verdict(16, "DROP_MALFORMED", "drop", "truncated or malformed IPv4 or L4 header"),
+    Verdict(17, "DROP_SPOOFED", "drop", "source address is not the sending pod's"),
+    Verdict(18, "DROP_UNKNOWN_ENDPOINT", "drop", "address is not a pod of this node"),
+    Verdict(19, "DROP_FRAGMENT", "drop", "non-first fragment whose ports policy must see"),
+    Verdict(20, "DROP_IPV6", "drop", "IPv6 to or from a pod whose traffic policy isolates"),
+)
+FIRST_RULE_VERDICT = 32
+
+
+def layout_document(capacities: dict[str, int]) -> dict:
+    """The `layout.json` document: structs with offsets, and maps with their sizes."""
+    structs = {}
+    for m in MAPS:
+        for s in (m.key, m.value):
+            if s is not None:
+                structs[s.name] = {
+                    "size": s.size,
+                    "fields": [
+                        {"name": f.name, "offset": off, "size": f.size, "encoding": f.encoding}
+                        for f, off in s.offsets()
+                    ],
+                }
+    maps = {
+        m.name: {
+            "type": m.kind,
+            "key": m.key.name if m.key else "u32",
+            "value": m.value.name,
+            "max_entries": capacities[m.capacity],
+        }
+        for m in MAPS
+    }
+    return {"structs": dict(sorted(structs.items())), "maps": maps}

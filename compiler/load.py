@@ -1,0 +1,248 @@
+"""Load a YAML spec into plain Python objects, keeping where every value came from.
+
+PyYAML composes the node graph (SafeLoader: no arbitrary tags); the objects are built here so that
+duplicate keys, non-string keys, unsupported tags and alias bombs are caught with their positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from netcc.diagnostics import Diagnostic, SourceMap, SpecError, join_index, join_key
+
+ALIAS_BUDGET = 100_000  # nodes that aliases may expand to, in total
+MAX_DEPTH = 64  # nesting of collections; real specs use about 12
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TYPES = {
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "null": "null",
+    "timestamp": "string",  # kept as written: `2024-01-01` is text to us
+    "value": "string",  # the YAML 1.1 `=` scalar, harmless text
+}
+_CONSTRUCT = SafeConstructor()
+
+
+class _Abort(Exception):
+    """Building stopped at `node` (alias bombs, recursion, nesting); the message says why."""
+
+    def __init__(self, message: str, node: Node, path: str) -> None:
+        super().__init__(message)
+        self.node, self.path = node, path
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose alias nodes are copies carrying the alias's own position."""
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if not self.check_event(AliasEvent):
+            return super().compose_node(parent, index)
+        event = self.peek_event()
+        target = super().compose_node(parent, index)
+        alias = type(target)(target.tag, target.value, event.start_mark, event.end_mark)
+        alias.netcc_alias = True  # type: ignore[attr-defined]
+        return alias
+
+
+def _mark(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of character `offset` in `text`."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _decode(data: str | bytes) -> str:
+    if isinstance(data, str):
+        return data
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raw = bytes(data)
+        line = raw.count(b"\n", 0, e.start) + 1
+        col = len(raw[raw.rfind(b"\n", 0, e.start) + 1 : e.start].decode("utf-8", "replace")) + 1
+        raise SpecError([Diagnostic("file is not valid UTF-8", "", line, col)]) from None
+    return text.removeprefix("\ufeff")
+
+
+def _compose(text: str) -> Node | None:
+    try:
+        return yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        if e.context == "expected a single document in the stream":
+            message = "more than one YAML document; a spec file holds exactly one ClusterNetwork"
+        elif e.context and e.context.startswith("found duplicate anchor"):
+            first = e.context_mark.line + 1 if e.context_mark else 0
+            anchor = e.context.split(";")[0].removeprefix("found duplicate anchor ")
+            message = f"duplicate anchor {anchor} (first defined on line {first})"
+        else:
+            parts = [p for p in (e.context, e.problem) if p]
+            message = "YAML syntax error: " + ", ".join(parts)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        raise SpecError([Diagnostic(message, "", line, col)]) from None
+    except yaml.reader.ReaderError as e:
+        line, col = _position(text, e.position)
+        char = e.character
+        code = char if isinstance(char, int) else ord(char[:1] or "?") if isinstance(char, str) else 0
+        message = f"YAML syntax error: unacceptable character U+{code:04X}"
+        raise SpecError([Diagnostic(message, "", line, col)]) from None
+    except yaml.YAMLError as e:  # any other PyYAML complaint, without a position
+        raise SpecError([Diagnostic(f"YAML error: {e}")]) from None
+    except RecursionError:
+        raise SpecError([Diagnostic("document is nested too deeply")]) from None
+
+
+class _Builder:
+    """Turns a composed node graph into dicts, lists and scalars, recording positions.
+
+    A collection reached again through an alias is not rebuilt: the same object is reused and its
+    size (what it would expand to) is charged to the alias budget, so alias bombs stop at once.
+    Paths inside an alias are not recorded; they locate at the alias itself.
+    """
+
+    def __init__(self) -> None:
+        self.source_map = SourceMap()
+        self.errors: list[Diagnostic] = []
+        self.nodes = 0  # nodes in the expanded document so far
+        self.expanded = 0  # of which produced by aliases
+        self.built: dict[int, tuple[Any, int, int]] = {}  # id(node.value) -> object, size, height
+        self.active: set[int] = set()  # collections being built, to catch recursive aliases
+
+    def error(self, node: Node, path: str, message: str) -> None:
+        line, col = _mark(node)
+        self.errors.append(Diagnostic(message, path, line, col))
+
+    def build(
+        self, node: Node, path: str, depth: int, key: tuple[int, int] | None = None
+    ) -> tuple[Any, int]:
+        """(object, height) for `node` at `path`, `depth` collections deep."""
+        self.source_map.add(path, *_mark(node), key=key)
+        if not isinstance(node, ScalarNode):
+            return self.collection(node, path, depth)
+        self.nodes += 1
+        if getattr(node, "netcc_alias", False):
+            self.charge(1, node, path)
+        return self.scalar(node, path), 0
+
+    def charge(self, size: int, node: Node, path: str) -> None:
+        self.expanded += size
+        if self.expanded > ALIAS_BUDGET:
+            message = f"aliases expand to more than {ALIAS_BUDGET} nodes (alias bomb?)"
+            raise _Abort(message, node, path)
+
+    def collection(self, node: Node, path: str, depth: int) -> tuple[Any, int]:
+        if depth >= MAX_DEPTH:
+            raise _Abort(f"document is nested more than {MAX_DEPTH} levels deep", node, "")
+        ident = id(node.value)
+        if ident in self.active:
+            raise _Abort("recursive alias: an anchored collection contains itself", node, path)
+        if ident in self.built:
+            value, size, height = self.built[ident]
+            self.nodes += size
+            self.charge(size, node, path)
+        else:
+            self.active.add(ident)
+            before = self.nodes
+            value, height = self.children(node, path, depth)
+            self.active.discard(ident)
+            self.nodes += 1
+            self.built[ident] = (value, self.nodes - before, height)
+        if depth + height > MAX_DEPTH:
+            raise _Abort(f"document is nested more than {MAX_DEPTH} levels deep", node, "")
+        return value, height
+
+    def children(self, node: Node, path: str, depth: int) -> tuple[Any, int]:
+        """(object, height) of a collection built for the first time."""
+        if isinstance(node, SequenceNode) and node.tag == _TAG + "seq":
+            items: list[Any] = []
+            height = 0
+            for i, child in enumerate(node.value):
+                value, child_height = self.build(child, join_index(path, i), depth + 1)
+                items.append(value)
+                height = max(height, child_height)
+            return items, height + 1
+        if isinstance(node, MappingNode) and node.tag == _TAG + "map":
+            return self.mapping(node, path, depth)
+        self.error(node, path, f"unsupported YAML tag {node.tag}")
+        return None, 1
+
+    def mapping(self, node: MappingNode, path: str, depth: int) -> tuple[dict[str, Any], int]:
+        result: dict[str, Any] = {}
+        first: dict[str, Node] = {}
+        height = 0
+        for key_node, value_node in node.value:
+            key = self.key(key_node, path)
+            if key is None:
+                continue
+            key_path = join_key(path, key)
+            if key in first:
+                line = _mark(first[key])[0]
+                self.error(key_node, key_path, f'duplicate key "{key}" (first defined on line {line})')
+                continue
+            first[key] = key_node
+            value, child_height = self.build(value_node, key_path, depth + 1, _mark(key_node))
+            result[key] = value
+            height = max(height, child_height)
+        return result, height + 1
+
+    def scalar(self, node: ScalarNode, path: str) -> Any:
+        kind = node.tag.removeprefix(_TAG)
+        if not node.tag.startswith(_TAG) or kind not in _SCALAR_TYPES:
+            self.error(node, path, f"unsupported YAML tag {node.tag}")
+            return None
+        if kind in ("str", "timestamp", "value"):
+            return node.value
+        try:
+            return getattr(_CONSTRUCT, f"construct_yaml_{kind}")(node)
+        except (ValueError, TypeError, KeyError, OverflowError):
+            self.error(node, path, f"invalid {_SCALAR_TYPES[kind]} {node.value[:40]!r}")
+            return None
+
+    def key(self, node: Node, path: str) -> str | None:
+        if isinstance(node, ScalarNode) and node.tag == _TAG + "merge":
+            self.error(node, path, 'YAML merge keys ("<<") are not supported; write the fields out')
+            return None
+        if isinstance(node, ScalarNode) and node.tag in (_TAG + "str", _TAG + "timestamp"):
+            return node.value
+        if isinstance(node, ScalarNode):
+            kind = _SCALAR_TYPES.get(node.tag.removeprefix(_TAG), node.tag)
+            got = f"{kind} {node.value}" if node.value else kind
+            self.error(node, path, f"mapping keys must be strings, got {got} (quote the key)")
+        else:
+            self.error(node, path, "mapping keys must be strings, got a collection")
+        return None
+
+
+def load_yaml(text: str | bytes, filename: str) -> tuple[object, SourceMap]:
+    """Parse one YAML document into plain objects and a SourceMap; raise SpecError if invalid.
+
+    `filename` is only used to name the file in the raised error's text.
+    """
+    try:
+        source = _decode(text)
+        root = _compose(source)
+        if root is None or (isinstance(root, ScalarNode) and root.tag == _TAG + "null"):
+            raise SpecError([Diagnostic("empty document: expected a ClusterNetwork spec")])
+        builder = _Builder()
+        try:
+            document, _ = builder.build(root, "", 0)
+        except _Abort as e:
+            line, col = _mark(e.node)
+            raise SpecError([Diagnostic(str(e), e.path, line, col)]) from None
+        if builder.errors:
+            raise SpecError(builder.errors)
+    except SpecError as e:
+        e.filename = filename
+        raise SpecError(e.diagnostics, filename) from None
+    return document, builder.source_map

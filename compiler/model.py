@@ -1,0 +1,229 @@
+"""Typed, immutable model of a ClusterNetwork spec.
+
+Every object keeps `path`, its place in the spec (`spec.policies[2].spec.ingress[0]`), so later
+stages can cite the rule behind a verdict and report errors at the right line. Label maps are
+sorted tuples of pairs so that models hash, compare and iterate deterministically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
+
+Labels = tuple[tuple[str, str], ...]
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+PROTOCOL_NUMBERS = {"TCP": 6, "UDP": 17, "SCTP": 132}
+
+
+def labels_of(mapping: Mapping[str, str]) -> Labels:
+    """Canonical (sorted) label tuple from a mapping."""
+    return tuple(sorted(mapping.items()))
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One matchExpressions entry: In, NotIn, Exists or DoesNotExist."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """metav1.LabelSelector. The empty selector matches everything."""
+
+    match_labels: Labels = ()
+    match_expressions: tuple[Requirement, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.match_labels and not self.match_expressions
+
+
+@dataclass(frozen=True)
+class IPBlock:
+    """A CIDR with exceptions. IPv6 blocks are kept but match no IPv4 address."""
+
+    cidr: IPv4Network | IPv6Network
+    excepts: tuple[IPv4Network | IPv6Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class Peer:
+    """NetworkPolicyPeer: ipBlock alone, or pod and/or namespace selectors (ANDed)."""
+
+    pod_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
+    ip_block: IPBlock | None = None
+
+
+@dataclass(frozen=True)
+class PolicyPort:
+    """NetworkPolicyPort. `port` None means every port of the protocol."""
+
+    protocol: str = "TCP"
+    port: int | str | None = None
+    end_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ingress or egress rule. Empty peers or ports mean all peers or all ports."""
+
+    direction: str  # "ingress" | "egress"
+    index: int
+    peers: tuple[Peer, ...] = ()
+    ports: tuple[PolicyPort, ...] = ()
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    """networking.k8s.io/v1 NetworkPolicy, with policyTypes already defaulted."""
+
+    name: str
+    namespace: str
+    pod_selector: LabelSelector
+    policy_types: tuple[str, ...]  # subset of ("Ingress", "Egress"), in that order
+    ingress: tuple[Rule, ...] = ()
+    egress: tuple[Rule, ...] = ()
+    path: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def rules(self, direction: str) -> tuple[Rule, ...]:
+        return self.ingress if direction == "ingress" else self.egress
+
+    def isolates(self, direction: str) -> bool:
+        return direction.capitalize() in self.policy_types
+
+
+@dataclass(frozen=True)
+class ContainerPort:
+    port: int
+    protocol: str = "TCP"
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: IPv4Address
+    pod_cidr: IPv4Network
+    path: str = ""
+
+    @property
+    def router_ip(self) -> IPv4Address:
+        """The node's own address inside its pod CIDR (first host), like cilium_host."""
+        return self.pod_cidr.network_address + 1
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    labels: Labels = ()  # includes kubernetes.io/metadata.name
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    namespace: str
+    node: str
+    labels: Labels = ()
+    ips: tuple[IPv4Address, ...] = ()
+    ports: tuple[ContainerPort, ...] = ()
+    path: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def resolve_port(self, name: str, protocol: str) -> int | None:
+        """Number of the container port called `name` for `protocol`, if any."""
+        for p in self.ports:
+            if p.name == name and p.protocol == protocol:
+                return p.port
+        return None
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    port: int
+    target_port: int | str
+    protocol: str = "TCP"
+    name: str | None = None
+    node_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    namespace: str
+    type: str  # "ClusterIP" | "NodePort"
+    cluster_ip: IPv4Address
+    selector: Labels = ()
+    ports: tuple[ServicePort, ...] = ()
+    session_affinity: str = "None"  # "None" | "ClientIP"
+    session_affinity_timeout: int = 10800
+    external_traffic_policy: str = "Cluster"  # "Cluster" | "Local"
+    path: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class WireGuardNode:
+    node: str
+    public_key: str
+    private_key_file: str
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class WireGuard:
+    enabled: bool = False
+    listen_port: int = 51871
+    nodes: tuple[WireGuardNode, ...] = ()
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The whole validated spec."""
+
+    name: str
+    pod_cidr: IPv4Network
+    service_cidr: IPv4Network
+    nodes: tuple[Node, ...] = ()
+    namespaces: tuple[Namespace, ...] = ()
+    workloads: tuple[Workload, ...] = ()
+    services: tuple[Service, ...] = ()
+    policies: tuple[NetworkPolicy, ...] = ()
+    wireguard: WireGuard | None = None
+    _index: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def namespace(self, name: str) -> Namespace:
+        idx = self._index.get("ns")
+        if idx is None:
+            idx = self._index["ns"] = {n.name: n for n in self.namespaces}
+        return idx[name]
+
+    def node(self, name: str) -> Node:
+        idx = self._index.get("node")
+        if idx is None:
+            idx = self._index["node"] = {n.name: n for n in self.nodes}
+        return idx[name]
+
+    def workload_by_ip(self, ip: IPv4Address) -> Workload | None:
+        idx = self._index.get("ip")
+        if idx is None:
+            idx = self._index["ip"] = {a: w for w in self.workloads for a in w.ips}
+        return idx.get(ip)

@@ -1,0 +1,27 @@
+"""The compile pipeline: spec bytes in, artifact tree out. Pure except for clang's cache."""
+
+from __future__ import annotations
+
+from netcc import __version__
+from netcc.build import clang_version, compile_objects
+from netcc.diagnostics import Diagnostic, SpecError
+from netcc.emit import render_bpf, render_data
+from netcc.frontend import parse_spec
+from netcc.lock import LOCK_NAME, make_lock
+from netcc.plan import CapacityError, plan
+
+
+def compile_spec(spec: bytes, filename: str) -> dict[str, bytes]:
+    """The whole `OUT` tree for a spec. Raises SpecError (bad input) or BuildError (clang)."""
+    cluster, sources = parse_spec(spec, filename)
+    try:
+        p = plan(cluster)
+    except CapacityError as e:
+        raise SpecError(
+            [Diagnostic(msg, path, *sources.locate(path)) for msg, path in e.problems]
+        ) from None
+    bpf = render_bpf(p)
+    tree = {**bpf, **render_data(p)}
+    tree.update(compile_objects(bpf, ["bpf/datapath.c"]))
+    tree[LOCK_NAME] = make_lock(tree, spec, __version__, clang_version())
+    return tree

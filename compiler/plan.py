@@ -1,0 +1,539 @@
+"""Plan: what every node's datapath maps hold, and the verdict behind every entry.
+
+Three ideas keep the tables exact and small:
+- *Peer classes.* Two remote addresses are interchangeable for every rule when they have the
+  same identity, the same named ports and the same set of containing ipBlocks. The ipcache maps
+  each address to its class; the policy map is keyed on classes, not addresses.
+- *Profiles.* Local pods with the same identity and container ports are judged by the same
+  entries, so they share a profile.
+- *Expansion.* Each rule becomes entries (profile, peer class or ANY, direction, protocol, port
+  prefix), named ports resolved on the destination pod, each entry citing its rule's verdict.
+The predicates come from `netcc.semantics`, so plan and reference model cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from netcc import layout
+from netcc.cidr import port_range_prefixes, region_inside, regions
+from netcc.identity import Identity, workload_identities
+from netcc.model import PROTOCOL_NUMBERS, Cluster, ContainerPort, IPBlock, Rule, Workload
+from netcc.semantics import Endpoint, ip_in_block, peer_matches, policies_selecting
+
+DIRECTIONS = ("ingress", "egress")
+DIR_NUMBER = {"ingress": layout.DIR_INGRESS, "egress": layout.DIR_EGRESS}
+PROTO_NAME = {v: k for k, v in PROTOCOL_NUMBERS.items()}
+
+
+@dataclass(frozen=True)
+class VerdictInfo:
+    number: int
+    name: str
+    action: str  # allow | drop
+    doc: str
+    policy: str = ""  # namespace/name, for rule verdicts
+    direction: str = ""
+    index: int = -1  # rule index, for rule verdicts
+    path: str = ""  # spec path of the rule, or of the pod for default denies
+    pod: str = ""  # namespace/name, for default denies
+
+
+@dataclass(frozen=True)
+class PeerClass:
+    number: int
+    kind: str  # pod | external
+    identity: int  # label identity for pods, 0 for external classes
+    ports: tuple[ContainerPort, ...]
+    blocks: frozenset[int]  # indices into ClusterPlan.blocks
+    representative: Workload | None = field(default=None, compare=False)
+
+    def describe(self, blocks: list[IPBlock]) -> str:
+        inside = ", ".join(_block_text(blocks[i]) for i in sorted(self.blocks)) or "no ipBlock"
+        if self.kind == "pod":
+            w = self.representative
+            return f"pods like {w.key} (identity {self.identity}); in {inside}"
+        return f"addresses outside the pods; in {inside}"
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    key: dict
+    value: dict
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    maps: dict[str, tuple[MapEntry, ...]]  # map name -> entries, sorted
+    profiles: tuple[tuple[int, tuple[str, ...]], ...]  # profile number -> workloads
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    cluster: Cluster
+    identities: dict[str, Identity]
+    workload_numbers: dict[str, int]
+    blocks: list[IPBlock]
+    peers: tuple[PeerClass, ...]
+    verdicts: tuple[VerdictInfo, ...]
+    nodes: tuple[NodePlan, ...]
+    capacities: dict[str, int]
+    notes: tuple[str, ...] = ()
+
+
+class CapacityError(Exception):
+    """A table does not fit the datapath; carries (message, spec path) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        super().__init__("; ".join(m for m, _ in problems))
+        self.problems = problems
+
+
+# Hard limits of the datapath: beyond these, maps would not load or would eat the node.
+LIMITS = {
+    "NETCC_MAX_ENDPOINTS": 1 << 16,
+    "NETCC_MAX_IPCACHE": 1 << 20,
+    "NETCC_MAX_CIDRS": 1 << 16,
+    "NETCC_MAX_POLICY": 1 << 20,
+    "NETCC_MAX_VERDICTS": 1 << 20,
+}
+CT_ENTRIES = 1 << 18
+CT_LIFETIMES = {  # seconds, Cilium's defaults
+    "NETCC_CT_SYN_LIFETIME": (60, "TCP connection not yet answered"),
+    "NETCC_CT_TCP_LIFETIME": (21600, "established TCP connection, idle"),
+    "NETCC_CT_CLOSE_LIFETIME": (10, "TCP connection after RST or FIN both ways"),
+    "NETCC_CT_ANY_LIFETIME": (60, "UDP, SCTP, ICMP and other flows, idle"),
+}
+
+
+def _block_text(b: IPBlock) -> str:
+    exc = f" except {', '.join(map(str, b.excepts))}" if b.excepts else ""
+    return f"{b.cidr}{exc}"
+
+
+def _ipv4_blocks(cluster: Cluster) -> list[IPBlock]:
+    found = {
+        peer.ip_block
+        for p in cluster.policies
+        for r in p.ingress + p.egress
+        for peer in r.peers
+        if peer.ip_block is not None and isinstance(peer.ip_block.cidr, IPv4Network)
+    }
+    return sorted(found, key=lambda b: _block_text(b))
+
+
+def _region_blocks(region: IPv4Network, blocks: list[IPBlock]) -> frozenset[int]:
+    return frozenset(
+        i
+        for i, b in enumerate(blocks)
+        if region_inside(region, b.cidr)
+        and not any(isinstance(e, IPv4Network) and region_inside(region, e) for e in b.excepts)
+    )
+
+
+def _ip_blocks(ip: IPv4Address, blocks: list[IPBlock]) -> frozenset[int]:
+    return frozenset(i for i, b in enumerate(blocks) if ip_in_block(ip, b))
+
+
+def _verdicts(cluster: Cluster) -> tuple[list[VerdictInfo], dict, dict]:
+    out = [VerdictInfo(v.number, v.name, v.action, v.doc) for v in layout.RESERVED_VERDICTS]
+    rule_verdict: dict[tuple[str, str, int], int] = {}
+    number = layout.FIRST_RULE_VERDICT
+    for p in sorted(cluster.policies, key=lambda p: (p.namespace, p.name)):
+        for direction in DIRECTIONS:
+            for r in p.rules(direction):
+                doc = f"{p.key} {direction} rule {r.index} ({r.path}): {_rule_text(r)}"
+                out.append(
+                    VerdictInfo(
+                        number, f"RULE_{number}", "allow", doc, p.key, direction, r.index, r.path
+                    )
+                )
+                rule_verdict[(p.key, direction, r.index)] = number
+                number += 1
+    number = max(number, layout.FIRST_RULE_VERDICT)
+    deny_verdict: dict[tuple[str, str], int] = {}
+    for w in sorted(cluster.workloads, key=lambda w: w.key):
+        for direction in DIRECTIONS:
+            selecting = policies_selecting(cluster, w, direction)
+            if selecting:
+                names = ", ".join(p.key for p in selecting)
+                doc = f"{w.key} {direction}: isolated by {names}; no rule allows"
+                out.append(
+                    VerdictInfo(
+                        number,
+                        f"DENY_{number}",
+                        "drop",
+                        doc,
+                        direction=direction,
+                        path=w.path,
+                        pod=w.key,
+                    )
+                )
+                deny_verdict[(w.key, direction)] = number
+                number += 1
+    return out, rule_verdict, deny_verdict
+
+
+def _rule_text(r: Rule) -> str:
+    peers = f"{len(r.peers)} peer(s)" if r.peers else "any peer"
+    if not r.ports:
+        return f"{peers}; all ports and protocols"
+    ports = []
+    for pp in r.ports:
+        if pp.port is None:
+            ports.append(f"{pp.protocol}/any")
+        elif pp.end_port is not None:
+            ports.append(f"{pp.protocol}/{pp.port}-{pp.end_port}")
+        else:
+            ports.append(f"{pp.protocol}/{pp.port}")
+    return f"{peers}; {', '.join(ports)}"
+
+
+def _peer_classes(
+    cluster: Cluster, identities: dict[str, Identity], blocks: list[IPBlock]
+) -> tuple[list[PeerClass], dict[IPv4Address, int], dict[IPv4Network, int]]:
+    """Classes, the class of every exact address, and the class of every LPM region."""
+    keys: dict[tuple, Workload | None] = {}
+    addr_key: dict[IPv4Address, tuple] = {}
+    for w in sorted(cluster.workloads, key=lambda w: w.key):
+        ports = tuple(sorted(w.ports, key=lambda p: (p.protocol, p.port, p.name or "")))
+        for ip in w.ips:
+            k = ("pod", identities[w.key].number, ports, tuple(sorted(_ip_blocks(ip, blocks))))
+            keys.setdefault(k, w)
+            addr_key[ip] = k
+    for n in cluster.nodes:
+        for ip in (n.address, n.router_ip):
+            k = ("external", 0, (), tuple(sorted(_ip_blocks(ip, blocks))))
+            keys.setdefault(k, None)
+            addr_key[ip] = k
+    region_key: dict[IPv4Network, tuple] = {}
+    prefixes = {b.cidr for b in blocks} | {e for b in blocks for e in b.excepts}
+    for region in regions({p for p in prefixes if isinstance(p, IPv4Network)}):
+        k = ("external", 0, (), tuple(sorted(_region_blocks(region, blocks))))
+        keys.setdefault(k, None)
+        region_key[region] = k
+
+    def order(k: tuple) -> tuple:
+        kind, ident, ports, blk = k
+        return (kind != "pod", ident, repr(ports), blk)
+
+    classes, number_of = [], {}
+    for number, k in enumerate(sorted(keys, key=order), start=1):
+        classes.append(PeerClass(number, k[0], k[1], k[2], frozenset(k[3]), keys[k]))
+        number_of[k] = number
+    return (
+        classes,
+        {ip: number_of[k] for ip, k in addr_key.items()},
+        {r: number_of[k] for r, k in region_key.items()},
+    )
+
+
+def _class_matches(cluster, policy, peers, cls: PeerClass) -> bool:
+    for peer in peers:
+        if peer.ip_block is not None:
+            if not isinstance(peer.ip_block.cidr, IPv4Network):
+                continue
+            if cls.blocks and _block_index(peer.ip_block, cluster) in cls.blocks:
+                return True
+        elif cls.kind == "pod" and peer_matches(
+            cluster, policy, peer, Endpoint(IPv4Address(0), workload=cls.representative)
+        ):
+            return True
+    return False
+
+
+def _block_index(block: IPBlock, cluster: Cluster) -> int:
+    index = cluster._index.get("blocks")
+    if index is None:
+        index = cluster._index["blocks"] = {b: i for i, b in enumerate(_ipv4_blocks(cluster))}
+    return index[block]
+
+
+def _port_keys(pp, destination: Workload | None) -> list[tuple[int, int, int]]:
+    """(proto, port, prefix bits) entries for one NetworkPolicyPort and destination pod."""
+    proto = PROTOCOL_NUMBERS[pp.protocol]
+    full = layout.POLICY_PREFIX_FULL - 16
+    if pp.port is None:
+        return [(proto, 0, layout.POLICY_PREFIX_ALL_PORTS)]
+    if isinstance(pp.port, str):
+        number = destination.resolve_port(pp.port, pp.protocol) if destination else None
+        return [(proto, number, layout.POLICY_PREFIX_FULL)] if number else []
+    last = pp.end_port if pp.end_port is not None else pp.port
+    return [(proto, port, full + bits) for port, bits in port_range_prefixes(pp.port, last)]
+
+
+class _Expander:
+    """Expands rules into policy entries; caches what does not depend on the profile."""
+
+    def __init__(self, cluster: Cluster, classes: list[PeerClass], rule_verdict: dict):
+        self.cluster = cluster
+        self.classes = classes
+        self.pod_classes = [c for c in classes if c.kind == "pod"]
+        self.rule_verdict = rule_verdict
+        self._peers: dict[tuple[str, str, int], list[PeerClass] | None] = {}
+
+    def peer_targets(self, policy, rule: Rule) -> list[PeerClass] | None:
+        """Classes a rule's peers match; None means any peer."""
+        k = (policy.key, rule.direction, rule.index)
+        if k not in self._peers:
+            self._peers[k] = (
+                None
+                if not rule.peers
+                else [
+                    c for c in self.classes if _class_matches(self.cluster, policy, rule.peers, c)
+                ]
+            )
+        return self._peers[k]
+
+    def entries(self, profile: int, subject: Workload, direction: str):
+        """Yields (key, verdict, note) for every allow of `subject` in `direction`."""
+        d = DIR_NUMBER[direction]
+        for policy in policies_selecting(self.cluster, subject, direction):
+            for rule in policy.rules(direction):
+                verdict = self.rule_verdict[(policy.key, direction, rule.index)]
+                note = f"{policy.key} {direction}[{rule.index}]"
+                targets = self.peer_targets(policy, rule)
+                if not rule.ports:
+                    for peer in (
+                        [layout.PEER_ANY] if targets is None else [c.number for c in targets]
+                    ):
+                        yield (
+                            _key(profile, peer, d, 0, 0, layout.POLICY_PREFIX_ALL_PROTOCOLS),
+                            verdict,
+                            note,
+                        )
+                    continue
+                for pp in rule.ports:
+                    named_egress = isinstance(pp.port, str) and direction == "egress"
+                    if named_egress:
+                        # Resolved on each destination pod: no PEER_ANY entry can stand for it.
+                        for c in self.pod_classes if targets is None else targets:
+                            for proto, port, bits in _port_keys(pp, c.representative):
+                                yield _key(profile, c.number, d, proto, port, bits), verdict, note
+                        continue
+                    dest = subject if direction == "ingress" else None
+                    for proto, port, bits in _port_keys(pp, dest):
+                        peers = (
+                            [layout.PEER_ANY] if targets is None else [c.number for c in targets]
+                        )
+                        for peer in peers:
+                            yield _key(profile, peer, d, proto, port, bits), verdict, note
+
+
+def _key(profile: int, peer: int, d: int, proto: int, port: int, bits: int) -> tuple:
+    """Policy LPM key with the bits past the prefix zeroed."""
+    if bits <= layout.POLICY_PREFIX_ALL_PROTOCOLS:
+        proto, port = 0, 0
+    elif bits < layout.POLICY_PREFIX_FULL:
+        keep = bits - layout.POLICY_PREFIX_ALL_PORTS
+        port &= (0xFFFF << (16 - keep)) & 0xFFFF
+    return (bits, profile, peer, d, proto, port)
+
+
+def _pow2(n: int, floor: int = 64) -> int:
+    n = max(n + n // 4, floor)
+    return 1 << (n - 1).bit_length()
+
+
+def plan(cluster: Cluster) -> ClusterPlan:
+    """Plan every node's maps. Raises CapacityError when a table cannot fit."""
+    identities, notes = workload_identities(cluster)
+    workload_numbers = {
+        w.key: i for i, w in enumerate(sorted(cluster.workloads, key=lambda w: w.key), start=1)
+    }
+    blocks = _ipv4_blocks(cluster)
+    cluster._index["blocks"] = {b: i for i, b in enumerate(blocks)}
+    classes, addr_class, region_class = _peer_classes(cluster, identities, blocks)
+    verdicts, rule_verdict, deny_verdict = _verdicts(cluster)
+    expander = _Expander(cluster, classes, rule_verdict)
+    by_node: dict[str, list[Workload]] = defaultdict(list)
+    for w in cluster.workloads:
+        by_node[w.node].append(w)
+
+    nodes = []
+    for node in sorted(cluster.nodes, key=lambda n: n.name):
+        local = sorted(by_node[node.name], key=lambda w: w.key)
+        nodes.append(
+            _plan_node(
+                cluster,
+                node,
+                local,
+                identities,
+                workload_numbers,
+                addr_class,
+                region_class,
+                expander,
+                deny_verdict,
+            )
+        )
+
+    need = {
+        "NETCC_MAX_ENDPOINTS": max(len(n.maps["netcc_endpoints"]) for n in nodes),
+        "NETCC_MAX_IPCACHE": len(nodes[0].maps["netcc_ipcache"]),
+        "NETCC_MAX_CIDRS": len(nodes[0].maps["netcc_ipcache_cidr"]),
+        "NETCC_MAX_POLICY": max(len(n.maps["netcc_policy"]) for n in nodes),
+        "NETCC_MAX_VERDICTS": verdicts[-1].number + 1,
+    }
+    problems = []
+    for name, n in need.items():
+        if n > LIMITS[name]:
+            problems.append(
+                (
+                    f"needs {n:,} entries in {name}; the datapath holds at most {LIMITS[name]:,}",
+                    "spec",
+                )
+            )
+    if problems:
+        raise CapacityError(problems)
+    capacities = {k: min(_pow2(v), LIMITS[k]) for k, v in need.items()}
+    capacities["NETCC_MAX_VERDICTS"] = need["NETCC_MAX_VERDICTS"]
+    capacities["NETCC_MAX_CT"] = CT_ENTRIES
+    return ClusterPlan(
+        cluster,
+        identities,
+        workload_numbers,
+        blocks,
+        tuple(classes),
+        tuple(verdicts),
+        tuple(nodes),
+        capacities,
+        tuple(notes),
+    )
+
+
+def _plan_node(
+    cluster,
+    node,
+    local,
+    identities,
+    workload_numbers,
+    addr_class,
+    region_class,
+    expander: _Expander,
+    deny_verdict,
+) -> NodePlan:
+    profiles: dict[tuple, list[Workload]] = {}
+    for w in local:
+        ports = tuple(sorted(w.ports, key=lambda p: (p.protocol, p.port, p.name or "")))
+        profiles.setdefault((identities[w.key].number, ports), []).append(w)
+    profile_of: dict[str, int] = {}
+    policy: dict[tuple, tuple[int, str]] = {}
+    flags_of: dict[int, int] = {}
+    for number, members in enumerate(profiles.values(), start=1):
+        subject = members[0]
+        flags = 0
+        for direction in DIRECTIONS:
+            if policies_selecting(cluster, subject, direction):
+                flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ISOLATED"]
+            for key, verdict, note in expander.entries(number, subject, direction):
+                if key in policy and policy[key][0] <= verdict:
+                    continue
+                policy[key] = (verdict, note)
+                if key[2] == layout.PEER_ANY:
+                    flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ANY"]
+        flags_of[number] = flags
+        for w in members:
+            profile_of[w.key] = number
+
+    endpoints = []
+    for w in local:
+        number = profile_of[w.key]
+        for ip in w.ips:
+            endpoints.append(
+                MapEntry(
+                    {"ip": str(ip)},
+                    {
+                        "workload": workload_numbers[w.key],
+                        "profile": number,
+                        "identity": identities[w.key].number,
+                        "flags": flags_of[number],
+                        "ingress_deny": deny_verdict.get((w.key, "ingress"), 0),
+                        "egress_deny": deny_verdict.get((w.key, "egress"), 0),
+                    },
+                    w.key,
+                )
+            )
+
+    ipcache = []
+    for w in cluster.workloads:
+        for ip in w.ips:
+            ipcache.append(
+                MapEntry(
+                    {"ip": str(ip)},
+                    {
+                        "identity": identities[w.key].number,
+                        "peer": addr_class[ip],
+                        "workload": workload_numbers[w.key],
+                        "flags": layout.IPCACHE_FLAGS["IPCACHE_F_POD"],
+                    },
+                    w.key,
+                )
+            )
+    for n in cluster.nodes:
+        local_node = n.name == node.name
+        for ip, what in ((n.address, "address"), (n.router_ip, "router address")):
+            ipcache.append(
+                MapEntry(
+                    {"ip": str(ip)},
+                    {
+                        "identity": layout.IDENTITY_HOST
+                        if local_node
+                        else layout.IDENTITY_REMOTE_NODE,
+                        "peer": addr_class[ip],
+                        "workload": 0,
+                        "flags": layout.IPCACHE_FLAGS["IPCACHE_F_HOST"] if local_node else 0,
+                    },
+                    f"{'this node' if local_node else 'node ' + n.name}: {what}",
+                )
+            )
+    cidrs = [
+        MapEntry(
+            {"prefixlen": r.prefixlen, "ip": str(r.network_address)},
+            {"identity": layout.IDENTITY_WORLD, "peer": cls, "workload": 0, "flags": 0},
+            str(r),
+        )
+        for r, cls in region_class.items()
+    ]
+    policy_entries = [
+        MapEntry(
+            {
+                "prefixlen": k[0],
+                "profile": k[1],
+                "peer": k[2],
+                "dir": k[3],
+                "proto": k[4],
+                "port": k[5],
+            },
+            {"verdict": v},
+            note,
+        )
+        for k, (v, note) in policy.items()
+    ]
+
+    def ip_order(e: MapEntry) -> tuple:
+        return (int(IPv4Address(e.key["ip"])), e.key.get("prefixlen", 32))
+
+    return NodePlan(
+        node.name,
+        {
+            "netcc_endpoints": tuple(sorted(endpoints, key=ip_order)),
+            "netcc_ipcache": tuple(sorted(ipcache, key=ip_order)),
+            "netcc_ipcache_cidr": tuple(sorted(cidrs, key=ip_order)),
+            "netcc_policy": tuple(
+                sorted(
+                    policy_entries,
+                    key=lambda e: tuple(
+                        e.key[f] for f in ("profile", "dir", "peer", "proto", "port", "prefixlen")
+                    ),
+                )
+            ),
+        },
+        tuple(
+            (number, tuple(w.key for w in members))
+            for number, members in enumerate(profiles.values(), start=1)
+        ),
+    )

@@ -1,0 +1,47 @@
+"""Validation: the JSON Schema first, then semantic checks on whatever can be read.
+
+`validate(document, source_map)` returns every diagnostic; an empty list means the document can
+be turned into a model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netcc.diagnostics import Diagnostic, SourceMap
+from netcc.validate.access import mapping, text
+from netcc.validate.context import Context
+from netcc.validate.k8s_names import describe, dns1123_subdomain
+from netcc.validate.namespaces import check_namespaces
+from netcc.validate.network import check_network
+from netcc.validate.policy import check_policies
+from netcc.validate.schema import check_schema
+from netcc.validate.secrets import check_secrets
+from netcc.validate.services import check_services
+from netcc.validate.wireguard import check_wireguard
+from netcc.validate.workloads import check_workloads
+
+__all__ = ["check_semantics", "validate"]
+
+
+def check_semantics(document: Any, source_map: SourceMap) -> list[Diagnostic]:
+    """Checks the schema cannot express: syntax of names and addresses, references, uniqueness."""
+    ctx = Context(source_map)
+    root = mapping(document)
+    spec = mapping(root.get("spec"))
+    name = text(mapping(root.get("metadata")).get("name"))
+    if name is not None and (problems := dns1123_subdomain(name)):
+        ctx.error("metadata.name", describe("cluster name", name, problems))
+    check_network(ctx, spec)
+    check_namespaces(ctx, spec.get("namespaces"))
+    check_workloads(ctx, spec.get("workloads"))
+    check_services(ctx, spec.get("services"))
+    check_policies(ctx, spec.get("policies"))
+    check_wireguard(ctx, spec)
+    check_secrets(ctx, document)
+    return ctx.diagnostics
+
+
+def validate(document: Any, source_map: SourceMap) -> list[Diagnostic]:
+    """Schema errors and semantic errors together."""
+    return check_schema(document, source_map) + check_semantics(document, source_map)

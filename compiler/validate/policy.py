@@ -1,0 +1,111 @@
+"""NetworkPolicies: metadata, selectors, policyTypes, peers (ipBlock) and ports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netcc.diagnostics import join_key, join_path
+from netcc.validate.access import entries, integer, items, mapping, quote, text
+from netcc.validate.addresses import parse_cidr
+from netcc.validate.context import Context
+from netcc.validate.k8s_names import describe, dns1123_subdomain, port_name
+from netcc.validate.labels import check_selector
+
+DIRECTIONS = (("ingress", "from"), ("egress", "to"))
+SELECTORS = ("podSelector", "namespaceSelector")
+
+
+def check_policies(ctx: Context, policies: Any) -> None:
+    names: dict[tuple[str, str], str] = {}
+    for path, policy in entries(policies, "spec.policies"):
+        _check_metadata(ctx, mapping(policy.get("metadata")), path, names)
+        spec_path = join_key(path, "spec")
+        spec = mapping(policy.get("spec"))
+        check_selector(ctx, spec.get("podSelector"), join_key(spec_path, "podSelector"))
+        _check_policy_types(ctx, spec.get("policyTypes"), join_key(spec_path, "policyTypes"))
+        for direction, peers_key in DIRECTIONS:
+            for rule_path, rule in entries(spec.get(direction), join_key(spec_path, direction)):
+                for peer_path, peer in entries(rule.get(peers_key), join_key(rule_path, peers_key)):
+                    _check_peer(ctx, peer, peer_path)
+                for port_path, port in entries(rule.get("ports"), join_key(rule_path, "ports")):
+                    _check_port(ctx, port, port_path)
+
+
+def _check_metadata(
+    ctx: Context, meta: dict[str, Any], path: str, names: dict[tuple[str, str], str]
+) -> None:
+    meta_path = join_key(path, "metadata")
+    name, namespace = text(meta.get("name")), text(meta.get("namespace"))
+    ctx.check_reference("namespace", namespace, ctx.namespaces, join_key(meta_path, "namespace"))
+    if name is None:
+        return
+    name_path = join_key(meta_path, "name")
+    if problems := dns1123_subdomain(name):
+        ctx.error(name_path, describe("policy name", name, problems))
+    if namespace is not None:
+        if (namespace, name) in names:
+            first = names[namespace, name]
+            ctx.error(name_path, f"policy {namespace}/{name} is already declared by {first}")
+        names.setdefault((namespace, name), path)
+
+
+def _check_policy_types(ctx: Context, types: Any, path: str) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(items(types)):
+        if isinstance(value, str) and value in seen:
+            ctx.error(join_path(path, i), f"duplicate policyType {quote(value)}")
+        seen.add(value if isinstance(value, str) else "")
+
+
+def _check_peer(ctx: Context, peer: dict[str, Any], path: str) -> None:
+    if not peer:
+        ctx.error(path, "a peer must set at least one of podSelector, namespaceSelector or ipBlock")
+        return
+    for key in SELECTORS:
+        if key in peer:
+            check_selector(ctx, peer[key], join_key(path, key))
+    if "ipBlock" not in peer:
+        return
+    block_path = join_key(path, "ipBlock")
+    if any(key in peer for key in SELECTORS):
+        ctx.error(block_path, "ipBlock cannot be combined with podSelector or namespaceSelector")
+    _check_ip_block(ctx, mapping(peer["ipBlock"]), block_path)
+
+
+def _check_ip_block(ctx: Context, block: dict[str, Any], path: str) -> None:
+    cidr_text = text(block.get("cidr"))
+    if cidr_text is None:
+        return
+    cidr, problem = parse_cidr(cidr_text)
+    if problem:
+        ctx.error(join_key(path, "cidr"), problem)
+    for i, value in enumerate(items(block.get("except"))):
+        if not isinstance(value, str):
+            continue
+        except_path = join_path(path, "except", i)
+        excluded, problem = parse_cidr(value)
+        if problem or excluded is None:
+            ctx.error(except_path, problem or "invalid CIDR")
+        elif cidr is None:
+            continue
+        elif excluded.version != cidr.version:
+            ctx.error(except_path, f"except {excluded} is IPv{excluded.version} but cidr {cidr} is IPv{cidr.version}")
+        elif excluded == cidr:
+            ctx.error(except_path, f"except {excluded} must be strictly inside cidr {cidr}, not equal to it")
+        elif not excluded.subnet_of(cidr):  # type: ignore[arg-type]
+            ctx.error(except_path, f"except {excluded} is not inside cidr {cidr}")
+
+
+def _check_port(ctx: Context, port: dict[str, Any], path: str) -> None:
+    value = port.get("port")
+    name = text(value)
+    if name is not None and (problems := port_name(name)):
+        ctx.error(join_key(path, "port"), describe("named port", name, problems))
+    if "endPort" not in port:
+        return
+    end_path = join_key(path, "endPort")
+    number, end = integer(value), integer(port.get("endPort"))
+    if "port" not in port or name is not None:
+        ctx.error(end_path, "endPort requires a numeric port")
+    elif number is not None and end is not None and end < number:
+        ctx.error(end_path, f"endPort {end} is less than port {number}")

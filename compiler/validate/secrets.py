@@ -1,0 +1,57 @@
+"""Private keys must never be in the spec: only references to key files on the nodes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from netcc.diagnostics import join_index, join_key
+from netcc.validate.context import Context
+
+PRIVATE_KEY_MESSAGE = (
+    "private key material must not be in the spec; reference a file with privateKeyFile"
+)
+_BASE64_KEY = re.compile(r"[A-Za-z0-9+/]{43}=")
+
+
+def is_wireguard_key(value: str) -> bool:
+    """True for base64 of exactly 32 bytes (a WireGuard key, public or private)."""
+    candidate = value.strip()
+    if not _BASE64_KEY.fullmatch(candidate):
+        return False
+    try:
+        return len(base64.b64decode(candidate, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def is_private_key_field(key: str) -> bool:
+    """`privateKey`, `private_key`, `wgPrivateKey`... but not `privateKeyFile`."""
+    return re.sub(r"[-_]", "", key.lower()).endswith("privatekey")
+
+
+def check_secrets(ctx: Context, document: Any) -> None:
+    """Report fields named like a private key anywhere, and keys pasted into privateKeyFile."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(document, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict | list):
+            if id(value) in seen:  # shared through a YAML alias: reported at its first place
+                continue
+            seen.add(id(value))
+        if isinstance(value, list):
+            stack.extend((item, join_index(path, i)) for i, item in enumerate(value))
+            continue
+        if not isinstance(value, dict):
+            continue
+        for key, item in value.items():
+            key_path = join_key(path, key)
+            if is_private_key_field(key):
+                ctx.error(key_path, PRIVATE_KEY_MESSAGE, at_key=True)
+            elif key == "privateKeyFile" and isinstance(item, str) and is_wireguard_key(item):
+                ctx.error(key_path, PRIVATE_KEY_MESSAGE)
+            else:
+                stack.append((item, key_path))

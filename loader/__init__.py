@@ -1,0 +1,1 @@
+"""netcc loader: attaches compiled artifacts to a node. Never reads the spec."""

@@ -1,0 +1,74 @@
+"""One node's datapath in the kernel: the object loaded, its maps filled from `OUT`.
+
+Reads only the artifact directory (never the spec): `bpf/datapath.o`, `bpf/layout.json` and
+`nodes/NODE/maps/*.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from netcc.loader.libbpf import BpfObject, map_lookup_percpu, prog_info
+from netcc.loader.mapdata import Layout, fill_maps
+
+PROGRAMS = ("netcc_from_container", "netcc_to_container")
+
+
+class NodeDatapath:
+    """The compiled programs with one node's maps, loaded (not attached)."""
+
+    def __init__(self, out: Path, node: str, pin_root: str | None = None):
+        self.out = Path(out)
+        self.node = node
+        self.layout = Layout.from_file(self.out / "bpf" / "layout.json")
+        self.obj = BpfObject.open(self.out / "bpf" / "datapath.o", pin_root=pin_root)
+        try:
+            self.obj.load()
+            fill_maps(self.obj, self.layout, self.out / "nodes" / node / "maps")
+        except BaseException:
+            self.obj.close()
+            raise
+
+    def prog_fd(self, name: str) -> int:
+        return self.obj.prog_fd(name)
+
+    def programs(self) -> dict[str, dict]:
+        return {name: prog_info(self.obj.prog_fd(name)) for name in PROGRAMS}
+
+    def stats(self) -> dict[int, tuple[int, int]]:
+        """verdict number -> (packets, bytes), summed over CPUs; only non-zero counters."""
+        fd = self.obj.map_fd("netcc_stats")
+        size = self.layout.size("verdict_stats")
+        out = {}
+        n = json.loads((self.out / "bpf" / "layout.json").read_text())["maps"]["netcc_stats"]
+        for verdict in range(n["max_entries"]):
+            per_cpu = map_lookup_percpu(fd, verdict.to_bytes(4, "little"), size)
+            packets = sum(int.from_bytes(v[:8], "little") for v in per_cpu)
+            nbytes = sum(int.from_bytes(v[8:16], "little") for v in per_cpu)
+            if packets:
+                out[verdict] = (packets, nbytes)
+        return out
+
+    def close(self) -> None:
+        self.obj.close()
+
+    def __enter__(self) -> NodeDatapath:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def node_names(out: Path) -> list[str]:
+    return sorted(p.name for p in (Path(out) / "nodes").iterdir() if p.is_dir())
+
+
+def pod_nodes(out: Path) -> dict[str, str]:
+    """Pod address -> node, from every node's endpoint map."""
+    found = {}
+    for node in node_names(out):
+        doc = json.loads((Path(out) / "nodes" / node / "maps" / "netcc_endpoints.json").read_text())
+        for e in doc["entries"]:
+            found[e["key"]["ip"]] = node
+    return found

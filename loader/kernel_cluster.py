@@ -1,0 +1,82 @@
+"""A whole cluster's datapath in the kernel, driven with BPF_PROG_TEST_RUN.
+
+Each node's programs are loaded with that node's maps. A packet from a pod first meets its
+node's `netcc_from_container` (the sender's egress), then, if it is addressed to a pod, the
+destination node's `netcc_to_container` (the receiver's ingress): the path a real packet takes.
+Used by `netcc verify`, the differential tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from netcc.loader.datapath import NodeDatapath, node_names, pod_nodes
+from netcc.loader.libbpf import prog_test_run
+from netcc.loader.testrun import TC_ACT_OK, ipv4_packet
+
+PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp"}
+
+
+@dataclass(frozen=True)
+class Hop:
+    node: str
+    program: str
+    passed: bool
+
+
+class KernelCluster:
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.pods = pod_nodes(self.out)
+        self.nodes: dict[str, NodeDatapath] = {}
+        try:
+            for name in node_names(self.out):
+                self.nodes[name] = NodeDatapath(self.out, name)
+        except BaseException:
+            self.close()
+            raise
+
+    def send(
+        self, src: str, dst: str, proto: int, sport: int, dport: int, tcp_flags: str = "S", **packet
+    ) -> list[Hop]:
+        """Run one packet along its path; stops at the first hop that drops it."""
+        kind = PROTO_NAMES.get(proto, proto)
+        if proto == 1:
+            pkt = ipv4_packet(
+                src,
+                dst,
+                "icmp",
+                sport=sport,
+                dport=dport,
+                icmp_type=packet.pop("icmp_type", 8),
+                **packet,
+            )
+        else:
+            pkt = ipv4_packet(
+                src, dst, kind, sport=sport, dport=dport, tcp_flags=tcp_flags, **packet
+            )
+        hops = []
+        for ip, program in ((src, "netcc_from_container"), (dst, "netcc_to_container")):
+            node = self.pods.get(ip)
+            if node is None:
+                continue
+            run = prog_test_run(self.nodes[node].prog_fd(program), pkt)
+            hops.append(Hop(node, program, run.retval == TC_ACT_OK))
+            if run.retval != TC_ACT_OK:
+                break
+        return hops
+
+    def allows(self, src: str, dst: str, proto: int, sport: int, dport: int, **kw) -> bool:
+        return all(h.passed for h in self.send(src, dst, proto, sport, dport, **kw))
+
+    def close(self) -> None:
+        for n in self.nodes.values():
+            n.close()
+        self.nodes.clear()
+
+    def __enter__(self) -> KernelCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,190 @@
+"""netcc.loader.mapdata: packing entries from layout.json, and filling kernel maps."""
+
+from __future__ import annotations
+
+import copy
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from netcc.layout import MAPS, layout_document
+from netcc.loader import libbpf
+from netcc.loader.libbpf import BpfObject
+from netcc.loader.mapdata import Layout, LayoutError, fill_map, fill_maps, read_map
+from netcc.loader.testrun import TC_ACT_OK, TC_ACT_SHOT, ipv4_packet, run_tc
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_every_encoding_round_trips(layout: Layout) -> None:
+    values = {"verdict": 0xDEADBEEF, "mark": 0x01020304, "weight": 0xBEEF, "class": 0xAB}
+    raw = layout.pack("deny_entry", values)
+    assert raw == struct.pack("<I", 0xDEADBEEF) + bytes([1, 2, 3, 4]) + b"\xef\xbe\xab\x00"
+    assert layout.unpack("deny_entry", raw) == values  # pad8 is left out
+    key = layout.pack("port_key", {"port": 0x1F90, "proto": 6})
+    assert key == b"\x1f\x90\x06\x00"  # be16 in network order
+    assert layout.unpack("port_key", key) == {"port": 8080, "proto": 6}
+    stats = layout.pack("stats_entry", {"packets": 2**64 - 1, "bytes": 1})
+    assert stats == b"\xff" * 8 + struct.pack("<Q", 1)
+    assert layout.unpack("stats_entry", stats) == {"packets": 2**64 - 1, "bytes": 1}
+
+
+def test_lpm_key_and_ipv4(layout: Layout) -> None:
+    raw = layout.pack("lpm_key", {"prefixlen": 24, "ip": "192.168.1.0"})
+    assert raw == struct.pack("<I", 24) + bytes([192, 168, 1, 0])
+    assert layout.unpack("lpm_key", raw) == {"prefixlen": 24, "ip": "192.168.1.0"}
+    assert layout.pack("seen_key", {}) == bytes(4)  # missing fields are zero
+    assert layout.unpack("seen_key", bytes(4)) == {"src": "0.0.0.0"}
+
+
+def test_u32_keys(layout: Layout) -> None:
+    assert layout.pack("u32", 7) == layout.pack("u32", {"index": 7}) == struct.pack("<I", 7)
+    assert layout.unpack("u32", struct.pack("<I", 7)) == 7
+    with pytest.raises(LayoutError, match="unknown field"):
+        layout.pack("u32", {"idx": 1})
+
+
+def test_pad_is_never_read(layout: Layout) -> None:
+    assert layout.pack("port_key", {"port": 1, "pad": 255}) == b"\x00\x01\x00\x00"
+
+
+@pytest.mark.parametrize(
+    ("struct_name", "values", "message"),
+    [
+        ("port_key", {"prot": 6}, "port_key: unknown field.*prot"),
+        ("port_key", {"port": 65536}, r"port_key.port: value 65536 out of range"),
+        ("port_key", {"proto": -1}, "port_key.proto: value -1 out of range"),
+        ("port_key", {"proto": True}, "port_key.proto: expected an integer"),
+        ("port_key", {"proto": "6"}, "port_key.proto: expected an integer"),
+        ("lpm_key", {"ip": "10.0.0.256"}, "lpm_key.ip"),
+        ("lpm_key", {"ip": 167772161}, "lpm_key.ip: expected a dotted-quad"),
+        ("lpm_key", {"prefixlen": 2**32}, "out of range for 32 bits"),
+        ("nope", {}, "unknown struct 'nope'"),
+        ("port_key", [1], "expected an object"),
+    ],
+)
+def test_pack_errors(layout: Layout, struct_name: str, values: object, message: str) -> None:
+    with pytest.raises(LayoutError, match=message):
+        layout.pack(struct_name, values)
+
+
+def test_unpack_wrong_size(layout: Layout) -> None:
+    with pytest.raises(LayoutError, match="expected 8 bytes, got 4"):
+        layout.unpack("lpm_key", bytes(4))
+
+
+def test_pack_entries_names_map_entry_and_field(layout: Layout) -> None:
+    entries = [
+        {"key": {"port": 22, "proto": 6}, "value": {"verdict": 40}, "note": "ssh"},
+        {"key": {"port": 80, "proto": 6}, "value": {"verdict": 41, "colour": 1}},
+    ]
+    with pytest.raises(LayoutError, match=r"map deny_port entry 1: deny_entry: unknown.*colour"):
+        layout.pack_entries("deny_port", entries)
+    entries[1]["value"] = {"verdict": 41}
+    pairs = layout.pack_entries("deny_port", entries)
+    assert pairs[0] == (b"\x00\x16\x06\x00", struct.pack("<I", 40) + bytes(8))
+    with pytest.raises(LayoutError, match="map deny_port entry 0: missing 'key'"):
+        layout.pack_entries("deny_port", [{"value": {}}])
+    with pytest.raises(LayoutError, match=r"map deny_port entry 0: unknown field.*comment"):
+        layout.pack_entries("deny_port", [{"key": {}, "comment": "x"}])
+    with pytest.raises(LayoutError, match="map nope: not in the layout"):
+        layout.pack_entries("nope", [])
+    with pytest.raises(LayoutError, match="max_entries 64"):
+        layout.pack_entries("stats", [{"key": i} for i in range(65)])
+
+
+def test_malformed_layouts() -> None:
+    doc = json.loads((DATA / "layout.json").read_text())
+    bad = copy.deepcopy(doc)
+    bad["structs"]["lpm_key"]["fields"][0]["encoding"] = "u24"
+    with pytest.raises(LayoutError, match="unknown encoding 'u24'"):
+        Layout(bad)
+    bad = copy.deepcopy(doc)
+    bad["structs"]["lpm_key"]["fields"][1]["offset"] = 6
+    with pytest.raises(LayoutError, match="outside the 8-byte struct"):
+        Layout(bad)
+    bad = copy.deepcopy(doc)
+    bad["maps"]["seen"]["value"] = "missing"
+    with pytest.raises(LayoutError, match="unknown struct 'missing'"):
+        Layout(bad)
+    with pytest.raises(LayoutError):
+        Layout({"structs": {}})
+
+
+def test_compiler_layout_document() -> None:
+    """The loader reads the document netcc.layout writes (the test may import it)."""
+    layout = Layout(layout_document({m.capacity: 16 for m in MAPS}))
+    assert set(layout.maps) == {m.name for m in MAPS}
+    key = {"prefixlen": 72, "profile": 3, "peer": 9, "dir": 1, "proto": 6, "port": 443}
+    raw = layout.pack("policy_key", key)
+    assert len(raw) == 16 and raw[-2:] == (443).to_bytes(2, "big")
+    assert layout.unpack("policy_key", raw) == key
+    ct = {"local": "10.0.0.1", "remote": "10.0.0.2", "lport": 1, "rport": 2, "proto": 17}
+    assert layout.unpack("ct_key", layout.pack("ct_key", ct)) == ct
+
+
+# --- kernel --------------------------------------------------------------------------------
+
+
+def write_maps(directory: Path, files: dict[str, list[dict]]) -> Path:
+    directory.mkdir()
+    for name, entries in files.items():
+        (directory / f"{name}.json").write_text(json.dumps({"map": name, "entries": entries}))
+    return directory
+
+
+@pytest.mark.kernel
+def test_fill_maps_and_run(obj: BpfObject, layout: Layout, tmp_path: Path) -> None:
+    maps_dir = write_maps(
+        tmp_path / "maps",
+        {
+            "deny_cidr": [{"key": {"prefixlen": 16, "ip": "10.1.0.0"}, "value": {"verdict": 33}}],
+            "deny_port": [{"key": {"port": 22, "proto": 6}, "value": {"verdict": 34}}],
+            "stats": [{"key": 7, "value": {"packets": 5, "bytes": 500}}],
+        },
+    )
+    assert fill_maps(obj, layout, maps_dir) == {"deny_cidr": 1, "deny_port": 1, "stats": 1}
+    prog = obj.prog_fd("netcc_test")
+    assert run_tc(prog, ipv4_packet("10.1.0.5", "10.0.0.2", "udp", 1, 53)).retval == TC_ACT_SHOT
+    assert run_tc(prog, ipv4_packet("10.2.0.5", "10.0.0.2", "tcp", 1, 22)).retval == TC_ACT_SHOT
+    assert run_tc(prog, ipv4_packet("10.2.0.5", "10.0.0.2", "tcp", 1, 23)).retval == TC_ACT_OK
+
+    cidrs = read_map(obj.map_fd("deny_cidr"), layout, "deny_cidr")
+    assert cidrs == [
+        {
+            "key": {"prefixlen": 16, "ip": "10.1.0.0"},
+            "value": {"verdict": 33, "mark": 0, "weight": 0, "class": 0},
+        }
+    ]
+    stats = {e["key"]: e["value"] for e in read_map(obj.map_fd("stats"), layout, "stats")}
+    ncpus = libbpf.num_possible_cpus()
+    assert stats[7] == [{"packets": 5, "bytes": 500}] * ncpus  # per-CPU: every CPU's slot
+    assert sum(v["packets"] for v in stats[33]) == 1
+    seen = read_map(obj.map_fd("seen"), layout, "seen")
+    assert sorted(e["key"]["src"] for e in seen) == ["10.1.0.5", "10.2.0.5"]
+
+
+@pytest.mark.kernel
+def test_fill_maps_validates_before_writing(obj: BpfObject, layout: Layout, tmp_path: Path) -> None:
+    maps_dir = write_maps(
+        tmp_path / "maps",
+        {
+            "deny_cidr": [{"key": {"prefixlen": 16, "ip": "10.1.0.0"}, "value": {"verdict": 33}}],
+            "deny_port": [{"key": {"port": 22, "proto": 600}}],
+        },
+    )
+    with pytest.raises(LayoutError, match=r"map deny_port entry 0: port_key.proto"):
+        fill_maps(obj, layout, maps_dir)
+    assert libbpf.map_keys(obj.map_fd("deny_cidr"), 8) == []  # nothing written
+
+    (maps_dir / "deny_port.json").write_text(json.dumps({"map": "seen", "entries": []}))
+    with pytest.raises(LayoutError, match="names map 'seen', expected 'deny_port'"):
+        fill_maps(obj, layout, maps_dir)
+
+
+@pytest.mark.kernel
+def test_fill_map_checks_kernel_map(obj: BpfObject, layout: Layout) -> None:
+    with pytest.raises(LayoutError, match="map deny_port: layout says"):
+        fill_map(obj.map_fd("seen"), layout, "deny_port", [{"key": {"port": 1}}])
