@@ -23,9 +23,7 @@ python-package:
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
 
 demo: setup
-	netcc compile $(EXAMPLE) -o $(OUT)
-	netcc check $(EXAMPLE) $(OUT)
-	bash scripts/demo-load.sh $(OUT)
+	bash scripts/demo.sh $(EXAMPLE) $(OUT)
 
 test: setup
 	$(PYTHON) -m ruff check .

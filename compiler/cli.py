@@ -51,6 +51,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from netcc.loader.libbpf import BpfError
+    from netcc.loader.lockfile import LockError
+    from netcc.loader.verify import format_report, verify
+
+    try:
+        report = verify(Path(args.out))
+    except LockError as e:
+        raise _UserError(str(e)) from None
+    except BpfError as e:
+        print(e.log, file=sys.stderr)
+        raise _UserError(f"kernel refused the datapath: {e}") from None
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from netcc.loader.lockfile import LockError
+    from netcc.loader.trace import format_trace, trace
+
+    try:
+        hops = trace(Path(args.out), args.src, args.dst, args.port, args.protocol)
+    except LockError as e:
+        raise _UserError(str(e)) from None
+    print(format_trace(hops, args.src, args.dst, args.port, args.protocol))
+    return 0 if all(h.passed for h in hops) else 4
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="netcc", description=__doc__)
     ap.add_argument("--version", action="version", version=f"netcc {__version__}")
@@ -64,6 +94,23 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("spec")
     k.add_argument("out")
     k.set_defaults(func=cmd_check)
+    v = sub.add_parser("verify", help="load OUT's objects and every node's maps in the kernel")
+    v.add_argument("out")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_verify)
+    t = sub.add_parser(
+        "trace", help="run one packet through OUT's datapath in the kernel (BPF_PROG_TEST_RUN)"
+    )
+    t.add_argument("out")
+    t.add_argument("--from", dest="src", required=True, metavar="IP")
+    t.add_argument("--to", dest="dst", required=True, metavar="IP")
+    t.add_argument("--port", type=int, default=0)
+    t.add_argument(
+        "--protocol",
+        default="TCP",
+        choices=["TCP", "UDP", "SCTP", "ICMP", "tcp", "udp", "sctp", "icmp"],
+    )
+    t.set_defaults(func=cmd_trace)
     return ap
 
 

@@ -52,6 +52,10 @@ class _Loader(yaml.SafeLoader):
         return alias
 
 
+def _tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
+
+
 def _mark(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -174,7 +178,7 @@ class _Builder:
             return items, height + 1
         if isinstance(node, MappingNode) and node.tag == _TAG + "map":
             return self.mapping(node, path, depth)
-        self.error(node, path, f"unsupported YAML tag {node.tag}")
+        self.error(node, path, f"unsupported YAML tag {_tag(node.tag)}")
         return None, 1
 
     def mapping(self, node: MappingNode, path: str, depth: int) -> tuple[dict[str, Any], int]:
@@ -199,7 +203,7 @@ class _Builder:
     def scalar(self, node: ScalarNode, path: str) -> Any:
         kind = node.tag.removeprefix(_TAG)
         if not node.tag.startswith(_TAG) or kind not in _SCALAR_TYPES:
-            self.error(node, path, f"unsupported YAML tag {node.tag}")
+            self.error(node, path, f"unsupported YAML tag {_tag(node.tag)}")
             return None
         if kind in ("str", "timestamp", "value"):
             return node.value

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netcc.loader.datapath import NodeDatapath, node_names, pod_nodes
-from netcc.loader.libbpf import prog_test_run
+from netcc.loader.libbpf import map_lookup, prog_test_run
 from netcc.loader.testrun import TC_ACT_OK, ipv4_packet
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp"}
@@ -37,13 +37,12 @@ class KernelCluster:
             self.close()
             raise
 
-    def send(
+    def packet(
         self, src: str, dst: str, proto: int, sport: int, dport: int, tcp_flags: str = "S", **packet
-    ) -> list[Hop]:
-        """Run one packet along its path; stops at the first hop that drops it."""
-        kind = PROTO_NAMES.get(proto, proto)
+    ) -> bytes:
+        """The Ethernet frame a pod (or host) would send for this flow."""
         if proto == 1:
-            pkt = ipv4_packet(
+            return ipv4_packet(
                 src,
                 dst,
                 "icmp",
@@ -52,18 +51,30 @@ class KernelCluster:
                 icmp_type=packet.pop("icmp_type", 8),
                 **packet,
             )
-        else:
-            pkt = ipv4_packet(
-                src, dst, kind, sport=sport, dport=dport, tcp_flags=tcp_flags, **packet
-            )
+        kind = PROTO_NAMES.get(proto, proto)
+        return ipv4_packet(src, dst, kind, sport=sport, dport=dport, tcp_flags=tcp_flags, **packet)
+
+    def path(self, src: str, dst: str) -> list[tuple[str, str]]:
+        """(node, program) hops: the sender's egress, then the receiver's ingress."""
         hops = []
         for ip, program in ((src, "netcc_from_container"), (dst, "netcc_to_container")):
-            node = self.pods.get(ip)
-            if node is None:
-                continue
-            run = prog_test_run(self.nodes[node].prog_fd(program), pkt)
-            hops.append(Hop(node, program, run.retval == TC_ACT_OK))
-            if run.retval != TC_ACT_OK:
+            if ip in self.pods:
+                hops.append((self.pods[ip], program))
+        return hops
+
+    def run(self, node: str, program: str, pkt: bytes) -> bool:
+        """One hop; True when the program lets the packet through."""
+        return prog_test_run(self.nodes[node].prog_fd(program), pkt).retval == TC_ACT_OK
+
+    def send(
+        self, src: str, dst: str, proto: int, sport: int, dport: int, tcp_flags: str = "S", **packet
+    ) -> list[Hop]:
+        """Run one packet along its path; stops at the first hop that drops it."""
+        pkt = self.packet(src, dst, proto, sport, dport, tcp_flags, **packet)
+        hops = []
+        for node, program in self.path(src, dst):
+            hops.append(Hop(node, program, self.run(node, program, pkt)))
+            if not hops[-1].passed:
                 break
         return hops
 
@@ -80,3 +91,16 @@ class KernelCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def ct_verdict(
+    k: KernelCluster, node: str, local: str, remote: str, lport: int, rport: int, proto: int
+) -> int | None:
+    """The verdict stored in a node's conntrack entry for a connection, if tracked."""
+    dp = k.nodes[node]
+    key = dp.layout.pack(
+        "ct_key",
+        {"local": local, "remote": remote, "lport": lport, "rport": rport, "proto": proto},
+    )
+    raw = map_lookup(dp.obj.map_fd("netcc_ct"), key, dp.layout.size("ct_entry"))
+    return None if raw is None else dp.layout.unpack("ct_entry", raw)["verdict"]

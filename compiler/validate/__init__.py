@@ -16,7 +16,7 @@ from netcc.validate.namespaces import check_namespaces
 from netcc.validate.network import check_network
 from netcc.validate.policy import check_policies
 from netcc.validate.schema import check_schema
-from netcc.validate.secrets import check_secrets
+from netcc.validate.secrets import check_secrets, is_under
 from netcc.validate.services import check_services
 from netcc.validate.wireguard import check_wireguard
 from netcc.validate.workloads import check_workloads
@@ -38,10 +38,16 @@ def check_semantics(document: Any, source_map: SourceMap) -> list[Diagnostic]:
     check_services(ctx, spec.get("services"))
     check_policies(ctx, spec.get("policies"))
     check_wireguard(ctx, spec)
-    check_secrets(ctx, document)
     return ctx.diagnostics
 
 
 def validate(document: Any, source_map: SourceMap) -> list[Diagnostic]:
-    """Schema errors and semantic errors together."""
-    return check_schema(document, source_map) + check_semantics(document, source_map)
+    """Schema errors and semantic errors together.
+
+    Secrets are reported once, by the secrets check: no other message about them is kept, so
+    none can quote them."""
+    secrets = Context(source_map)
+    secret_paths = check_secrets(secrets, document)
+    found = check_schema(document, source_map) + check_semantics(document, source_map)
+    kept = [d for d in found if not any(is_under(d.path, p) for p in secret_paths)]
+    return secrets.diagnostics + kept

@@ -105,7 +105,7 @@ def _message(error: ValidationError) -> str:
         names = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
         got = type_name(instance)
         scalar = got in ("boolean", "integer", "number")
-        hint = " (quote it to make it a string)" if "string" in expected and scalar else ""
+        hint = " (quote it to make it a string)" if expected == ["string"] and scalar else ""
         return f"expected {names}, got {got}{hint}"
     if kind == "enum":
         options = ", ".join(quote(v) for v in value)

@@ -32,8 +32,11 @@ def is_private_key_field(key: str) -> bool:
     return re.sub(r"[-_]", "", key.lower()).endswith("privatekey")
 
 
-def check_secrets(ctx: Context, document: Any) -> None:
-    """Report fields named like a private key anywhere, and keys pasted into privateKeyFile."""
+def check_secrets(ctx: Context, document: Any) -> list[str]:
+    """Report fields named like a private key anywhere, and keys pasted into privateKeyFile.
+
+    Returns the paths holding secrets, so that no other message quotes them."""
+    secret_paths: list[str] = []
     seen: set[int] = set()
     stack: list[tuple[Any, str]] = [(document, "")]
     while stack:
@@ -51,7 +54,15 @@ def check_secrets(ctx: Context, document: Any) -> None:
             key_path = join_key(path, key)
             if is_private_key_field(key):
                 ctx.error(key_path, PRIVATE_KEY_MESSAGE, at_key=True)
+                secret_paths.append(key_path)
             elif key == "privateKeyFile" and isinstance(item, str) and is_wireguard_key(item):
                 ctx.error(key_path, PRIVATE_KEY_MESSAGE)
+                secret_paths.append(key_path)
             else:
                 stack.append((item, key_path))
+    return secret_paths
+
+
+def is_under(path: str, ancestor: str) -> bool:
+    """True when `path` is `ancestor` or inside it."""
+    return path == ancestor or (path.startswith(ancestor) and path[len(ancestor)] in ".[")

@@ -31,12 +31,10 @@ def check_wireguard(ctx: Context, spec: dict[str, Any]) -> None:
             public_keys.setdefault(public_key, node)
         key_file = text(entry.get("privateKeyFile"))
         if key_file is not None and not is_wireguard_key(key_file) and not key_file.startswith("/"):
-            ctx.error(
-                join_key(path, "privateKeyFile"),
-                f"privateKeyFile must be an absolute path, not {quote(key_file)}",
-            )
+            ctx.error(join_key(path, "privateKeyFile"), "privateKeyFile must be an absolute path")
     readable = isinstance(wireguard.get("nodes", {}), dict)
     if wireguard.get("enabled") is True and ctx.nodes is not None and readable:
         for node in ctx.nodes:
             if node not in entries:
-                ctx.error(nodes_path, f"node {quote(node)} has no WireGuard entry (required when enabled)")
+                message = f"node {quote(node)} has no WireGuard entry (required when enabled)"
+                ctx.error(nodes_path, message, at_key=True)

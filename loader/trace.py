@@ -1,0 +1,63 @@
+"""`netcc trace OUT`: send one packet through the compiled datapath in the kernel.
+
+The packet runs (BPF_PROG_TEST_RUN) through the sender's egress program and the receiver's
+ingress program, each with its node's maps, as on the wire. Each hop reports the verdict it
+counted, named from the artifact's verdict table: the kernel's own answer, not the model's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from netcc.loader.bpffs import ensure_bpffs
+from netcc.loader.kernel_cluster import KernelCluster
+from netcc.loader.lockfile import verify_lock
+
+PROTOCOLS = {"TCP": 6, "UDP": 17, "SCTP": 132, "ICMP": 1}
+
+
+@dataclass(frozen=True)
+class TracedHop:
+    node: str
+    program: str
+    passed: bool
+    verdict: int
+    doc: str
+
+
+def trace(
+    out: Path, src: str, dst: str, port: int, protocol: str, sport: int = 43210
+) -> list[TracedHop]:
+    out = Path(out)
+    verify_lock(out)
+    ensure_bpffs()
+    table = {v["number"]: v for v in json.loads((out / "verdicts.json").read_text())["verdicts"]}
+    proto = PROTOCOLS[protocol.upper()]
+    hops = []
+    with KernelCluster(out) as k:
+        pkt = k.packet(src, dst, proto, sport, port)
+        for node, program in k.path(src, dst):
+            before = k.nodes[node].stats()
+            passed = k.run(node, program, pkt)
+            after = k.nodes[node].stats()
+            changed = [v for v in after if after[v] != before.get(v)]
+            number = changed[0] if changed else 0
+            v = table.get(number, {"name": "?", "doc": "no counter moved"})
+            hops.append(TracedHop(node, program, passed, number, f"{v['name']}: {v['doc']}"))
+            if not passed:
+                break
+    return hops
+
+
+def format_trace(hops: list[TracedHop], src: str, dst: str, port: int, protocol: str) -> str:
+    if not hops:
+        return f"{src} -> {dst} {port}/{protocol}: no pod on either end; netcc does not see it"
+    verdict = "allowed" if all(h.passed for h in hops) else "denied"
+    lines = [f"{src} -> {dst} {port}/{protocol.upper()}: {verdict}"]
+    for h in hops:
+        side = "egress " if h.program == "netcc_from_container" else "ingress"
+        mark = "pass" if h.passed else "DROP"
+        lines.append(f"  {h.node} {side} {mark}  verdict {h.verdict}  {h.doc}")
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""Shared helpers for the front-end tests (a uniquely named module: tests/ has no packages)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from netcc.diagnostics import SpecError
+from netcc.frontend import parse_spec
+from netcc.model import Cluster
+
+HERE = Path(__file__).parent
+SPECS = HERE / "specs"
+SHOP_TEXT = (SPECS / "shop.yaml").read_text()
+SHOP = yaml.safe_load(SHOP_TEXT)
+
+
+def shop() -> dict[str, Any]:
+    """A fresh, mutable copy of the valid shop spec."""
+    return copy.deepcopy(SHOP)
+
+
+def dump(document: Any) -> str:
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def parse(document: Any) -> Cluster:
+    """Model of `document` (a dict, dumped to YAML first, or YAML text)."""
+    text = document if isinstance(document, str | bytes) else dump(document)
+    return parse_spec(text, "test.yaml")[0]
+
+
+def errors(document: Any) -> list[tuple[str, str]]:
+    """(path, message) of every error `document` produces; [] when it is valid."""
+    try:
+        parse(document)
+    except SpecError as e:
+        return [(d.path, d.message) for d in e.diagnostics]
+    return []

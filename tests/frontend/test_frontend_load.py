@@ -1,0 +1,167 @@
+"""load_yaml: positions, and every way a YAML file can be refused."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from netcc.diagnostics import SpecError
+from netcc.load import ALIAS_BUDGET, MAX_DEPTH, load_yaml
+
+
+def load_error(text: str | bytes) -> list[tuple[str, int, int, str]]:
+    with pytest.raises(SpecError) as info:
+        load_yaml(text, "f.yaml")
+    assert info.value.filename == "f.yaml"
+    return [(d.message, d.line, d.col, d.path) for d in info.value.diagnostics]
+
+
+def billion_laughs(levels: int = 9) -> str:
+    text = 'x0: &x0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for i in range(1, levels + 1):
+        text += f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 10) + "]\n"
+    return text
+
+
+def test_values_and_marks() -> None:
+    text = "spec:\n  nodes:\n    - name: n1\n      labels: {app.kubernetes.io/name: x}\n"
+    doc, smap = load_yaml(text, "f.yaml")
+    assert doc == {"spec": {"nodes": [{"name": "n1", "labels": {"app.kubernetes.io/name": "x"}}]}}
+    assert smap.locate("spec.nodes[0]") == (3, 7)
+    assert smap.locate("spec.nodes[0].name") == (3, 13)
+    assert smap.locate_key("spec.nodes[0].name") == (3, 7)
+    assert smap.locate('spec.nodes[0].labels["app.kubernetes.io/name"]') == (4, 40)
+    assert smap.locate_key('spec.nodes[0].labels["app.kubernetes.io/name"]') == (4, 16)
+    assert smap.locate("spec.nodes[0].missing") == (3, 7)
+
+
+def test_scalar_types() -> None:
+    doc, _ = load_yaml("a: 1\nb: true\nc: ~\nd: 1.5\ne: '1'\nf: 2024-01-01\ng: 0x10\n", "f")
+    assert doc == {"a": 1, "b": True, "c": None, "d": 1.5, "e": "1", "f": "2024-01-01", "g": 16}
+
+
+def test_bytes_with_bom() -> None:
+    doc, _ = load_yaml(b"\xef\xbb\xbfa: b\n", "f")
+    assert doc == {"a": "b"}
+
+
+def test_duplicate_key_reported_at_second_key() -> None:
+    assert load_error("a: 1\nb:\n  x: 1\n  x: 2\n") == [
+        ('duplicate key "x" (first defined on line 3)', 4, 3, "b.x")
+    ]
+
+
+def test_all_duplicate_keys_reported_together() -> None:
+    assert len(load_error("a: 1\na: 2\nb: 1\nb: 2\n")) == 2
+
+
+def test_syntax_error_position() -> None:
+    [(message, line, col, _)] = load_error("a: [1, 2\nb: 3\n")
+    assert message.startswith("YAML syntax error:")
+    assert (line, col) == (2, 2)
+
+
+def test_more_than_one_document() -> None:
+    [(message, line, col, _)] = load_error("a: 1\n---\nb: 2\n")
+    assert "more than one YAML document" in message
+    assert (line, col) == (2, 1)
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "# just a comment\n", "~\n", "---\n"])
+def test_empty_document(text: str) -> None:
+    [(message, line, _, _)] = load_error(text)
+    assert message.startswith("empty document")
+    assert line == 0
+
+
+def test_invalid_utf8_position() -> None:
+    assert load_error(b"a: 1\nb: x\xffy\n") == [("file is not valid UTF-8", 2, 5, "")]
+
+
+def test_unacceptable_character() -> None:
+    [(message, line, col, _)] = load_error("a: 1\nb: x\x07\n")
+    assert message == "YAML syntax error: unacceptable character U+0007"
+    assert (line, col) == (2, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "got"),
+    [("1: a\n", "integer 1"), ("yes: a\n", "boolean yes"), ("~: a\n", "null ~"), ("1.5: a\n", "number 1.5")],
+)
+def test_non_string_keys(text: str, got: str) -> None:
+    [(message, line, col, _)] = load_error(text)
+    assert message == f"mapping keys must be strings, got {got} (quote the key)"
+    assert (line, col) == (1, 1)
+
+
+def test_collection_key() -> None:
+    [(message, *_)] = load_error("? [a]\n: b\n")
+    assert message == "mapping keys must be strings, got a collection"
+
+
+def test_merge_key_rejected() -> None:
+    [(message, line, col, _)] = load_error("base: &b {x: 1}\nitem:\n  <<: *b\n  y: 2\n")
+    assert "merge keys" in message
+    assert (line, col) == (3, 3)
+
+
+@pytest.mark.parametrize("tag", ["!!binary aGk=", "!foo x", "!!python/object:os.system x", "!!set {a}"])
+def test_unsupported_tags(tag: str) -> None:
+    [(message, *_)] = load_error(f"a: {tag}\n")
+    assert message.startswith("unsupported YAML tag")
+
+
+def test_invalid_explicit_scalar() -> None:
+    [(message, *_)] = load_error("a: !!int nope\n")
+    assert message == "invalid integer 'nope'"
+
+
+def test_huge_integer() -> None:
+    [(message, *_)] = load_error("a: " + "9" * 5000 + "\n")
+    assert message.startswith("invalid integer")
+
+
+def test_aliases_allowed_and_located_at_the_alias() -> None:
+    doc, smap = load_yaml("a: &x {k: [1, 2]}\nb: *x\n", "f")
+    assert doc == {"a": {"k": [1, 2]}, "b": {"k": [1, 2]}}
+    assert smap.locate("b") == (2, 4)
+    assert smap.locate("b.k[1]") == (2, 4)  # inside an alias: the alias itself
+
+
+def test_alias_bomb_stops_fast_at_the_alias() -> None:
+    start = time.perf_counter()
+    [(message, line, col, path)] = load_error(billion_laughs())
+    assert time.perf_counter() - start < 1.0
+    assert message.startswith(f"aliases expand to more than {ALIAS_BUDGET} nodes")
+    assert line > 1 and col > 1 and path.startswith("x")
+
+
+def test_many_aliases_under_budget() -> None:
+    doc, _ = load_yaml(billion_laughs(levels=3), "f")
+    assert len(doc["x3"]) == 10 and len(doc["x3"][0][0]) == 10
+
+
+def test_recursive_alias() -> None:
+    [(message, line, col, _)] = load_error("a: &x\n  b: *x\n")
+    assert message.startswith("recursive alias")
+    assert (line, col) == (2, 6)
+
+
+def test_deep_nesting_is_an_error() -> None:
+    [(message, *_)] = load_error("[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5))
+    assert "nested" in message
+    [(message, *_)] = load_error("[" * 5000 + "]" * 5000)
+    assert "nested" in message
+
+
+def test_deep_nesting_through_aliases() -> None:
+    text = "a0: &a0 [x]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, MAX_DEPTH + 5))
+    [(message, *_)] = load_error(text)
+    assert "nested" in message
+
+
+def test_duplicate_anchor() -> None:
+    [(message, line, *_)] = load_error("a: &x 1\nb: &x 2\n")
+    assert message == "duplicate anchor 'x' (first defined on line 1)"
+    assert line == 2
