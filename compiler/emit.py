@@ -15,6 +15,7 @@ LIB_HEADERS = (
     "common.h",
     "parse.h",
     "conntrack.h",
+    "flowcache.h",
     "ipcache.h",
     "policy.h",
     "stats.h",
@@ -51,6 +52,7 @@ def _constants(p: ClusterPlan) -> list[tuple[str, int, str]]:
         ("NETCC_MAX_POLICY", "policy entries on one node"),
         ("NETCC_MAX_VERDICTS", "verdict numbers"),
         ("NETCC_MAX_CT", "tracked connections on one node (LRU)"),
+        ("NETCC_FLOW_CACHE_SLOTS", "per-CPU established-flow cache slots (power of two)"),
     ]
     out = [(name, p.capacities[name], doc) for name, doc in sizes]
     out += [(name, secs, doc + " (s)") for name, (secs, doc) in CT_LIFETIMES.items()]

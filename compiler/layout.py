@@ -140,11 +140,27 @@ CT_ENTRY = Struct(
     "ct_entry",
     "State of an allowed connection.",
     (
-        Field("expires", "u64", "monotonic ns after which the entry is dead"),
+        Field("expires", "u64", "coarse monotonic ns after which the entry is dead"),
         Field("verdict", "u32", "the verdict that allowed the first packet"),
         Field("origin", "u8", "DIR_EGRESS: the pod opened it; DIR_INGRESS: a peer did"),
         Field("flags", "u8", "CT_F_* bits (FIN/RST seen)"),
         Field("pad", "u16"),
+    ),
+)
+FLOW_CACHE_ENTRY = Struct(
+    "flow_cache_entry",
+    "A per-CPU shortcut to a live conntrack entry, re-validated against it every second.",
+    (
+        Field("local", "ipv4"),
+        Field("remote", "ipv4"),
+        Field("lport", "be16"),
+        Field("rport", "be16"),
+        Field("proto", "u8"),
+        Field("dir", "u8", "direction this shortcut is for: replies take the slow path once"),
+        Field("pad", "u16"),
+        Field("ifindex", "u32", "the pod's veth when the entry was made (0: unbound)"),
+        Field("verdict", "u32", "the connection's verdict, for the counters"),
+        Field("refresh_at", "u64", "jiffies after which conntrack is asked again"),
     ),
 )
 VERDICT_STATS = Struct(
@@ -193,6 +209,14 @@ MAPS: tuple[MapDef, ...] = (
         CT_ENTRY,
         "NETCC_MAX_CT",
         "Connection tracking: replies and established packets of allowed connections.",
+    ),
+    MapDef(
+        "netcc_flow_cache",
+        "percpu_array",
+        None,
+        FLOW_CACHE_ENTRY,
+        "NETCC_FLOW_CACHE_SLOTS",
+        "Per-CPU direct-mapped cache of established connections in front of netcc_ct.",
     ),
     MapDef(
         "netcc_stats",
@@ -244,7 +268,6 @@ RESERVED_VERDICTS: tuple[Verdict, ...] = (
     Verdict(2, "ALLOW_UNISOLATED_EGRESS", "allow", "no policy selects the pod for egress"),
     Verdict(3, "ALLOW_FROM_HOST", "allow", "traffic from the pod's own node is always allowed"),
     Verdict(4, "ALLOW_SELF", "allow", "a pod can always reach itself"),
-    Verdict(5, "ALLOW_ESTABLISHED", "allow", "packet of a tracked, allowed connection"),
     Verdict(6, "ALLOW_NON_IP", "allow", "not IP (ARP and other link traffic)"),
     Verdict(16, "DROP_MALFORMED", "drop", "truncated or malformed IPv4 or L4 header"),
     Verdict(17, "DROP_SPOOFED", "drop", "source address is not the sending pod's"),

@@ -4,8 +4,9 @@
  * An entry exists only for connections whose first packet was allowed; while it lives, its
  * packets (replies included) pass without a policy lookup. Lifetimes follow Cilium's defaults:
  * TCP before a reply NETCC_CT_SYN_LIFETIME, established NETCC_CT_TCP_LIFETIME, after RST or FIN
- * from both sides NETCC_CT_CLOSE_LIFETIME; other protocols NETCC_CT_ANY_LIFETIME. The expiry is
- * written back at most once a second per entry.
+ * from both sides NETCC_CT_CLOSE_LIFETIME; other protocols NETCC_CT_ANY_LIFETIME. Time is the
+ * coarse monotonic clock (tick resolution, ~40x cheaper than bpf_ktime_get_ns here), and the
+ * expiry is written back at most once a second per entry.
  */
 #ifndef NETCC_CONNTRACK_H
 #define NETCC_CONNTRACK_H
@@ -62,15 +63,14 @@ static __always_inline __u8 ct_flags_after(const struct ct_entry *ct, const stru
 
 /* Looks the packet's connection up; refreshes it. Returns its entry, or NULL for a new one. */
 static __always_inline struct ct_entry *ct_lookup(const struct ct_key *key, const struct flow *f,
-						  __u8 dir)
+						  __u8 dir, __u64 now)
 {
 	struct ct_entry *ct = bpf_map_lookup_elem(&netcc_ct, key);
-	__u64 now, expires;
+	__u64 expires;
 	__u8 flags;
 
 	if (!ct)
 		return NULL;
-	now = bpf_ktime_get_ns();
 	if (ct->expires <= now)
 		return NULL;
 	/* A fresh SYN on a closing connection opens a new one: judge it again. */
@@ -87,7 +87,7 @@ static __always_inline struct ct_entry *ct_lookup(const struct ct_key *key, cons
 }
 
 static __always_inline void ct_create(const struct ct_key *key, const struct flow *f, __u8 dir,
-				      __u32 verdict)
+				      __u32 verdict, __u64 now)
 {
 	struct ct_entry ct = {
 		.verdict = verdict,
@@ -95,7 +95,7 @@ static __always_inline void ct_create(const struct ct_key *key, const struct flo
 	};
 
 	ct.flags = ct_flags_after(&ct, f, dir);
-	ct.expires = bpf_ktime_get_ns() + ct_lifetime(f->proto, ct.flags);
+	ct.expires = now + ct_lifetime(f->proto, ct.flags);
 	bpf_map_update_elem(&netcc_ct, key, &ct, BPF_ANY);
 }
 

@@ -3,7 +3,8 @@
  *
  * DIR_EGRESS runs on packets the pod sends (tc ingress of the veth), DIR_INGRESS on packets
  * delivered to it (tc egress). Order of checks, as Kubernetes NetworkPolicy requires:
- *   1. tracked connection        -> pass (replies of allowed connections included)
+ *   1. tracked connection        -> pass (replies of allowed connections included); a per-CPU
+ *                                   flow cache answers most of these without a hash lookup
  *   2. the pod itself            -> ALLOW_SELF
  *   3. ingress from its own node -> ALLOW_FROM_HOST
  *   4. direction not isolated    -> ALLOW_UNISOLATED_*
@@ -18,6 +19,7 @@
 #include "verdicts.h"
 #include "parse.h"
 #include "conntrack.h"
+#include "flowcache.h"
 #include "ipcache.h"
 #include "policy.h"
 #include "stats.h"
@@ -56,11 +58,13 @@ static __always_inline __u32 judge(const struct endpoint_info *ep, const struct 
 static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 {
 	struct flow f = {};
+	struct flow_cache_entry *fc;
 	struct endpoint_info *ep;
 	struct endpoint_key ek;
-	struct ct_key key = {};
+	struct ct_key key __attribute__((aligned(8))) = {};
 	struct ct_entry *ct;
 	__u32 verdict;
+	__u64 now;
 
 	switch (parse_packet(skb, &f)) {
 	case PARSE_IPV4:
@@ -75,7 +79,12 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		return verdict_action(VERDICT_DROP_MALFORMED, skb);
 	}
 
-	ek.ip = dir == DIR_EGRESS ? f.saddr : f.daddr;
+	ct_key_of(&key, &f, dir);
+	fc = flow_cache_slot(&key, dir);
+	if (fc && flow_cache_hit(fc, &key, dir, &f, skb))
+		return verdict_action(fc->verdict, skb);
+
+	ek.ip = key.local;
 	ep = bpf_map_lookup_elem(&netcc_endpoints, &ek);
 	if (!ep)
 		return verdict_action(dir == DIR_EGRESS ? VERDICT_DROP_SPOOFED :
@@ -83,16 +92,18 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	if (ep->ifindex && ep->ifindex != skb->ifindex)
 		return verdict_action(VERDICT_DROP_SPOOFED, skb);
 
-	ct_key_of(&key, &f, dir);
-	ct = ct_lookup(&key, &f, dir);
+	now = bpf_ktime_get_coarse_ns();
+	ct = ct_lookup(&key, &f, dir, now);
 	if (ct) {
-		count_verdict(ct->verdict, skb);
-		return TC_ACT_OK;
+		verdict = ct->verdict;
+	} else {
+		verdict = judge(ep, &f, dir);
+		if (verdict_is_drop(verdict))
+			return verdict_action(verdict, skb);
+		ct_create(&key, &f, dir, verdict, now);
 	}
-
-	verdict = judge(ep, &f, dir);
-	if (!verdict_is_drop(verdict))
-		ct_create(&key, &f, dir, verdict);
+	if (fc)
+		flow_cache_fill(fc, &key, dir, ep->ifindex, verdict);
 	return verdict_action(verdict, skb);
 }
 

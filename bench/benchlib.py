@@ -1,0 +1,151 @@
+"""Helpers shared by the benchmark scripts: machine facts, child processes, tables, specs."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+
+
+def clang_version() -> str:
+    try:
+        out = subprocess.run(["clang", "--version"], capture_output=True, text=True, check=False)
+        return out.stdout.splitlines()[0].strip()
+    except (OSError, IndexError):
+        return "clang not found"
+
+
+def git_state() -> str:
+    """Short commit, plus how many files differ from it (the tree is shared and edited)."""
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "compiler", "templates"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{rev} + {len(dirty)} uncommitted compiler/template file(s)" if dirty else rev
+
+
+def machine() -> str:
+    """One line: cores, kernel, CPU model, Python, clang, git state."""
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"nproc {os.cpu_count()}, kernel {platform.release()}, {cpu}, "
+        f"Python {platform.python_version()}, {clang_version()}, netcc tree {git_state()}"
+    )
+
+
+def header(title: str) -> None:
+    print(f"# {title}")
+    print(f"# machine: {machine()}")
+    print(f"# command: python3 {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
+    print()
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (right-aligned numbers), so output pastes into BENCHMARKS.md."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    body = [
+        "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells
+    ]
+    return "\n".join([line, sep, *body])
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A finished child process: wall time, peak RSS, exit status, stdout and stderr."""
+
+    wall_s: float
+    maxrss_mib: float  # largest RSS of the child or any descendant it waited for (clang)
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> ChildRun:
+    """Run `cmd` and wait for it with wait4, which gives this child's own rusage.
+
+    Linux reports ru_maxrss of a waited child as max(child, its waited descendants), so
+    clang's peak is included but not added to Python's.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return ChildRun(
+            wall,
+            usage.ru_maxrss / 1024,
+            proc.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
+
+
+def netcc_cmd() -> list[str]:
+    exe = shutil.which("netcc")
+    return [exe] if exe else [sys.executable, "-m", "netcc"]
+
+
+def self_maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_spec(spec: dict, path: Path) -> Path:
+    from specgen import dump
+
+    path.write_bytes(dump(spec))
+    return path
+
+
+def compile_in_process(spec_path: Path, out: Path) -> dict[str, bytes]:
+    """`netcc compile SPEC -o OUT` without a child process; returns the tree."""
+    from netcc.pipeline import compile_spec
+    from netcc.write import write_tree
+
+    tree = compile_spec(spec_path.read_bytes(), str(spec_path))
+    write_tree(tree, out)
+    return tree
+
+
+def median(xs: Sequence[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
