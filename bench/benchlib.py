@@ -69,14 +69,32 @@ def header(title: str) -> None:
     print()
 
 
+def _numeric(cell: str) -> bool:
+    try:
+        float(cell.replace(",", "").rstrip("x%"))
+    except ValueError:
+        return cell in ("-", "")
+    return True
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A Markdown table (right-aligned numbers), so output pastes into BENCHMARKS.md."""
+    """A Markdown table (numbers right-aligned), so output pastes into BENCHMARKS.md."""
     cells = [[str(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    right = [all(_numeric(r[i]) for r in cells) for i in range(len(headers))]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
-    sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    sep = (
+        "|"
+        + "|".join("-" * (w + 1) + (":" if r else "-") for w, r in zip(widths, right, strict=True))
+        + "|"
+    )
     body = [
-        "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells
+        "| "
+        + " | ".join(
+            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)
+        )
+        + " |"
+        for row in cells
     ]
     return "\n".join([line, sep, *body])
 
@@ -90,6 +108,7 @@ class ChildRun:
     """A finished child process: wall time, peak RSS, exit status, stdout and stderr."""
 
     wall_s: float
+    cpu_s: float  # user + system of the child and its waited descendants
     maxrss_mib: float  # largest RSS of the child or any descendant it waited for (clang)
     returncode: int
     stdout: str
@@ -112,6 +131,7 @@ def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> ChildRun
         err.seek(0)
         return ChildRun(
             wall,
+            usage.ru_utime + usage.ru_stime,
             usage.ru_maxrss / 1024,
             proc.returncode,
             out.read().decode(errors="replace"),

@@ -112,7 +112,9 @@ def run_stages(spec_path: Path, out: Path, cache: Path) -> dict:
     run = run_child(cmd, env)
     if run.returncode != 0:
         raise SystemExit(f"staged compile failed:\n{run.stderr}")
-    return json.loads(run.stdout)
+    result = json.loads(run.stdout)
+    result["maxrss_mib"] = max(result["maxrss_mib"], run.maxrss_mib)  # clang included
+    return result
 
 
 def compile_runs(spec_path: Path, work: Path) -> list[tuple[str, float, float]]:
@@ -160,11 +162,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['namespaces']} namespaces; spec {path.stat().st_size / 1e6:.1f} MB\n"
         )
         runs = compile_runs(path, work)
-        print(table(["scenario", "wall s", "peak RSS MiB"], [(a, f"{b:.2f}", f"{c:.0f}") for a, b, c in runs]))
+        print(
+            table(
+                ["scenario", "wall s", "peak RSS MiB"],
+                [(a, f"{b:.2f}", f"{c:.0f}") for a, b, c in runs],
+            )
+        )
         cold, _warm, again = runs
         peak = max(r[2] for r in runs)
         print()
-        print(f"target full compile <= {TARGET_FULL_S:.0f} s: {cold[1]:.2f} s, {verdict(cold[1] <= TARGET_FULL_S)}")
+        full_ok = verdict(cold[1] <= TARGET_FULL_S)
+        print(f"target full compile <= {TARGET_FULL_S:.0f} s: {cold[1]:.2f} s, {full_ok}")
         print(f"target peak memory <= 1 GiB: {peak:.0f} MiB, {verdict(peak <= TARGET_RSS_MIB)}")
         print(
             f"target unchanged recompile <= {TARGET_RECOMPILE_S:.0f} s: {again[1]:.2f} s, "
