@@ -47,11 +47,16 @@ def clang_version() -> str:
     return out.stdout.splitlines()[0].strip() if out.stdout else "unknown"
 
 
-def _cache_dir() -> Path:
+def cache_root() -> Path:
+    """`$NETCC_CACHE_DIR`, else `$XDG_CACHE_HOME/netcc`, else `~/.cache/netcc`."""
     base = os.environ.get("NETCC_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "netcc"
     )
-    return Path(base) / "objects"
+    return Path(base)
+
+
+def _cache_dir() -> Path:
+    return cache_root() / "objects"
 
 
 def compile_objects(sources: dict[str, bytes], mains: list[str]) -> dict[str, bytes]:

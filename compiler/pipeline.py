@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from netcc import __version__
-from netcc.build import clang_version, compile_objects
-from netcc.diagnostics import Diagnostic, SpecError
-from netcc.emit import render_bpf, render_data
-from netcc.frontend import parse_spec
-from netcc.lock import LOCK_NAME, make_lock
-from netcc.plan import CapacityError, plan
+from netcc.cache import load_tree, store_tree, tree_key
 
 
 def compile_spec(spec: bytes, filename: str) -> dict[str, bytes]:
     """The whole `OUT` tree for a spec. Raises SpecError (bad input) or BuildError (clang)."""
+    key = tree_key(spec)
+    cached = load_tree(key)
+    if cached is not None:
+        return cached
+    tree = _compile(spec, filename)
+    store_tree(key, tree)
+    return tree
+
+
+def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
+    # Imported here so that a cache hit never pays for the front end and templates.
+    from netcc import __version__
+    from netcc.build import clang_version, compile_objects
+    from netcc.diagnostics import Diagnostic, SpecError
+    from netcc.emit import render_bpf, render_data
+    from netcc.frontend import parse_spec
+    from netcc.lock import LOCK_NAME, make_lock
+    from netcc.plan import CapacityError, plan
+
     cluster, sources = parse_spec(spec, filename)
     try:
         p = plan(cluster)

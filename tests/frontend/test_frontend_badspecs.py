@@ -25,12 +25,12 @@ def diagnostics_of(case: Path) -> str:
     return info.value.format() + "\n"
 
 
-def test_corpus_is_large_enough() -> None:
+def test_golden_corpus_is_large_enough() -> None:
     assert len(CASES) >= 40
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
-def test_bad_spec(case: Path) -> None:
+def test_golden_bad_spec(case: Path) -> None:
     actual = diagnostics_of(case)
     expected_file = case.with_suffix(".expected")
     if UPDATE:
@@ -46,6 +46,6 @@ def test_bad_spec(case: Path) -> None:
     assert all(line.startswith(f"{case.name}:") for line in lines)
 
 
-def test_no_orphan_expectations() -> None:
+def test_golden_no_orphan_expectations() -> None:
     orphans = [p.name for p in BADSPECS.glob("*.expected") if not p.with_suffix(".yaml").exists()]
     assert orphans == []
