@@ -65,7 +65,9 @@ def machine() -> str:
 def header(title: str) -> None:
     print(f"# {title}")
     print(f"# machine: {machine()}")
-    print(f"# command: python3 {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(REPO) if script.is_relative_to(REPO) else script
+    print(f"# command: python3 {' '.join([str(shown), *sys.argv[1:]])}")
     print()
 
 
@@ -169,3 +171,64 @@ def median(xs: Sequence[float]) -> float:
     s = sorted(xs)
     n = len(s)
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+# --- the rule sweep shared by verifier.py and datapath_cost.py -----------------------------
+
+RULE_COUNTS = (10, 100, 1000, 10000)
+SWEEP_SHAPE = {"workloads": 1000, "nodes": 20, "namespaces": 50}
+
+
+def sweep_spec(rules: int, seed: int = 1, shape: dict | None = None) -> dict:
+    """The sweep's spec with exactly `rules` ingress+egress rules; the cluster stays fixed."""
+    from specgen import generate
+
+    return generate(**(shape or SWEEP_SHAPE), policies=None, rules=rules, seed=seed)
+
+
+def bench_dir() -> Path:
+    """Where compiled sweep outputs are kept between scripts ($NETCC_BENCH_DIR)."""
+    base = os.environ.get("NETCC_BENCH_DIR") or os.path.join(tempfile.gettempdir(), "netcc-bench")
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def compiled(spec: dict) -> tuple[Path, float]:
+    """OUT for `spec`, compiled in-process once per (spec, netcc code, clang) and reused.
+
+    Returns (OUT, compile seconds, 0.0 when reused). The key is netcc's own tree-cache key
+    when available (spec bytes + netcc sources + clang version).
+    """
+    import hashlib
+
+    from specgen import dump
+
+    data = dump(spec)
+    try:
+        from netcc.cache import tree_key
+
+        key = tree_key(data)
+    except ImportError:
+        key = hashlib.sha256(data + clang_version().encode()).hexdigest()
+    out = bench_dir() / f"out-{key[:20]}"
+    if (out / "netcc.lock.json").exists():
+        return out, 0.0
+    spec_path = bench_dir() / f"spec-{key[:20]}.yaml"
+    spec_path.write_bytes(data)
+    start = time.perf_counter()
+    compile_in_process(spec_path, out)
+    return out, time.perf_counter() - start
+
+
+def map_counts(out: Path) -> dict[str, dict[str, int]]:
+    """node -> map name -> entries, from OUT/nodes/NODE/maps/*.json."""
+    import json
+
+    counts: dict[str, dict[str, int]] = {}
+    for node_dir in sorted((out / "nodes").iterdir()):
+        counts[node_dir.name] = {
+            f.stem: len(json.loads(f.read_text())["entries"])
+            for f in sorted((node_dir / "maps").glob("*.json"))
+        }
+    return counts

@@ -166,7 +166,9 @@ def _policy(policy: dict[str, Any], path: str) -> NetworkPolicy:
     )
 
 
-def _rules(rules: list[dict[str, Any]], direction: str, peers: str, spec_path: str) -> tuple[Rule, ...]:
+def _rules(
+    rules: list[dict[str, Any]], direction: str, peers: str, spec_path: str
+) -> tuple[Rule, ...]:
     return tuple(
         Rule(
             direction=direction,

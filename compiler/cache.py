@@ -13,22 +13,31 @@ import json
 import os
 import tempfile
 from functools import cache
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 from netcc.build import cache_root, clang_version
 
 
+PACKAGES = ("netcc", "netcc.templates", "netcc.schemas")
+LIBRARIES = ("jinja2", "pyyaml", "jsonschema")
+
+
 @cache
 def _netcc_digest() -> str:
-    """Digest of netcc's Python modules and templates, as installed."""
+    """Digest of netcc's modules, templates and schemas, and the libraries that shape output."""
     h = hashlib.sha256()
-    roots = [resources.files("netcc"), resources.files("netcc.templates")]
-    for root in roots:
-        for path in sorted(_walk(Path(str(root)))):
+    for package in PACKAGES:
+        root = Path(str(resources.files(package)))
+        for path in sorted(_walk(root)):
             if path.suffix in (".py", ".h", ".j2", ".c", ".json"):
-                h.update(path.as_posix().split("/netcc", 1)[-1].encode() + b"\0")
-                h.update(path.read_bytes())
+                h.update(f"{package}:{path.relative_to(root).as_posix()}".encode() + b"\0")
+                h.update(hashlib.sha256(path.read_bytes()).digest())
+    for lib in LIBRARIES:
+        try:
+            h.update(f"{lib}={metadata.version(lib)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{lib}=?".encode())
     return h.hexdigest()
 
 

@@ -25,7 +25,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from netcc.write import write_tree
 
     tree = compile_spec(_read_spec(args.spec), args.spec)
-    write_tree(tree, Path(args.output))
+    try:
+        write_tree(tree, Path(args.output))
+    except OSError as e:
+        raise _UserError(f"cannot write {args.output}: {e.strerror or e}") from None
     if not args.quiet:
         objects = sum(1 for p in tree if p.endswith(".o"))
         print(f"netcc: wrote {len(tree)} files ({objects} BPF objects) to {args.output}")
@@ -39,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     tree = compile_spec(_read_spec(args.spec), args.spec)
     stale = stale_files(tree, Path(args.out))
     for path, why in stale:
-        print(f"{args.out}/{path}: {why}")
+        print(f"{Path(args.out) / path}: {why}")
     if stale:
         print(
             f"netcc: {args.out} is stale: {len(stale)} file(s) differ from what "

@@ -72,13 +72,16 @@ class SpecError(Exception):
         self.filename = filename
         super().__init__(self.format())
 
+    def __reduce__(self) -> tuple[type[SpecError], tuple[list[Diagnostic], str]]:
+        return (SpecError, (self.diagnostics, self.filename))  # picklable across processes
+
     def format(self) -> str:
         """All diagnostics, one per line."""
         return "\n".join(d.format(self.filename) for d in self.diagnostics)
 
 
 class SourceMap:
-    """Where each spec path is in the source: the value's position, and the key's for map entries."""
+    """Where each spec path is in the source: its value's position, and its key's if it has one."""
 
     def __init__(self) -> None:
         self._values: dict[str, Location] = {}

@@ -98,7 +98,9 @@ def _compose(text: str) -> Node | None:
     except yaml.reader.ReaderError as e:
         line, col = _position(text, e.position)
         char = e.character
-        code = char if isinstance(char, int) else ord(char[:1] or "?") if isinstance(char, str) else 0
+        code = (
+            char if isinstance(char, int) else ord(char[:1] or "?") if isinstance(char, str) else 0
+        )
         message = f"YAML syntax error: unacceptable character U+{code:04X}"
         raise SpecError([Diagnostic(message, "", line, col)]) from None
     except yaml.YAMLError as e:  # any other PyYAML complaint, without a position
@@ -192,7 +194,9 @@ class _Builder:
             key_path = join_key(path, key)
             if key in first:
                 line = _mark(first[key])[0]
-                self.error(key_node, key_path, f'duplicate key "{key}" (first defined on line {line})')
+                self.error(
+                    key_node, key_path, f'duplicate key "{key}" (first defined on line {line})'
+                )
                 continue
             first[key] = key_node
             value, child_height = self.build(value_node, key_path, depth + 1, _mark(key_node))

@@ -9,11 +9,15 @@ from pathlib import Path
 
 
 def write_tree(tree: dict[str, bytes], out: Path) -> None:
-    """Replace `out` with exactly `tree`; on any failure `out` is left as it was."""
-    out = Path(out)
-    parent = out.resolve().parent
+    """Replace `out` with exactly `tree`; on any failure `out` is left as it was.
+
+    A symlinked `out` keeps its link: the tree replaces the directory the link points to.
+    """
+    out = Path(out).resolve()
+    parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    old = None
     try:
         for path in sorted(tree):
             target = tmp / path
@@ -23,17 +27,18 @@ def write_tree(tree: dict[str, bytes], out: Path) -> None:
         for d in sorted({p for p in tmp.rglob("*") if p.is_dir()}):
             os.chmod(d, 0o755)
         os.chmod(tmp, 0o755)
-        old = None
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
             old.rmdir()
             os.rename(out, old)
         os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        if old is not None and old.exists() and not out.exists():
+            os.rename(old, out)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_tree(out: Path) -> dict[str, bytes]:

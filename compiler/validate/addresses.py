@@ -21,7 +21,11 @@ Network = IPv4Network | IPv6Network
 def parse_cidr(value: str) -> tuple[Network | None, str | None]:
     """(network, None), or (None, why it is not a valid CIDR)."""
     if "/" not in value:
-        return None, f"invalid CIDR {quote(value)}: expected an address and a prefix length, like 10.0.0.0/16"
+        return (
+            None,
+            f"invalid CIDR {quote(value)}: expected an address and a prefix length, "
+            "like 10.0.0.0/16",
+        )
     if "%" in value or not value.rpartition("/")[2].isdigit() or value.strip() != value:
         return None, f"invalid CIDR {quote(value)}"
     try:

@@ -24,8 +24,15 @@ class Context:
         """Report `message` about the value (or, with `at_key`, the map key) at `path`."""
         self.diagnostics.append(self.source_map.diagnostic(path, message, at_key=at_key))
 
-    def check_reference(self, kind: str, name: str | None, known: set[str] | dict | None,
-                        path: str, *, at_key: bool = False) -> bool:
+    def check_reference(
+        self,
+        kind: str,
+        name: str | None,
+        known: set[str] | dict | None,
+        path: str,
+        *,
+        at_key: bool = False,
+    ) -> bool:
         """Report `name` unless it is in `known`; True when it is known (or unknowable)."""
         if name is None or known is None or name in known:
             return True

@@ -35,7 +35,9 @@ def check_selector(ctx: Context, selector: Any, path: str) -> None:
     """matchLabels as labels; matchExpressions with values exactly when the operator needs them."""
     selector = mapping(selector)
     check_labels(ctx, selector.get("matchLabels"), join_key(path, "matchLabels"))
-    for expr_path, expr in entries(selector.get("matchExpressions"), join_key(path, "matchExpressions")):
+    for expr_path, expr in entries(
+        selector.get("matchExpressions"), join_key(path, "matchExpressions")
+    ):
         key = text(expr.get("key"))
         if key is not None:
             check_label_key(ctx, key, join_key(expr_path, "key"), at_key=False)

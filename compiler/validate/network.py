@@ -85,4 +85,3 @@ def _check_pod_cidr(
             ctx.error(path, f"node podCIDR {cidr} overlaps {other} of {other_path}")
             break
     return cidr
-

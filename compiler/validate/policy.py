@@ -89,9 +89,15 @@ def _check_ip_block(ctx: Context, block: dict[str, Any], path: str) -> None:
         elif cidr is None:
             continue
         elif excluded.version != cidr.version:
-            ctx.error(except_path, f"except {excluded} is IPv{excluded.version} but cidr {cidr} is IPv{cidr.version}")
+            ctx.error(
+                except_path,
+                f"except {excluded} is IPv{excluded.version} but cidr {cidr} is IPv{cidr.version}",
+            )
         elif excluded == cidr:
-            ctx.error(except_path, f"except {excluded} must be strictly inside cidr {cidr}, not equal to it")
+            ctx.error(
+                except_path,
+                f"except {excluded} must be strictly inside cidr {cidr}, not equal to it",
+            )
         elif not excluded.subnet_of(cidr):  # type: ignore[arg-type]
             ctx.error(except_path, f"except {excluded} is not inside cidr {cidr}")
 

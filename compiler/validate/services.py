@@ -100,11 +100,16 @@ def _check_ports(ctx: Context, ports: Any, path: str, node_port_type: bool, seen
         if number is not None:
             if (number, protocol) in numbers:
                 first = numbers[number, protocol]
-                ctx.error(join_key(port_path, "port"), f"port {number}/{protocol} is already used by {first}")
+                ctx.error(
+                    join_key(port_path, "port"),
+                    f"port {number}/{protocol} is already used by {first}",
+                )
             numbers.setdefault((number, protocol), port_path)
         target = text(port.get("targetPort"))
         if target is not None and (problems := port_name(target)):
-            ctx.error(join_key(port_path, "targetPort"), describe("targetPort name", target, problems))
+            ctx.error(
+                join_key(port_path, "targetPort"), describe("targetPort name", target, problems)
+            )
         _check_node_port(ctx, port, port_path, protocol, node_port_type, seen)
 
 

@@ -25,9 +25,13 @@ def check_wireguard(ctx: Context, spec: dict[str, Any]) -> None:
         if public_key is not None:
             key_path = join_key(path, "publicKey")
             if not is_wireguard_key(public_key):
-                ctx.error(key_path, "invalid publicKey: expected base64 of 32 bytes (wg pubkey output)")
+                ctx.error(
+                    key_path, "invalid publicKey: expected base64 of 32 bytes (wg pubkey output)"
+                )
             elif public_key in public_keys:
-                ctx.error(key_path, f"publicKey is already used by node {quote(public_keys[public_key])}")
+                ctx.error(
+                    key_path, f"publicKey is already used by node {quote(public_keys[public_key])}"
+                )
             public_keys.setdefault(public_key, node)
         key_file = text(entry.get("privateKeyFile"))
         if key_file is not None and not is_wireguard_key(key_file) and not key_file.startswith("/"):

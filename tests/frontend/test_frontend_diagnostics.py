@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 from netcc.diagnostics import (
     Diagnostic,
     SourceMap,
@@ -34,6 +36,12 @@ def test_spec_error_sorts_and_deduplicates() -> None:
     e = SpecError(ds, "f.yaml")
     assert [d.message for d in e.diagnostics] == ["c", "a", "b"]
     assert str(e) == "f.yaml:2:9: error: c (a)\nf.yaml:2:9: error: a (y)\nf.yaml:5:1: error: b (x)"
+
+
+def test_spec_error_pickles() -> None:
+    e = SpecError([Diagnostic("m", "p", 1, 2)], "f.yaml")
+    again = pickle.loads(pickle.dumps(e))
+    assert again.diagnostics == e.diagnostics and again.filename == "f.yaml"
 
 
 def test_paths() -> None:

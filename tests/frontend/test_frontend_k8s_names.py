@@ -87,14 +87,24 @@ def test_port_name_valid(value: str) -> None:
     ("value", "problems"),
     [
         ("x" * 16, ["must be no more than 15 characters"]),
-        ("HTTP", ["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
-                  "must contain at least one letter (a-z)"]),
+        (
+            "HTTP",
+            [
+                "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                "must contain at least one letter (a-z)",
+            ],
+        ),
         ("a--b", ["must not contain consecutive hyphens"]),
         ("123", ["must contain at least one letter (a-z)"]),
         ("-a", ["must not begin or end with a hyphen"]),
         ("a-", ["must not begin or end with a hyphen"]),
-        ("", ["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
-              "must contain at least one letter (a-z)"]),
+        (
+            "",
+            [
+                "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                "must contain at least one letter (a-z)",
+            ],
+        ),
     ],
 )
 def test_port_name_invalid(value: str, problems: list[str]) -> None:

@@ -87,7 +87,12 @@ def test_unacceptable_character() -> None:
 
 @pytest.mark.parametrize(
     ("text", "got"),
-    [("1: a\n", "integer 1"), ("yes: a\n", "boolean yes"), ("~: a\n", "null ~"), ("1.5: a\n", "number 1.5")],
+    [
+        ("1: a\n", "integer 1"),
+        ("yes: a\n", "boolean yes"),
+        ("~: a\n", "null ~"),
+        ("1.5: a\n", "number 1.5"),
+    ],
 )
 def test_non_string_keys(text: str, got: str) -> None:
     [(message, line, col, _)] = load_error(text)
@@ -106,7 +111,9 @@ def test_merge_key_rejected() -> None:
     assert (line, col) == (3, 3)
 
 
-@pytest.mark.parametrize("tag", ["!!binary aGk=", "!foo x", "!!python/object:os.system x", "!!set {a}"])
+@pytest.mark.parametrize(
+    "tag", ["!!binary aGk=", "!foo x", "!!python/object:os.system x", "!!set {a}"]
+)
 def test_unsupported_tags(tag: str) -> None:
     [(message, *_)] = load_error(f"a: {tag}\n")
     assert message.startswith("unsupported YAML tag")
@@ -151,7 +158,7 @@ def test_recursive_alias() -> None:
 def test_deep_nesting_is_an_error() -> None:
     [(message, *_)] = load_error("[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5))
     assert "nested" in message
-    [(message, *_)] = load_error("[" * 5000 + "]" * 5000)
+    [(message, *_)] = load_error("[" * 1500 + "]" * 1500)
     assert "nested" in message
 
 

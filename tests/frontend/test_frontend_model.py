@@ -25,7 +25,7 @@ def policy_doc(**spec_fields: object) -> dict:
     return d
 
 
-def only_policy(**spec_fields: object):  # noqa: ANN201
+def only_policy(**spec_fields: object):
     return parse(policy_doc(**spec_fields)).policies[0]
 
 
@@ -66,7 +66,9 @@ def test_policy_types_defaulting(fields: dict, types: tuple[str, ...]) -> None:
 
 
 def test_rules_keep_index_direction_and_path() -> None:
-    p = only_policy(ingress=[{}, {"from": []}], egress=[{"ports": [{"port": 53, "protocol": "UDP"}]}])
+    p = only_policy(
+        ingress=[{}, {"from": []}], egress=[{"ports": [{"port": 53, "protocol": "UDP"}]}]
+    )
     assert [(r.direction, r.index, r.path) for r in p.ingress] == [
         ("ingress", 0, "spec.policies[0].spec.ingress[0]"),
         ("ingress", 1, "spec.policies[0].spec.ingress[1]"),
@@ -125,7 +127,9 @@ def test_selector_requirements() -> None:
 
 
 def test_policy_ports() -> None:
-    p = only_policy(ingress=[{"ports": [{}, {"port": "http"}, {"port": 80, "endPort": 90, "protocol": "SCTP"}]}])
+    p = only_policy(
+        ingress=[{"ports": [{}, {"port": "http"}, {"port": 80, "endPort": 90, "protocol": "SCTP"}]}]
+    )
     ports = p.ingress[0].ports
     assert (ports[0].protocol, ports[0].port, ports[0].end_port) == ("TCP", None, None)
     assert ports[1].port == "http"
@@ -138,7 +142,9 @@ def test_namespace_name_label_added() -> None:
         ("kubernetes.io/metadata.name", "shop"),
         ("team", "shop"),
     )
-    assert cluster.namespace("monitoring").labels == (("kubernetes.io/metadata.name", "monitoring"),)
+    assert cluster.namespace("monitoring").labels == (
+        ("kubernetes.io/metadata.name", "monitoring"),
+    )
 
 
 def test_labels_sorted() -> None:

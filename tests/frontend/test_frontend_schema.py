@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from frontend_helpers import SHOP_TEXT, errors
 from jsonschema import Draft202012Validator
 
 from netcc.diagnostics import SpecError
 from netcc.frontend import parse_spec
 from netcc.validate.schema import load_schema
-
-from frontend_helpers import SHOP_TEXT, errors
 
 
 def walk(schema: Any, where: str = "#"):
@@ -62,16 +61,18 @@ def located(text: str) -> list[tuple[int, int, str, str]]:
 def test_unknown_field_points_at_the_key() -> None:
     text = SHOP_TEXT.replace("        podSelector: {}\n", "        podSelectr: {}\n")
     line = SHOP_TEXT.splitlines().index("        podSelector: {}") + 1
-    assert (line, 9, "spec.policies[2].spec.podSelectr",
-            'unknown field "podSelectr"; did you mean "podSelector"?') in located(text)
+    assert (
+        line,
+        9,
+        "spec.policies[2].spec.podSelectr",
+        'unknown field "podSelectr"; did you mean "podSelector"?',
+    ) in located(text)
 
 
 def test_missing_field_points_at_the_parent() -> None:
     text = SHOP_TEXT.replace("      podCIDR: 10.244.2.0/24\n", "")
     line = SHOP_TEXT.splitlines().index("    - name: node-2") + 1
-    assert located(text) == [
-        (line, 7, "spec.nodes[1].podCIDR", 'missing required field "podCIDR"')
-    ]
+    assert located(text) == [(line, 7, "spec.nodes[1].podCIDR", 'missing required field "podCIDR"')]
 
 
 def test_no_suggestion_for_unrelated_field(doc: dict) -> None:
@@ -142,5 +143,8 @@ def test_all_schema_errors_reported_together(doc: dict) -> None:
         ("kind", 'missing required field "kind"'),
         ("spec.nodes[0].extra", 'unknown field "extra"'),
         ("spec.podCIDR", "expected string, got integer (quote it to make it a string)"),
-        ("spec.policies[0].spec.policyTypes[0]", 'expected one of "Ingress", "Egress", got "Sideways"'),
+        (
+            "spec.policies[0].spec.policyTypes[0]",
+            'expected one of "Ingress", "Egress", got "Sideways"',
+        ),
     ]

@@ -88,8 +88,16 @@ def test_regions_add_the_whole_space_and_sort_by_address_then_length():
     assert regions({ALL_IPV4}) == [ALL_IPV4]
 
 
-@given(st.sets(st.builds(lambda a, n: IPv4Network((a, n), strict=False),
-                         st.integers(0, 2**32 - 1), st.integers(0, 32)), max_size=8))
+@given(
+    st.sets(
+        st.builds(
+            lambda a, n: IPv4Network((a, n), strict=False),
+            st.integers(0, 2**32 - 1),
+            st.integers(0, 32),
+        ),
+        max_size=8,
+    )
+)
 def test_regions_is_a_sorted_set_with_the_whole_space(nets):
     out = regions(nets)
     assert set(out) == nets | {ALL_IPV4}

@@ -108,8 +108,18 @@ BLOCKS = (
     ("203.0.113.0/24", ["203.0.113.0/25"]),
 )
 OTHERS = (
-    "192.168.77.11", "192.168.77.12", "10.244.1.1", "10.244.2.1", "10.244.1.20", "10.244.1.17",
-    "10.244.2.200", "10.1.2.3", "203.0.113.5", "203.0.113.200", "192.168.1.1", "8.8.8.8",
+    "192.168.77.11",
+    "192.168.77.12",
+    "10.244.1.1",
+    "10.244.2.1",
+    "10.244.1.20",
+    "10.244.1.17",
+    "10.244.2.200",
+    "10.1.2.3",
+    "203.0.113.5",
+    "203.0.113.200",
+    "192.168.1.1",
+    "8.8.8.8",
 )
 
 
@@ -130,8 +140,16 @@ def _wide_spec(rng: random.Random) -> dict:
             if (number, proto) not in used:
                 used.add((number, proto))
                 ports.append({"name": port_name, "port": number, "protocol": proto})
-        workloads.append({"name": f"w{i}", "namespace": rng.choice("ab"), "node": name,
-                          "labels": {"app": rng.choice("xy")}, "ips": ips, "ports": ports})
+        workloads.append(
+            {
+                "name": f"w{i}",
+                "namespace": rng.choice("ab"),
+                "node": name,
+                "labels": {"app": rng.choice("xy")},
+                "ips": ips,
+                "ports": ports,
+            }
+        )
 
     def port() -> dict:
         r, out = rng.random(), {"protocol": rng.choice(["TCP", "UDP", "SCTP"])}
@@ -172,9 +190,14 @@ def _wide_spec(rng: random.Random) -> dict:
                         rule["ports"] = [port() for _ in range(rng.randint(1, 2))]
                     rules.append(rule)
                 spec[direction] = rules
-        policies.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                         "metadata": {"name": f"p{i}", "namespace": rng.choice("ab")},
-                         "spec": spec})
+        policies.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"name": f"p{i}", "namespace": rng.choice("ab")},
+                "spec": spec,
+            }
+        )
     return {
         "apiVersion": "netcc.io/v1alpha1",
         "kind": "ClusterNetwork",
@@ -199,8 +222,10 @@ def test_plan_agrees_with_model_on_blocks_ranges_and_multi_address_pods(seed):
     flows = []
     for _ in range(200):
         src = rng.choice(pods + list(OTHERS))
-        dst = rng.choice(pods) if src not in pods or rng.random() < 0.6 else rng.choice(
-            pods + list(OTHERS)
+        dst = (
+            rng.choice(pods)
+            if src not in pods or rng.random() < 0.6
+            else rng.choice(pods + list(OTHERS))
         )
         proto = rng.choice([6, 17, 132, 1])
         port = 0 if proto == 1 else rng.choice([80, 8080, 53, 1000, 65535, rng.randint(1, 65535)])

@@ -62,7 +62,10 @@ def test_selector_matches():
     assert not selector_matches(LabelSelector(match_labels=(("missing", ""),)), LABELS)
     both = LabelSelector(
         match_labels=(("app", "web"),),
-        match_expressions=(Requirement("tier", "NotIn", ("back",)), Requirement("x", "DoesNotExist")),
+        match_expressions=(
+            Requirement("tier", "NotIn", ("back",)),
+            Requirement("x", "DoesNotExist"),
+        ),
     )
     assert selector_matches(both, LABELS)
     assert not selector_matches(both, {**LABELS, "x": "1"})
@@ -205,8 +208,9 @@ def test_side_verdict_egress_ipblock_except(cluster):
     assert out.allowed and out.rules == (
         RuleRef("a/web-out", "egress", 0, "spec.policies[2].spec.egress[0]"),
     )
-    inside = side_verdict(cluster, web, "egress", endpoint_of(cluster, IPv4Address("10.244.2.10")),
-                          6, 9090)
+    inside = side_verdict(
+        cluster, web, "egress", endpoint_of(cluster, IPv4Address("10.244.2.10")), 6, 9090
+    )
     assert (inside.allowed, inside.reason) == (False, "default-deny")
 
 

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The verdict for one packet at a pod's host-side veth.
+ *
+ * DIR_EGRESS runs on packets the pod sends (tc ingress of the veth), DIR_INGRESS on packets
+ * delivered to it (tc egress). Order of checks, as Kubernetes NetworkPolicy requires:
+ *   1. tracked connection        -> pass (replies of allowed connections included); a per-CPU
+ *                                   flow cache answers most of these without a hash lookup
+ *   2. the pod itself            -> ALLOW_SELF
+ *   3. ingress from its own node -> ALLOW_FROM_HOST
+ *   4. direction not isolated    -> ALLOW_UNISOLATED_*
+ *   5. policy map                -> the allowing rule's verdict, else the pod's default deny
+ * A pod-to-pod flow passes step 1-5 twice: the sender's egress, then the receiver's ingress.
+ */
+#ifndef NETCC_ENFORCE_H
+#define NETCC_ENFORCE_H
+
+#include "common.h"
+#include "maps.h"
+#include "verdicts.h"
+#include "parse.h"
+#include "conntrack.h"
+#include "flowcache.h"
+#include "ipcache.h"
+#include "policy.h"
+#include "stats.h"
+
+static __always_inline int verdict_action(__u32 verdict, struct __sk_buff *skb)
+{
+	count_verdict(verdict, skb);
+	return verdict_is_drop(verdict) ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
+/* Steps 2-5 for the first packet of a connection. */
+static __always_inline __u32 judge(const struct endpoint_info *ep, const struct flow *f, __u8 dir)
+{
+	__be32 remote = dir == DIR_EGRESS ? f->daddr : f->saddr;
+	__u32 isolated = dir == DIR_EGRESS ? ENDPOINT_F_EGRESS_ISOLATED : ENDPOINT_F_INGRESS_ISOLATED;
+	struct ipcache_entry *peer = ipcache_lookup(remote);
+	__u32 verdict;
+
+	if (!peer)
+		return VERDICT_DROP_UNKNOWN_ENDPOINT; /* unreachable: 0.0.0.0/0 is always present */
+	if (peer->workload && peer->workload == ep->workload)
+		return VERDICT_ALLOW_SELF;
+	if (dir == DIR_INGRESS && (peer->flags & IPCACHE_F_HOST))
+		return VERDICT_ALLOW_FROM_HOST;
+	if (!(ep->flags & isolated))
+		return dir == DIR_EGRESS ? VERDICT_ALLOW_UNISOLATED_EGRESS :
+					   VERDICT_ALLOW_UNISOLATED_INGRESS;
+	verdict = policy_can_access(ep, peer, dir, f->proto, f->dport);
+	if (verdict)
+		return verdict;
+	if (f->nonfirst_fragment)
+		return VERDICT_DROP_FRAGMENT;
+	return dir == DIR_EGRESS ? ep->egress_deny : ep->ingress_deny;
+}
+
+static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
+{
+	struct flow f = {};
+	struct flow_cache_entry *fc;
+	struct endpoint_info *ep;
+	struct endpoint_key ek;
+	struct ct_key key __attribute__((aligned(8))) = {};
+	struct ct_entry *ct;
+	__u32 verdict;
+	__u64 now;
+
+	switch (parse_packet(skb, &f)) {
+	case PARSE_IPV4:
+		break;
+	case PARSE_NON_IP:
+		return verdict_action(VERDICT_ALLOW_NON_IP, skb);
+	case PARSE_IPV6:
+		if (f.icmpv6_nd)
+			return verdict_action(VERDICT_ALLOW_NON_IP, skb);
+		return verdict_action(VERDICT_DROP_IPV6, skb);
+	default:
+		return verdict_action(VERDICT_DROP_MALFORMED, skb);
+	}
+
+	ct_key_of(&key, &f, dir);
+	fc = flow_cache_slot(&key, dir);
+	if (fc && flow_cache_hit(fc, &key, dir, &f, skb))
+		return verdict_action(fc->verdict, skb);
+
+	ek.ip = key.local;
+	ep = bpf_map_lookup_elem(&netcc_endpoints, &ek);
+	if (!ep)
+		return verdict_action(dir == DIR_EGRESS ? VERDICT_DROP_SPOOFED :
+							  VERDICT_DROP_UNKNOWN_ENDPOINT, skb);
+	if (ep->ifindex && ep->ifindex != skb->ifindex)
+		return verdict_action(VERDICT_DROP_SPOOFED, skb);
+
+	now = bpf_ktime_get_coarse_ns();
+	ct = ct_lookup(&key, &f, dir, now);
+	if (ct) {
+		verdict = ct->verdict;
+	} else {
+		verdict = judge(ep, &f, dir);
+		if (verdict_is_drop(verdict))
+			return verdict_action(verdict, skb);
+		ct_create(&key, &f, dir, verdict, now);
+	}
+	if (fc)
+		flow_cache_fill(fc, &key, dir, ep->ifindex, verdict);
+	return verdict_action(verdict, skb);
+}
+
+#endif /* NETCC_ENFORCE_H */

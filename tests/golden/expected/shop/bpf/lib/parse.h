@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Packet parsing: Ethernet + IPv4 + the first bytes of L4 into a struct flow.
+ *
+ * Ports are read for TCP, UDP and SCTP (all keep them in the first four bytes of their
+ * header). ICMP echo uses its identifier as the port of the side that chose it, so that a
+ * request and its reply share one conntrack entry. Non-first fragments carry no L4 header:
+ * their ports read as 0, which only a rule allowing every port can match.
+ */
+#ifndef NETCC_PARSE_H
+#define NETCC_PARSE_H
+
+#include "common.h"
+
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1FFF
+#ifndef IPPROTO_SCTP
+#define IPPROTO_SCTP 132
+#endif
+
+enum parse_result {
+	PARSE_IPV4 = 0,
+	PARSE_NON_IP,
+	PARSE_IPV6,
+	PARSE_MALFORMED,
+};
+
+struct flow {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 nonfirst_fragment;
+	__u8 icmpv6_nd; /* IPv6 neighbour discovery */
+};
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+static __always_inline int parse_ipv6(void *data, void *end, struct flow *f)
+{
+	struct ipv6hdr *ip6 = data;
+	__u8 *icmp6;
+
+	if ((void *)(ip6 + 1) > end)
+		return PARSE_MALFORMED;
+	if (ip6->nexthdr == 58 /* ICMPv6 */) {
+		icmp6 = (void *)(ip6 + 1);
+		if ((void *)(icmp6 + 1) > end)
+			return PARSE_MALFORMED;
+		/* 133..137: router/neighbour solicitation and advertisement, redirect */
+		f->icmpv6_nd = *icmp6 >= 133 && *icmp6 <= 137;
+	}
+	return PARSE_IPV6;
+}
+
+static __always_inline int parse_packet(struct __sk_buff *skb, struct flow *f)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	__u32 ihl;
+
+	if ((void *)(eth + 1) > end)
+		return PARSE_MALFORMED;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(eth + 1, end, f);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return PARSE_NON_IP;
+
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end)
+		return PARSE_MALFORMED;
+	ihl = ip->ihl * 4;
+	if (ip->version != 4 || ihl < sizeof(*ip))
+		return PARSE_MALFORMED;
+	f->saddr = ip->saddr;
+	f->daddr = ip->daddr;
+	f->proto = ip->protocol;
+	if (ip->frag_off & bpf_htons(IP_OFFSET)) {
+		f->nonfirst_fragment = 1;
+		return PARSE_IPV4;
+	}
+
+	data = (void *)ip + ihl;
+	switch (f->proto) {
+	case IPPROTO_TCP: {
+		struct tcphdr *th = data;
+
+		if ((void *)(th + 1) > end)
+			return PARSE_MALFORMED;
+		f->sport = th->source;
+		f->dport = th->dest;
+		f->tcp_flags = ((__u8 *)th)[13];
+		break;
+	}
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP: {
+		__be16 *ports = data;
+
+		if ((void *)(ports + 2) > end)
+			return PARSE_MALFORMED;
+		f->sport = ports[0];
+		f->dport = ports[1];
+		break;
+	}
+	case IPPROTO_ICMP: {
+		struct icmphdr *ic = data;
+
+		if ((void *)(ic + 1) > end)
+			return PARSE_MALFORMED;
+		if (ic->type == ICMP_ECHO)
+			f->sport = ic->un.echo.id;
+		else if (ic->type == ICMP_ECHOREPLY)
+			f->dport = ic->un.echo.id;
+		break;
+	}
+	default:
+		break;
+	}
+	return PARSE_IPV4;
+}
+
+#endif /* NETCC_PARSE_H */

@@ -1,0 +1,231 @@
+"""netcc.write (atomic replace), netcc.lock and netcc.check."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import netcc.write
+from netcc.check import stale_files
+from netcc.lock import LOCK_NAME, make_lock, sha256
+from netcc.write import read_tree, write_tree
+
+TREE = {
+    "a.txt": b"alpha\n",
+    "bpf/datapath.c": b"int x;\n",
+    "bpf/lib/common.h": b"/* c */\n",
+    "nodes/n1/maps/m.json": b"{}\n",
+}
+
+
+def _snapshot(path: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file and directory under `path` with its bytes and mode."""
+    out = {}
+    for p in sorted(path.rglob("*")):
+        rel = p.relative_to(path).as_posix()
+        out[rel] = (p.read_bytes() if p.is_file() else b"<dir>", stat.S_IMODE(p.stat().st_mode))
+    return out
+
+
+def _siblings(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir())
+
+
+# --- write ----------------------------------------------------------------------------------
+
+
+def test_write_tree_creates_exactly_the_tree(tmp_path):
+    out = tmp_path / "parent" / "out"
+    write_tree(TREE, out)
+    assert read_tree(out) == TREE
+    assert _siblings(out) == ["out"]
+    for p in out.rglob("*"):
+        assert stat.S_IMODE(p.stat().st_mode) == (0o755 if p.is_dir() else 0o644)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+
+
+def test_write_tree_replaces_the_old_tree_and_leaves_nothing_behind(tmp_path):
+    out = tmp_path / "out"
+    write_tree({**TREE, "old-only/file": b"x"}, out)
+    (out / "stray").write_bytes(b"user file")
+    new = {**TREE, "a.txt": b"new\n"}
+    write_tree(new, out)
+    assert read_tree(out) == new
+    assert not (out / "old-only").exists()
+    assert _siblings(out) == ["out"]
+
+
+def test_write_tree_relative_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_tree(TREE, Path("rel/out"))
+    assert read_tree(tmp_path / "rel" / "out") == TREE
+    write_tree(TREE, Path("rel/out"))
+    assert _siblings(tmp_path / "rel" / "out") == ["out"]
+
+
+def test_failure_while_writing_leaves_out_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    write_tree(TREE, out)
+    before = _snapshot(out)
+    calls = {"n": 0}
+    real = Path.write_bytes
+
+    def failing_write_bytes(self, data):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing_write_bytes)
+    with pytest.raises(OSError, match="No space"):
+        write_tree({**TREE, "a.txt": b"changed\n", "z/new": b"n"}, out)
+    monkeypatch.undo()
+    assert _snapshot(out) == before
+    assert _siblings(out) == ["out"], "temporary directories left behind"
+
+
+def test_interrupt_while_writing_leaves_out_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    write_tree(TREE, out)
+    before = _snapshot(out)
+
+    def interrupted(path, mode):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(netcc.write.os, "chmod", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_tree({"other": b"x"}, out)
+    monkeypatch.undo()
+    assert _snapshot(out) == before
+    assert _siblings(out) == ["out"]
+
+
+def test_failure_writing_a_fresh_out_creates_nothing(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+
+    def full(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError):
+        write_tree(TREE, out)
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_at_the_final_rename_leaves_out_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    write_tree(TREE, out)
+    before = _snapshot(out)
+    real_rename = os.rename
+    calls = {"n": 0}
+
+    def rename(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 2:  # OUT -> .out.old-*, then this one: new tree -> OUT
+            raise OSError(5, "Input/output error")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(netcc.write.os, "rename", rename)
+    with pytest.raises(OSError):
+        write_tree({**TREE, "a.txt": b"changed\n"}, out)
+    monkeypatch.undo()
+    assert out.is_dir() and _snapshot(out) == before
+    assert _siblings(out) == ["out"]
+
+
+def test_symlinked_out_leaves_nothing_behind(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "links").mkdir()
+    write_tree(TREE, tmp_path / "real" / "target")
+    (tmp_path / "links" / "out").symlink_to(tmp_path / "real" / "target")
+    new = {"only": b"new\n"}
+    write_tree(new, tmp_path / "links" / "out")
+    assert read_tree(tmp_path / "links" / "out") == new
+    leftovers = [
+        p.name
+        for d in (tmp_path / "real", tmp_path / "links")
+        for p in d.iterdir()
+        if ".old-" in p.name or ".tmp-" in p.name
+    ]
+    assert leftovers == []
+
+
+def test_read_tree_uses_posix_relative_paths(tmp_path):
+    write_tree(TREE, tmp_path / "o")
+    assert sorted(read_tree(tmp_path / "o")) == sorted(TREE)
+
+
+# --- lock -----------------------------------------------------------------------------------
+
+
+def test_lock_lists_every_artifact_with_its_sha256():
+    tree = {**TREE, "bpf/datapath.o": b"\x7fELF..."}
+    raw = make_lock(tree, b"spec bytes", "9.9.9", "clang version 99")
+    doc = json.loads(raw)
+    assert doc == {
+        "lockVersion": 1,
+        "netcc": "9.9.9",
+        "clang": "clang version 99",
+        "spec": {"sha256": sha256(b"spec bytes")},
+        "artifacts": {path: sha256(data) for path, data in tree.items()},
+    }
+    assert list(doc["artifacts"]) == sorted(tree)
+    assert raw.endswith(b"}\n")
+    assert make_lock(tree, b"spec bytes", "9.9.9", "clang version 99") == raw
+
+
+def test_lock_never_lists_itself():
+    tree = {**TREE, LOCK_NAME: b"old lock"}
+    doc = json.loads(make_lock(tree, b"", "1", "c"))
+    assert LOCK_NAME not in doc["artifacts"]
+    assert set(doc["artifacts"]) == set(TREE)
+
+
+def test_sha256_is_hex():
+    assert sha256(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+# --- check ----------------------------------------------------------------------------------
+
+
+def test_stale_files_fresh_tree_is_clean(tmp_path):
+    write_tree(TREE, tmp_path / "out")
+    assert stale_files(TREE, tmp_path / "out") == []
+
+
+def test_stale_files_missing_directory(tmp_path):
+    assert stale_files(TREE, tmp_path / "nope") == [(".", "missing directory")]
+    (tmp_path / "file").write_bytes(b"")
+    assert stale_files(TREE, tmp_path / "file") == [(".", "missing directory")]
+
+
+def test_stale_files_reports_missing_extra_and_differing(tmp_path):
+    out = tmp_path / "out"
+    write_tree(TREE, out)
+    (out / "a.txt").write_bytes(b"edited\n")
+    (out / "bpf" / "lib" / "common.h").unlink()
+    (out / "nodes" / "extra.json").write_bytes(b"{}")
+    (out / "new-dir").mkdir()
+    (out / "new-dir" / "f").write_bytes(b"")
+    assert stale_files(TREE, out) == [
+        ("a.txt", "differs"),
+        ("bpf/lib/common.h", "missing"),
+        ("new-dir/f", "not produced by this spec"),
+        ("nodes/extra.json", "not produced by this spec"),
+    ]
+
+
+def test_stale_files_sees_a_one_byte_change_and_truncation(tmp_path):
+    out = tmp_path / "out"
+    write_tree(TREE, out)
+    (out / "bpf" / "datapath.c").write_bytes(b"int y;\n")
+    (out / "nodes" / "n1" / "maps" / "m.json").write_bytes(b"")
+    assert stale_files(TREE, out) == [
+        ("bpf/datapath.c", "differs"),
+        ("nodes/n1/maps/m.json", "differs"),
+    ]
