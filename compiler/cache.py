@@ -18,7 +18,6 @@ from pathlib import Path
 
 from netcc.build import cache_root, clang_version
 
-
 PACKAGES = ("netcc", "netcc.templates", "netcc.schemas")
 LIBRARIES = ("jinja2", "pyyaml", "jsonschema")
 
