@@ -16,6 +16,7 @@ LIB_HEADERS = (
     "parse.h",
     "conntrack.h",
     "flowcache.h",
+    "fragments.h",
     "ipcache.h",
     "policy.h",
     "stats.h",
@@ -52,6 +53,7 @@ def _constants(p: ClusterPlan) -> list[tuple[str, int, str]]:
         ("NETCC_MAX_POLICY", "policy entries on one node"),
         ("NETCC_MAX_VERDICTS", "verdict numbers"),
         ("NETCC_MAX_CT", "tracked connections on one node (LRU)"),
+        ("NETCC_MAX_FRAGS", "fragmented datagrams in flight on one node (LRU)"),
         ("NETCC_FLOW_CACHE_SLOTS", "per-CPU established-flow cache slots (power of two)"),
     ]
     out = [(name, p.capacities[name], doc) for name, doc in sizes]

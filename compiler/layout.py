@@ -147,6 +147,22 @@ CT_ENTRY = Struct(
         Field("pad", "u16"),
     ),
 )
+FRAG_KEY = Struct(
+    "frag_key",
+    "One fragmented IPv4 datagram: addresses, IP identification, protocol.",
+    (
+        Field("saddr", "ipv4"),
+        Field("daddr", "ipv4"),
+        Field("id", "be16"),
+        Field("proto", "u8"),
+        Field("pad", "pad8"),
+    ),
+)
+FRAG_PORTS = Struct(
+    "frag_ports",
+    "The ports the first fragment carried, for the fragments that follow it.",
+    (Field("sport", "be16"), Field("dport", "be16")),
+)
 FLOW_CACHE_ENTRY = Struct(
     "flow_cache_entry",
     "A per-CPU shortcut to a live conntrack entry, re-validated against it every second.",
@@ -211,6 +227,14 @@ MAPS: tuple[MapDef, ...] = (
         "Connection tracking: replies and established packets of allowed connections.",
     ),
     MapDef(
+        "netcc_frags",
+        "lru_hash",
+        FRAG_KEY,
+        FRAG_PORTS,
+        "NETCC_MAX_FRAGS",
+        "Ports of fragmented datagrams, so later fragments are judged like the first.",
+    ),
+    MapDef(
         "netcc_flow_cache",
         "percpu_array",
         None,
@@ -268,12 +292,15 @@ RESERVED_VERDICTS: tuple[Verdict, ...] = (
     Verdict(2, "ALLOW_UNISOLATED_EGRESS", "allow", "no policy selects the pod for egress"),
     Verdict(3, "ALLOW_FROM_HOST", "allow", "traffic from the pod's own node is always allowed"),
     Verdict(4, "ALLOW_SELF", "allow", "a pod can always reach itself"),
+    Verdict(5, "ALLOW_RELATED", "allow", "ICMP error about a tracked, allowed connection"),
     Verdict(6, "ALLOW_NON_IP", "allow", "not IP (ARP and other link traffic)"),
     Verdict(16, "DROP_MALFORMED", "drop", "truncated or malformed IPv4 or L4 header"),
     Verdict(17, "DROP_SPOOFED", "drop", "source address is not the sending pod's"),
     Verdict(18, "DROP_UNKNOWN_ENDPOINT", "drop", "address is not a pod of this node"),
-    Verdict(19, "DROP_FRAGMENT", "drop", "non-first fragment whose ports policy must see"),
-    Verdict(20, "DROP_IPV6", "drop", "IPv6 to or from a pod whose traffic policy isolates"),
+    Verdict(
+        19, "DROP_FRAGMENT", "drop", "fragment whose first fragment was not seen; ports unknown"
+    ),
+    Verdict(20, "DROP_IPV6", "drop", "IPv6 other than neighbour discovery (IPv4-only cluster)"),
 )
 FIRST_RULE_VERDICT = 32
 

@@ -102,6 +102,7 @@ LIMITS = {
     "NETCC_MAX_VERDICTS": 1 << 20,
 }
 CT_ENTRIES = 1 << 18
+FRAG_ENTRIES = 1 << 13
 FLOW_CACHE_SLOTS = 1 << 12  # per CPU; a power of two (the slot is a masked hash)
 CT_LIFETIMES = {  # seconds, Cilium's defaults
     "NETCC_CT_SYN_LIFETIME": (60, "TCP connection not yet answered"),
@@ -394,6 +395,7 @@ def plan(cluster: Cluster) -> ClusterPlan:
     capacities["NETCC_MAX_VERDICTS"] = need["NETCC_MAX_VERDICTS"]
     capacities["NETCC_MAX_CT"] = CT_ENTRIES
     capacities["NETCC_FLOW_CACHE_SLOTS"] = FLOW_CACHE_SLOTS
+    capacities["NETCC_MAX_FRAGS"] = FRAG_ENTRIES
     return ClusterPlan(
         cluster,
         identities,

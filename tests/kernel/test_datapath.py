@@ -130,13 +130,46 @@ def test_udp_reply_and_icmp_echo(k):
     assert k.allows(CART, PROM, 6, 9100, 5001, tcp_flags="A")
 
 
-def test_fragments(k):
-    # The first fragment carries the ports and is judged; a later fragment has none, so only
-    # a rule allowing every port could pass it.
-    first = ipv4_packet("192.0.2.7", FRONTEND, "udp", sport=1, dport=8080, more_fragments=True)
-    later = ipv4_packet("192.0.2.7", FRONTEND, "udp", payload=b"x" * 16, frag_offset=185)
-    assert not run(k, "node-1", "netcc_to_container", first)  # UDP/8080 is not allowed
-    assert not run(k, "node-1", "netcc_to_container", later)
+def test_fragments_follow_their_first_fragment(k):
+    # Only the first fragment carries ports; the datapath remembers them per datagram, so the
+    # rest of an allowed datagram passes and the rest of a denied one does not.
+    ok_first = ipv4_packet("192.0.2.7", FRONTEND, "tcp", sport=7, dport=8080, ident=77,
+                           more_fragments=True)
+    ok_later = ipv4_packet("192.0.2.7", FRONTEND, "tcp", payload=b"x" * 16, frag_offset=3,
+                           ident=77)
+    bad_first = ipv4_packet("192.0.2.7", FRONTEND, "udp", sport=7, dport=8080, ident=78,
+                            more_fragments=True)
+    bad_later = ipv4_packet("192.0.2.7", FRONTEND, "udp", payload=b"x" * 16, frag_offset=3,
+                            ident=78)
+    orphan = ipv4_packet("192.0.2.7", FRONTEND, "tcp", payload=b"x" * 16, frag_offset=3,
+                         ident=79)
+    assert run(k, "node-1", "netcc_to_container", ok_first)
+    assert run(k, "node-1", "netcc_to_container", ok_later)
+    assert not run(k, "node-1", "netcc_to_container", bad_first)  # UDP/8080 is not allowed
+    assert not run(k, "node-1", "netcc_to_container", bad_later)
+    assert not run(k, "node-1", "netcc_to_container", orphan)
+
+
+def _icmp_error(router: str, to: str, quoted: bytes) -> bytes:
+    """Destination unreachable (fragmentation needed) quoting `quoted`'s IP header + 8 bytes."""
+    return ipv4_packet(router, to, "icmp", icmp_type=3, payload=quoted[14 : 14 + 28])
+
+
+def test_icmp_errors_about_tracked_connections_pass(k, out):
+    related = verdict_names(out)["ALLOW_RELATED"]
+    # frontend's ingress admits only TCP/http, so ICMP is normally denied ...
+    assert not k.allows("192.0.2.1", FRONTEND, 1, 0, 0)
+    sent = ipv4_packet(FRONTEND, CART, "tcp", sport=41100, dport=7000)
+    error = _icmp_error("192.0.2.1", FRONTEND, sent)
+    assert not run(k, "node-1", "netcc_to_container", error)  # no connection yet
+    # ... but an error about frontend's own allowed connection is related to it.
+    assert k.allows(FRONTEND, CART, 6, 41100, 7000)
+    before = k.nodes["node-1"].stats().get(related, (0, 0))[0]
+    assert run(k, "node-1", "netcc_to_container", error)
+    assert k.nodes["node-1"].stats()[related][0] == before + 1
+    # An error quoting some other connection stays denied.
+    other = ipv4_packet(FRONTEND, CART, "tcp", sport=41101, dport=7000)
+    assert not run(k, "node-1", "netcc_to_container", _icmp_error("192.0.2.1", FRONTEND, other))
 
 
 def test_counters_count_bytes(k, out):

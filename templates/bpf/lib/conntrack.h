@@ -61,6 +61,35 @@ static __always_inline __u8 ct_flags_after(const struct ct_entry *ct, const stru
 	return flags;
 }
 
+/* An ICMP error travels against the packet it quotes: at the pod's ingress the quoted packet
+ * was the pod's own (local = its source), at egress the peer's (local = its destination). */
+static __always_inline void ct_key_of_inner(struct ct_key *key, const struct tuple *t, __u8 dir)
+{
+	if (dir == DIR_INGRESS) {
+		key->local = t->saddr;
+		key->remote = t->daddr;
+		key->lport = t->sport;
+		key->rport = t->dport;
+	} else {
+		key->local = t->daddr;
+		key->remote = t->saddr;
+		key->lport = t->dport;
+		key->rport = t->sport;
+	}
+	key->proto = t->proto;
+}
+
+/* Whether an ICMP error is about a live connection of the pod's. */
+static __always_inline int ct_related(const struct flow *f, __u8 dir, __u64 now)
+{
+	struct ct_key key __attribute__((aligned(8))) = {};
+	struct ct_entry *ct;
+
+	ct_key_of_inner(&key, &f->inner, dir);
+	ct = bpf_map_lookup_elem(&netcc_ct, &key);
+	return ct && ct->expires > now;
+}
+
 /* Looks the packet's connection up; refreshes it. Returns its entry, or NULL for a new one. */
 static __always_inline struct ct_entry *ct_lookup(const struct ct_key *key, const struct flow *f,
 						  __u8 dir, __u64 now)

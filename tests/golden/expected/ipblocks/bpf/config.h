@@ -9,6 +9,7 @@
 #define NETCC_MAX_POLICY 64 /* policy entries on one node */
 #define NETCC_MAX_VERDICTS 44 /* verdict numbers */
 #define NETCC_MAX_CT 262144 /* tracked connections on one node (LRU) */
+#define NETCC_MAX_FRAGS 8192 /* fragmented datagrams in flight on one node (LRU) */
 #define NETCC_FLOW_CACHE_SLOTS 4096 /* per-CPU established-flow cache slots (power of two) */
 #define NETCC_CT_SYN_LIFETIME 60 /* TCP connection not yet answered (s) */
 #define NETCC_CT_TCP_LIFETIME 21600 /* established TCP connection, idle (s) */

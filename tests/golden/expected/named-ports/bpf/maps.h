@@ -90,6 +90,21 @@ struct ct_entry {
 	__u16 pad;
 };
 
+/* One fragmented IPv4 datagram: addresses, IP identification, protocol. */
+struct frag_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* The ports the first fragment carried, for the fragments that follow it. */
+struct frag_ports {
+	__be16 sport;
+	__be16 dport;
+};
+
 /* A per-CPU shortcut to a live conntrack entry, re-validated against it every second. */
 struct flow_cache_entry {
 	__be32 local;
@@ -151,6 +166,14 @@ struct {
 	__type(key, struct ct_key);
 	__type(value, struct ct_entry);
 } netcc_ct SEC(".maps");
+
+/* Ports of fragmented datagrams, so later fragments are judged like the first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NETCC_MAX_FRAGS);
+	__type(key, struct frag_key);
+	__type(value, struct frag_ports);
+} netcc_frags SEC(".maps");
 
 /* Per-CPU direct-mapped cache of established connections in front of netcc_ct. */
 struct {

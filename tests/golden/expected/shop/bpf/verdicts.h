@@ -10,12 +10,13 @@
 #define VERDICT_ALLOW_UNISOLATED_EGRESS 2 /* allow: no policy selects the pod for egress */
 #define VERDICT_ALLOW_FROM_HOST 3 /* allow: traffic from the pod's own node is always allowed */
 #define VERDICT_ALLOW_SELF 4 /* allow: a pod can always reach itself */
+#define VERDICT_ALLOW_RELATED 5 /* allow: ICMP error about a tracked, allowed connection */
 #define VERDICT_ALLOW_NON_IP 6 /* allow: not IP (ARP and other link traffic) */
 #define VERDICT_DROP_MALFORMED 16 /* drop: truncated or malformed IPv4 or L4 header */
 #define VERDICT_DROP_SPOOFED 17 /* drop: source address is not the sending pod's */
 #define VERDICT_DROP_UNKNOWN_ENDPOINT 18 /* drop: address is not a pod of this node */
-#define VERDICT_DROP_FRAGMENT 19 /* drop: non-first fragment whose ports policy must see */
-#define VERDICT_DROP_IPV6 20 /* drop: IPv6 to or from a pod whose traffic policy isolates */
+#define VERDICT_DROP_FRAGMENT 19 /* drop: fragment whose first fragment was not seen; ports unknown */
+#define VERDICT_DROP_IPV6 20 /* drop: IPv6 other than neighbour discovery (IPv4-only cluster) */
 
 #define FIRST_RULE_VERDICT 32
 #define FIRST_DENY_VERDICT 41

@@ -4,7 +4,9 @@
  * Ports are read for TCP, UDP and SCTP (all keep them in the first four bytes of their
  * header). ICMP echo uses its identifier as the port of the side that chose it, so that a
  * request and its reply share one conntrack entry. Non-first fragments carry no L4 header:
- * their ports read as 0, which only a rule allowing every port can match.
+ * fragments.h restores their ports from the first fragment. ICMP errors (unreachable, time
+ * exceeded, parameter problem) carry the header of the packet that caused them: its tuple is
+ * parsed into `inner`, so conntrack can recognise the error as related to a connection.
  */
 #ifndef NETCC_PARSE_H
 #define NETCC_PARSE_H
@@ -24,6 +26,14 @@ enum parse_result {
 	PARSE_MALFORMED,
 };
 
+struct tuple {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+};
+
 struct flow {
 	__be32 saddr;
 	__be32 daddr;
@@ -32,7 +42,11 @@ struct flow {
 	__u8 proto;
 	__u8 tcp_flags;
 	__u8 nonfirst_fragment;
-	__u8 icmpv6_nd; /* IPv6 neighbour discovery */
+	__u8 first_fragment; /* offset 0 with more fragments to come */
+	__u8 icmpv6_nd;	     /* IPv6 neighbour discovery */
+	__u8 icmp_error;     /* `inner` holds the offending packet's tuple */
+	__be16 ip_id;
+	struct tuple inner;
 };
 
 #define TCP_FLAG_FIN 0x01
@@ -55,6 +69,28 @@ static __always_inline int parse_ipv6(void *data, void *end, struct flow *f)
 		f->icmpv6_nd = *icmp6 >= 133 && *icmp6 <= 137;
 	}
 	return PARSE_IPV6;
+}
+
+/* The header an ICMP error quotes: IPv4 plus the first 4 bytes (ports) of its L4 header. */
+static __always_inline int parse_icmp_error(void *data, void *end, struct flow *f)
+{
+	struct iphdr *ip = data;
+	__be16 *ports;
+
+	if ((void *)(ip + 1) > end || ip->ihl != 5)
+		return 0;
+	f->inner.saddr = ip->saddr;
+	f->inner.daddr = ip->daddr;
+	f->inner.proto = ip->protocol;
+	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP ||
+	    ip->protocol == IPPROTO_SCTP) {
+		ports = (void *)(ip + 1);
+		if ((void *)(ports + 2) > end)
+			return 0;
+		f->inner.sport = ports[0];
+		f->inner.dport = ports[1];
+	}
+	return 1;
 }
 
 static __always_inline int parse_packet(struct __sk_buff *skb, struct flow *f)
@@ -81,10 +117,12 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct flow *f)
 	f->saddr = ip->saddr;
 	f->daddr = ip->daddr;
 	f->proto = ip->protocol;
+	f->ip_id = ip->id;
 	if (ip->frag_off & bpf_htons(IP_OFFSET)) {
 		f->nonfirst_fragment = 1;
 		return PARSE_IPV4;
 	}
+	f->first_fragment = !!(ip->frag_off & bpf_htons(IP_MF));
 
 	data = (void *)ip + ihl;
 	switch (f->proto) {
@@ -117,6 +155,9 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct flow *f)
 			f->sport = ic->un.echo.id;
 		else if (ic->type == ICMP_ECHOREPLY)
 			f->dport = ic->un.echo.id;
+		else if (ic->type == ICMP_DEST_UNREACH || ic->type == ICMP_TIME_EXCEEDED ||
+			 ic->type == ICMP_PARAMETERPROB)
+			f->icmp_error = parse_icmp_error(ic + 1, end, f);
 		break;
 	}
 	default:

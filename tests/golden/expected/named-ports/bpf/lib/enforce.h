@@ -4,7 +4,8 @@
  * DIR_EGRESS runs on packets the pod sends (tc ingress of the veth), DIR_INGRESS on packets
  * delivered to it (tc egress). Order of checks, as Kubernetes NetworkPolicy requires:
  *   1. tracked connection        -> pass (replies of allowed connections included); a per-CPU
- *                                   flow cache answers most of these without a hash lookup
+ *                                   flow cache answers most of these without a hash lookup;
+ *                                   an ICMP error about a tracked connection -> ALLOW_RELATED
  *   2. the pod itself            -> ALLOW_SELF
  *   3. ingress from its own node -> ALLOW_FROM_HOST
  *   4. direction not isolated    -> ALLOW_UNISOLATED_*
@@ -20,6 +21,7 @@
 #include "parse.h"
 #include "conntrack.h"
 #include "flowcache.h"
+#include "fragments.h"
 #include "ipcache.h"
 #include "policy.h"
 #include "stats.h"
@@ -79,6 +81,8 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		return verdict_action(VERDICT_DROP_MALFORMED, skb);
 	}
 
+	if (unlikely(f.first_fragment || f.nonfirst_fragment))
+		fragment_track(&f);
 	ct_key_of(&key, &f, dir);
 	fc = flow_cache_slot(&key, dir);
 	if (fc && flow_cache_hit(fc, &key, dir, &f, skb))
@@ -94,6 +98,8 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 
 	now = bpf_ktime_get_coarse_ns();
 	ct = ct_lookup(&key, &f, dir, now);
+	if (!ct && f.icmp_error && ct_related(&f, dir, now))
+		return verdict_action(VERDICT_ALLOW_RELATED, skb);
 	if (ct) {
 		verdict = ct->verdict;
 	} else {
