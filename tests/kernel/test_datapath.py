@@ -133,16 +133,17 @@ def test_udp_reply_and_icmp_echo(k):
 def test_fragments_follow_their_first_fragment(k):
     # Only the first fragment carries ports; the datapath remembers them per datagram, so the
     # rest of an allowed datagram passes and the rest of a denied one does not.
-    ok_first = ipv4_packet("192.0.2.7", FRONTEND, "tcp", sport=7, dport=8080, ident=77,
-                           more_fragments=True)
-    ok_later = ipv4_packet("192.0.2.7", FRONTEND, "tcp", payload=b"x" * 16, frag_offset=3,
-                           ident=77)
-    bad_first = ipv4_packet("192.0.2.7", FRONTEND, "udp", sport=7, dport=8080, ident=78,
-                            more_fragments=True)
-    bad_later = ipv4_packet("192.0.2.7", FRONTEND, "udp", payload=b"x" * 16, frag_offset=3,
-                            ident=78)
-    orphan = ipv4_packet("192.0.2.7", FRONTEND, "tcp", payload=b"x" * 16, frag_offset=3,
-                         ident=79)
+    ok_first = ipv4_packet(
+        "192.0.2.7", FRONTEND, "tcp", sport=7, dport=8080, ident=77, more_fragments=True
+    )
+    ok_later = ipv4_packet("192.0.2.7", FRONTEND, "tcp", payload=b"x" * 16, frag_offset=3, ident=77)
+    bad_first = ipv4_packet(
+        "192.0.2.7", FRONTEND, "udp", sport=7, dport=8080, ident=78, more_fragments=True
+    )
+    bad_later = ipv4_packet(
+        "192.0.2.7", FRONTEND, "udp", payload=b"x" * 16, frag_offset=3, ident=78
+    )
+    orphan = ipv4_packet("192.0.2.7", FRONTEND, "tcp", payload=b"x" * 16, frag_offset=3, ident=79)
     assert run(k, "node-1", "netcc_to_container", ok_first)
     assert run(k, "node-1", "netcc_to_container", ok_later)
     assert not run(k, "node-1", "netcc_to_container", bad_first)  # UDP/8080 is not allowed
