@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import NamedTuple
 
 from netcc import layout
 from netcc.cidr import port_range_prefixes, region_inside, regions
@@ -58,8 +59,9 @@ class PeerClass:
         return f"addresses outside the pods; in {inside}"
 
 
-@dataclass(frozen=True)
-class MapEntry:
+class MapEntry(NamedTuple):
+    """One map entry as the loader packs it: field values by name, and a note for reviewers."""
+
     key: dict
     value: dict
     note: str = ""
@@ -234,12 +236,11 @@ def _peer_classes(
     )
 
 
-def _class_matches(cluster, policy, peers, cls: PeerClass) -> bool:
-    for peer in peers:
+def _class_matches(cluster, policy, peers, cls: PeerClass, block_ids: list[int | None]) -> bool:
+    """Whether any peer matches the class; `block_ids[i]` indexes peer i's IPv4 ipBlock."""
+    for peer, block in zip(peers, block_ids, strict=True):
         if peer.ip_block is not None:
-            if not isinstance(peer.ip_block.cidr, IPv4Network):
-                continue
-            if cls.blocks and _block_index(peer.ip_block, cluster) in cls.blocks:
+            if block is not None and block in cls.blocks:
                 return True
         elif cls.kind == "pod" and peer_matches(
             cluster, policy, peer, Endpoint(IPv4Address(0), workload=cls.representative)
@@ -275,6 +276,9 @@ class _Expander:
         self.cluster = cluster
         self.classes = classes
         self.pod_classes = [c for c in classes if c.kind == "pod"]
+        self.by_namespace: dict[str, list[PeerClass]] = defaultdict(list)
+        for c in self.pod_classes:
+            self.by_namespace[c.representative.namespace].append(c)
         self.rule_verdict = rule_verdict
         self._peers: dict[tuple[str, str, int], list[PeerClass] | None] = {}
 
@@ -282,14 +286,23 @@ class _Expander:
         """Classes a rule's peers match; None means any peer."""
         k = (policy.key, rule.direction, rule.index)
         if k not in self._peers:
-            self._peers[k] = (
-                None
-                if not rule.peers
-                else [
-                    c for c in self.classes if _class_matches(self.cluster, policy, rule.peers, c)
-                ]
-            )
+            self._peers[k] = None if not rule.peers else self._match(policy, rule)
         return self._peers[k]
+
+    def _match(self, policy, rule: Rule) -> list[PeerClass]:
+        # A peer without namespaceSelector or ipBlock only reaches pods of the policy's own
+        # namespace; when all peers are so, only those classes need a look.
+        local_only = all(p.namespace_selector is None and p.ip_block is None for p in rule.peers)
+        candidates = self.by_namespace.get(policy.namespace, []) if local_only else self.classes
+        blocks = [
+            _block_index(p.ip_block, self.cluster)
+            if p.ip_block is not None and isinstance(p.ip_block.cidr, IPv4Network)
+            else None
+            for p in rule.peers
+        ]
+        return [
+            c for c in candidates if _class_matches(self.cluster, policy, rule.peers, c, blocks)
+        ]
 
     def entries(self, profile: int, subject: Workload, direction: str):
         """Yields (key, verdict, note) for every allow of `subject` in `direction`."""
@@ -502,6 +515,8 @@ def _plan_node(
         )
         for r, cls in region_class.items()
     ]
+    # Sorted by (profile, dir, peer, proto, port, prefixlen), on the key tuples themselves.
+    order = sorted(policy, key=lambda k: (k[1], k[3], k[2], k[4], k[5], k[0]))
     policy_entries = [
         MapEntry(
             {
@@ -512,10 +527,10 @@ def _plan_node(
                 "proto": k[4],
                 "port": k[5],
             },
-            {"verdict": v},
-            note,
+            {"verdict": policy[k][0]},
+            policy[k][1],
         )
-        for k, (v, note) in policy.items()
+        for k in order
     ]
 
     def ip_order(e: MapEntry) -> tuple:
@@ -527,14 +542,7 @@ def _plan_node(
             "netcc_endpoints": tuple(sorted(endpoints, key=ip_order)),
             "netcc_ipcache": tuple(sorted(ipcache, key=ip_order)),
             "netcc_ipcache_cidr": tuple(sorted(cidrs, key=ip_order)),
-            "netcc_policy": tuple(
-                sorted(
-                    policy_entries,
-                    key=lambda e: tuple(
-                        e.key[f] for f in ("profile", "dir", "peer", "proto", "port", "prefixlen")
-                    ),
-                )
-            ),
+            "netcc_policy": tuple(policy_entries),
         },
         tuple(
             (number, tuple(w.key for w in members))

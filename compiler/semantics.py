@@ -138,13 +138,16 @@ def rule_matches(
 
 def policies_selecting(cluster: Cluster, pod: Workload, direction: str) -> list[NetworkPolicy]:
     """Policies of the pod's namespace that select it and isolate it in `direction`."""
+    by_namespace = cluster._index.get("policies")
+    if by_namespace is None:
+        by_namespace = cluster._index["policies"] = {}
+        for p in cluster.policies:
+            by_namespace.setdefault(p.namespace, []).append(p)
     labels = dict(pod.labels)
     return [
         p
-        for p in cluster.policies
-        if p.namespace == pod.namespace
-        and p.isolates(direction)
-        and selector_matches(p.pod_selector, labels)
+        for p in by_namespace.get(pod.namespace, ())
+        if p.isolates(direction) and selector_matches(p.pod_selector, labels)
     ]
 
 
