@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from netcc import __version__
+from netcc.loader.cli import add_load_commands
+from netcc.loader.lab_cli import add_lab_commands
 
 
 def _read_spec(path: str) -> bytes:
@@ -114,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
         choices=["TCP", "UDP", "SCTP", "ICMP", "tcp", "udp", "sctp", "icmp"],
     )
     t.set_defaults(func=cmd_trace)
+    add_load_commands(sub)
+    add_lab_commands(sub)
     return ap
 
 

@@ -109,13 +109,24 @@ IPCACHE_ENTRY = Struct(
 )
 POLICY_KEY = Struct(
     "policy_key",
-    "LPM key: profile, peer and direction match exactly; the port is a prefix (ranges).",
+    "LPM key for port ranges and all-port/all-protocol allows; the port is a prefix.",
     (
         Field("prefixlen", "u32"),
         Field("profile", "u32"),
         Field("peer", "u32", "peer class, or PEER_ANY"),
         Field("dir", "u8", "DIR_INGRESS or DIR_EGRESS"),
         Field("proto", "u8", "IP protocol; the entry covers all protocols at prefix 72"),
+        Field("port", "be16", "destination port, network order"),
+    ),
+)
+POLICY_EXACT_KEY = Struct(
+    "policy_exact_key",
+    "Hash key for single-port allows, the common case: one lookup, flat in the table's size.",
+    (
+        Field("profile", "u32"),
+        Field("peer", "u32", "peer class, or PEER_ANY"),
+        Field("dir", "u8", "DIR_INGRESS or DIR_EGRESS"),
+        Field("proto", "u8"),
         Field("port", "be16", "destination port, network order"),
     ),
 )
@@ -211,12 +222,20 @@ MAPS: tuple[MapDef, ...] = (
         "Everything else, split into regions by the policies' ipBlocks; 0.0.0.0/0 is world.",
     ),
     MapDef(
+        "netcc_policy_exact",
+        "hash",
+        POLICY_EXACT_KEY,
+        POLICY_ENTRY,
+        "NETCC_MAX_POLICY_EXACT",
+        "Allowed (profile, peer, direction, protocol, port) tuples: single ports.",
+    ),
+    MapDef(
         "netcc_policy",
         "lpm_trie",
         POLICY_KEY,
         POLICY_ENTRY,
         "NETCC_MAX_POLICY",
-        "Allowed (profile, peer, direction, protocol, port range) tuples.",
+        "Allowed (profile, peer, direction, protocol, port range) tuples: ranges and wildcards.",
     ),
     MapDef(
         "netcc_ct",
@@ -261,6 +280,8 @@ ENDPOINT_FLAGS = {
     "ENDPOINT_F_EGRESS_ISOLATED": 2,
     "ENDPOINT_F_INGRESS_ANY": 4,  # the profile has entries for PEER_ANY on ingress
     "ENDPOINT_F_EGRESS_ANY": 8,
+    "ENDPOINT_F_INGRESS_RANGES": 16,  # the profile has netcc_policy (LPM) entries on ingress
+    "ENDPOINT_F_EGRESS_RANGES": 32,
 }
 IPCACHE_FLAGS = {
     "IPCACHE_F_HOST": 1,  # this node (its address or its router address)

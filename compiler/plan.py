@@ -100,6 +100,7 @@ LIMITS = {
     "NETCC_MAX_ENDPOINTS": 1 << 16,
     "NETCC_MAX_IPCACHE": 1 << 20,
     "NETCC_MAX_CIDRS": 1 << 16,
+    "NETCC_MAX_POLICY_EXACT": 1 << 21,
     "NETCC_MAX_POLICY": 1 << 20,
     "NETCC_MAX_VERDICTS": 1 << 20,
 }
@@ -390,6 +391,7 @@ def plan(cluster: Cluster) -> ClusterPlan:
         "NETCC_MAX_ENDPOINTS": max(len(n.maps["netcc_endpoints"]) for n in nodes),
         "NETCC_MAX_IPCACHE": len(nodes[0].maps["netcc_ipcache"]),
         "NETCC_MAX_CIDRS": len(nodes[0].maps["netcc_ipcache_cidr"]),
+        "NETCC_MAX_POLICY_EXACT": max(len(n.maps["netcc_policy_exact"]) for n in nodes),
         "NETCC_MAX_POLICY": max(len(n.maps["netcc_policy"]) for n in nodes),
         "NETCC_MAX_VERDICTS": verdicts[-1].number + 1,
     }
@@ -452,6 +454,8 @@ def _plan_node(
                 policy[key] = (verdict, note)
                 if key[2] == layout.PEER_ANY:
                     flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ANY"]
+                if key[0] < layout.POLICY_PREFIX_FULL:
+                    flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_RANGES"]
         flags_of[number] = flags
         for w in members:
             profile_of[w.key] = number
@@ -517,6 +521,16 @@ def _plan_node(
     ]
     # Sorted by (profile, dir, peer, proto, port, prefixlen), on the key tuples themselves.
     order = sorted(policy, key=lambda k: (k[1], k[3], k[2], k[4], k[5], k[0]))
+    # Single ports go to the hash map; ranges and wildcards to the LPM trie.
+    exact_entries = [
+        MapEntry(
+            {"profile": k[1], "peer": k[2], "dir": k[3], "proto": k[4], "port": k[5]},
+            {"verdict": policy[k][0]},
+            policy[k][1],
+        )
+        for k in order
+        if k[0] == layout.POLICY_PREFIX_FULL
+    ]
     policy_entries = [
         MapEntry(
             {
@@ -531,6 +545,7 @@ def _plan_node(
             policy[k][1],
         )
         for k in order
+        if k[0] < layout.POLICY_PREFIX_FULL
     ]
 
     def ip_order(e: MapEntry) -> tuple:
@@ -542,6 +557,7 @@ def _plan_node(
             "netcc_endpoints": tuple(sorted(endpoints, key=ip_order)),
             "netcc_ipcache": tuple(sorted(ipcache, key=ip_order)),
             "netcc_ipcache_cidr": tuple(sorted(cidrs, key=ip_order)),
+            "netcc_policy_exact": tuple(exact_entries),
             "netcc_policy": tuple(policy_entries),
         },
         tuple(

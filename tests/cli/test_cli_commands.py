@@ -241,9 +241,9 @@ def test_check_fresh_out(netcc, compiled):
 def test_check_lists_stale_files(netcc, compiled, change):
     want = []
     if change in ("modified", "all"):
-        path = compiled / "nodes" / "node-1" / "maps" / "netcc_policy.json"
+        path = compiled / "nodes" / "node-1" / "maps" / "netcc_policy_exact.json"
         path.write_bytes(path.read_bytes().replace(b'"verdict": ', b'"verdict": 1'))
-        want.append("out/nodes/node-1/maps/netcc_policy.json: differs")
+        want.append("out/nodes/node-1/maps/netcc_policy_exact.json: differs")
     if change in ("added", "all"):
         (compiled / "bpf" / "extra.h").write_text("/* mine */\n")
         want.append("out/bpf/extra.h: not produced by this spec")

@@ -42,7 +42,7 @@ def test_without_policies_nothing_is_isolated_and_no_entries():
     p = plan_of()
     assert [v.number for v in p.verdicts] == [v.number for v in layout.RESERVED_VERDICTS]
     for n in p.nodes:
-        assert n.maps["netcc_policy"] == ()
+        assert n.maps["netcc_policy"] == n.maps["netcc_policy_exact"] == ()
         for e in n.maps["netcc_endpoints"]:
             assert e.value["flags"] == 0
             assert e.value["ingress_deny"] == e.value["egress_deny"] == 0
@@ -142,7 +142,7 @@ def test_default_deny_ingress_isolates_its_namespace_only():
     db = endpoint(p, "b/db")
     assert (db["flags"], db["ingress_deny"], db["egress_deny"]) == (0, 0, 0)
     for n in p.nodes:
-        assert n.maps["netcc_policy"] == ()
+        assert n.maps["netcc_policy"] == n.maps["netcc_policy_exact"] == ()
 
 
 def test_deny_verdicts_follow_rule_verdicts_one_per_pod_and_direction():
@@ -175,6 +175,7 @@ def test_deny_verdicts_follow_rule_verdicts_one_per_pod_and_direction():
         F["ENDPOINT_F_INGRESS_ISOLATED"]
         | F["ENDPOINT_F_EGRESS_ISOLATED"]
         | F["ENDPOINT_F_INGRESS_ANY"]
+        | F["ENDPOINT_F_INGRESS_RANGES"]  # ingress: [{}] is a wildcard entry in the LPM trie
     )
     assert (ep["ingress_deny"], ep["egress_deny"]) == (33, 34)
 
@@ -318,7 +319,7 @@ def test_same_key_from_two_rules_keeps_the_lowest_verdict():
         (prof, ANY, IN, TCP, 80, FULL, v0),
         (prof, ANY, IN, TCP, 81, FULL, v1),
     }
-    notes = {e.key["port"]: e.note for e in node(p, "node-2").maps["netcc_policy"]}
+    notes = {e.key["port"]: e.note for e in node(p, "node-2").maps["netcc_policy_exact"]}
     assert notes == {80: "a/x ingress[0]", 81: "a/x ingress[1]"}
 
 
@@ -487,8 +488,8 @@ def test_capacities_are_powers_of_two_with_headroom():
         for i in range(60)
     )
     p = plan_of(many)
-    n = max(len(x.maps["netcc_policy"]) for x in p.nodes)
-    cap = p.capacities["NETCC_MAX_POLICY"]
+    n = max(len(x.maps["netcc_policy_exact"]) for x in p.nodes)
+    cap = p.capacities["NETCC_MAX_POLICY_EXACT"]
     assert n == 120  # two profiles in namespace a on each node, 60 entries each
     assert cap >= n + n // 4 and cap & (cap - 1) == 0
 

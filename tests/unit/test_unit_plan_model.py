@@ -13,6 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 import yaml
 from specgen import random_flows, random_spec
+from unitspecs import policy_map_entries
 
 from netcc import layout
 from netcc.frontend import parse_spec
@@ -27,7 +28,7 @@ def _bits(profile: int, peer: int, d: int, proto: int, port: int) -> int:
 def _policy_lookup(node: NodePlan, profile: int, peer: int, d: int, proto: int, port: int) -> int:
     want = _bits(profile, peer, d, proto, port)
     best = (-1, 0)
-    for e in node.maps["netcc_policy"]:
+    for e in policy_map_entries(node):
         k = e.key
         shift = 96 - k["prefixlen"]
         have = _bits(k["profile"], k["peer"], k["dir"], k["proto"], k["port"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from ipaddress import IPv4Address
 
+from netcc import layout
 from netcc.frontend import parse_spec
 from netcc.model import Cluster
 from netcc.plan import ClusterPlan, NodePlan, plan
@@ -97,6 +98,13 @@ def region_peer(p: ClusterPlan, cidr: str) -> int:
     raise KeyError(cidr)
 
 
+def policy_map_entries(n) -> list:
+    """Both policy maps of a node plan; single-port (hash) entries get the full prefix."""
+    full = layout.POLICY_PREFIX_FULL
+    exact = [e._replace(key={"prefixlen": full, **e.key}) for e in n.maps["netcc_policy_exact"]]
+    return exact + list(n.maps["netcc_policy"])
+
+
 def entries(p: ClusterPlan, node_name: str) -> set[tuple]:
     """Policy entries of a node as (profile, peer, dir, proto, port, prefixlen, verdict)."""
     return {
@@ -109,7 +117,7 @@ def entries(p: ClusterPlan, node_name: str) -> set[tuple]:
             e.key["prefixlen"],
             e.value["verdict"],
         )
-        for e in node(p, node_name).maps["netcc_policy"]
+        for e in policy_map_entries(node(p, node_name))
     }
 
 

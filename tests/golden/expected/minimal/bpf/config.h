@@ -6,7 +6,8 @@
 #define NETCC_MAX_ENDPOINTS 64 /* pods on one node */
 #define NETCC_MAX_IPCACHE 64 /* pod and node addresses in the cluster */
 #define NETCC_MAX_CIDRS 64 /* address regions cut by ipBlocks */
-#define NETCC_MAX_POLICY 64 /* policy entries on one node */
+#define NETCC_MAX_POLICY_EXACT 64 /* single-port policy entries on one node */
+#define NETCC_MAX_POLICY 64 /* port-range and wildcard policy entries on one node */
 #define NETCC_MAX_VERDICTS 21 /* verdict numbers */
 #define NETCC_MAX_CT 262144 /* tracked connections on one node (LRU) */
 #define NETCC_MAX_FRAGS 8192 /* fragmented datagrams in flight on one node (LRU) */

@@ -17,6 +17,8 @@
 #define ENDPOINT_F_EGRESS_ISOLATED 2
 #define ENDPOINT_F_INGRESS_ANY 4
 #define ENDPOINT_F_EGRESS_ANY 8
+#define ENDPOINT_F_INGRESS_RANGES 16
+#define ENDPOINT_F_EGRESS_RANGES 32
 #define IPCACHE_F_HOST 1
 #define IPCACHE_F_POD 2
 
@@ -56,7 +58,21 @@ struct ipcache_lpm_key {
 	__be32 ip;
 };
 
-/* LPM key: profile, peer and direction match exactly; the port is a prefix (ranges). */
+/* Hash key for single-port allows, the common case: one lookup, flat in the table's size. */
+struct policy_exact_key {
+	__u32 profile;
+	__u32 peer; /* peer class, or PEER_ANY */
+	__u8 dir; /* DIR_INGRESS or DIR_EGRESS */
+	__u8 proto;
+	__be16 port; /* destination port, network order */
+};
+
+/* An allow, and the rule behind it. */
+struct policy_entry {
+	__u32 verdict; /* verdict number: policy and rule (see verdicts.h) */
+};
+
+/* LPM key for port ranges and all-port/all-protocol allows; the port is a prefix. */
 struct policy_key {
 	__u32 prefixlen;
 	__u32 profile;
@@ -64,11 +80,6 @@ struct policy_key {
 	__u8 dir; /* DIR_INGRESS or DIR_EGRESS */
 	__u8 proto; /* IP protocol; the entry covers all protocols at prefix 72 */
 	__be16 port; /* destination port, network order */
-};
-
-/* An allow, and the rule behind it. */
-struct policy_entry {
-	__u32 verdict; /* verdict number: policy and rule (see verdicts.h) */
 };
 
 /* A connection as seen from a local pod: the same key in both directions. */
@@ -150,7 +161,15 @@ struct {
 	__type(value, struct ipcache_entry);
 } netcc_ipcache_cidr SEC(".maps");
 
-/* Allowed (profile, peer, direction, protocol, port range) tuples. */
+/* Allowed (profile, peer, direction, protocol, port) tuples: single ports. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETCC_MAX_POLICY_EXACT);
+	__type(key, struct policy_exact_key);
+	__type(value, struct policy_entry);
+} netcc_policy_exact SEC(".maps");
+
+/* Allowed (profile, peer, direction, protocol, port range) tuples: ranges and wildcards. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, NETCC_MAX_POLICY);

@@ -1,0 +1,107 @@
+"""`lab down` removes exactly what `lab up` made: after a clean up, a crash, or a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+from conftest import teardown_lab
+from labspecs import EXTERNALS, lab_namespaces, netcc, root_links
+
+from netcc.loader import lab, lab_netns
+from netcc.loader.lab_state import STATE_DIR, LabState
+from netcc.loader.lab_topology import InjectedFailure, LabBuildError
+
+
+@pytest.fixture
+def clean(root):
+    """What the host looks like before the test; the lab is down after it, whatever happens."""
+    before = {"netns": lab_namespaces(), "links": root_links()}
+    try:
+        yield before
+    finally:
+        teardown_lab()
+
+
+def assert_nothing_left(before: dict, made: set[str], inodes: set[int]) -> None:
+    assert not (made & lab_namespaces()), "lab namespaces left behind"
+    assert lab_namespaces() <= before["netns"], "netcc- namespaces left behind"
+    assert root_links() == before["links"], "links in the root namespace changed"
+    assert not lab_netns.pids_in(inodes), "processes left in the lab's namespaces"
+    assert not STATE_DIR.exists(), "state left behind"
+    assert not os.path.exists(lab.PIN_BASE), "pins left behind"
+
+
+def test_down_leaves_nothing(clean, spec_files):
+    r = netcc("lab", "up", str(spec_files["none"]), "--external", *EXTERNALS, "--no-load", "--json")
+    assert r.returncode == 0, r.stderr
+    inv = json.loads(r.stdout)
+    made = lab_namespaces() - clean["netns"]
+    assert len(made) == 3 + 9 + 2
+    inodes = {lab_netns.inode(n) for n in made}
+    assert lab.probe_many([("shop/frontend", "dev/tools", 80, "TCP")])[0].allowed
+    r = netcc("lab", "down")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("removed netns") == len(made)
+    assert {n["netns"] for n in inv["nodes"].values()} <= made
+    assert_nothing_left(clean, made, inodes)
+    r = netcc("lab", "down")
+    assert r.returncode == 1 and "no lab is up" in r.stderr
+
+
+def test_crash_half_way_then_down(clean, spec_files):
+    """SIGKILL after 5 namespaces: no chance to clean up; the state file knows what was made."""
+    r = netcc(
+        "lab",
+        "up",
+        str(spec_files["none"]),
+        "--external",
+        EXTERNALS[0],
+        "--no-load",
+        env={"NETCC_LAB_FAIL_AFTER": "5", "NETCC_LAB_FAIL_HARD": "1"},
+    )
+    assert r.returncode == -signal.SIGKILL
+    state = LabState.load(STATE_DIR)
+    listed = [e["name"] for e in state.of_kind("netns")]
+    assert len(listed) == 5 and state.doc["status"] == "building"
+    made = lab_namespaces() - clean["netns"]
+    assert made == set(listed)
+    inodes = {lab_netns.inode(n) for n in made}
+    r = netcc("lab", "probe", "shop/frontend", "shop/cart", "80/tcp")
+    assert r.returncode == 1 and "not up" in r.stderr
+    r = netcc("lab", "up", str(spec_files["none"]), "--no-load")
+    assert r.returncode == 1 and "already up" in r.stderr
+    r = netcc("lab", "down")
+    assert r.returncode == 0, r.stderr
+    assert_nothing_left(clean, made, inodes)
+
+
+@pytest.mark.parametrize("after", [0, 3, 13])
+def test_failure_rolls_back(clean, spec_files, after):
+    """A failure inside `up` removes what was made before it returns."""
+    with pytest.raises(InjectedFailure):
+        lab.up(spec_files["none"], external=EXTERNALS, load=False, fail_after=after)
+    assert_nothing_left(clean, set(), set())
+
+
+def test_foreign_namespace_is_not_touched(clean, spec_files):
+    """A namespace the lab would use already exists: up fails and leaves it as it was."""
+    lab_netns.create("netcc-node-2")
+    try:
+        foreign = lab_netns.inode("netcc-node-2")
+        with pytest.raises(LabBuildError, match="netcc-node-2 already exists"):
+            lab.up(spec_files["none"], load=False)
+        assert lab_netns.inode("netcc-node-2") == foreign
+        assert lab_namespaces() == clean["netns"] | {"netcc-node-2"}
+        assert not STATE_DIR.exists()
+    finally:
+        lab_netns.remove("netcc-node-2")
+
+
+def test_second_up_is_refused_and_the_first_lab_survives(clean, spec_files):
+    lab.up(spec_files["none"], load=False)
+    r = netcc("lab", "up", str(spec_files["none"]), "--no-load")
+    assert r.returncode == 1 and "already up" in r.stderr
+    assert lab.probe_many([("shop/cart", "payments/ledger", 9, "UDP")])[0].allowed
