@@ -24,6 +24,7 @@ python-package:
 
 demo: setup
 	bash scripts/demo.sh $(EXAMPLE) $(OUT)
+	bash scripts/lab-demo.sh $(EXAMPLE) $(OUT)
 
 test: setup
 	$(PYTHON) -m ruff check .

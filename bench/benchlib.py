@@ -141,6 +141,13 @@ def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> ChildRun
         )
 
 
+def pin_cpu() -> int:
+    """Pin this process to its last allowed CPU (test runs execute on the caller's CPU)."""
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
 def netcc_cmd() -> list[str]:
     exe = shutil.which("netcc")
     return [exe] if exe else [sys.executable, "-m", "netcc"]

@@ -4,11 +4,14 @@ For each spec of the rule sweep, the node of the ingress flows that `datapath_co
 is loaded with its maps pinned in bpffs; `bench/probe.bpf.c` is then built against that
 output's maps.h and loaded with the same pins, so every probe program does exactly one map
 lookup (or helper call) of the datapath on the filled maps. Each figure is the probe's ns per
-run (BPF_PROG_TEST_RUN, repeat 1,000,000, median of 5) minus probe_empty's.
+run (BPF_PROG_TEST_RUN, repeat 1,000,000) minus that of probe_empty run right before it,
+median of 5 such differences; conntrack creation runs 40,000 times per measurement so that the
+table never fills. The process is pinned to one CPU.
 
 A denied new flow (ingress) does: parse, flow-cache slot, endpoint lookup, coarse clock,
 conntrack miss, ipcache lookup, policy lookup for the peer class, policy lookup for PEER_ANY
-(when the pod has PEER_ANY entries), counter update. An established flow hits the flow cache.
+(when the pod has PEER_ANY entries), counter update. An allowed new flow also creates the
+conntrack entry and fills the flow cache. An established flow hits the flow cache.
 
 Run as root: `python3 bench/datapath_parts.py` (outputs reused from $NETCC_BENCH_DIR).
 """
@@ -27,16 +30,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import BENCH, RULE_COUNTS, SWEEP_SHAPE, compiled, header, sweep_spec, table
-from datapath_cost import pick_flows, repeated
+from benchlib import (
+    BENCH,
+    RULE_COUNTS,
+    SWEEP_SHAPE,
+    compiled,
+    header,
+    median,
+    pin_cpu,
+    sweep_spec,
+    table,
+)
+from datapath_cost import MEASUREMENTS, one, pick_flows
 
+CT_CREATE_REPEAT = 40_000
 PROBES = (
     ("probe_endpoint", "endpoint lookup (hash)"),
     ("probe_ktime_coarse", "bpf_ktime_get_coarse_ns"),
     ("probe_ct_miss", "conntrack lookup, miss (LRU hash)"),
+    ("probe_prandom", "bpf_get_prandom_u32"),
+    ("probe_ct_create", "conntrack create, new key, table not full (incl. prandom)"),
     ("probe_ipcache", "ipcache lookup (hash)"),
     ("probe_ipcache_cidr", "ipcache_cidr lookup 8.8.8.8 (LPM)"),
-    ("probe_policy_hit", "policy lookup, hit (LPM)"),
+    ("probe_exact_hit", "policy_exact lookup, hit (hash)"),
+    ("probe_exact_miss_peer", "policy_exact lookup, miss, peer class (hash)"),
+    ("probe_exact_miss_any", "policy_exact lookup, miss, PEER_ANY (hash)"),
+    ("probe_policy_hit", "policy lookup, allowed flow's key (LPM)"),
     ("probe_policy_miss_peer", "policy lookup, miss, peer class (LPM)"),
     ("probe_policy_miss_any", "policy lookup, miss, PEER_ANY (LPM)"),
     ("probe_stats", "verdict counter update (per-CPU array)"),
@@ -52,7 +71,10 @@ def probe_defines(out: Path) -> tuple[str, list[str]]:
     """(node, clang -D flags) for the sweep output's ingress allow and deny flows."""
     from netcc import layout
 
-    allow, deny = pick_flows(out, "ingress")
+    flows = pick_flows(out, "ingress")
+    if flows is None:
+        raise SystemExit(f"no ingress flows in {out}")
+    allow, deny = flows
     node = deny.node
 
     def entries(name: str, node: str) -> list[dict]:
@@ -83,7 +105,10 @@ def probe_defines(out: Path) -> tuple[str, list[str]]:
         "DENY_PEER": peer(node, deny.src),
         "DENY_PORT": deny.dport,
     }
-    return node, [f"-D{k}={v}u" for k, v in flags.items()]
+    defines = [f"-D{k}={v}u" for k, v in flags.items()]
+    if "netcc_policy_exact" in (out / "bpf" / "maps.h").read_text():
+        defines.append("-DHAVE_POLICY_EXACT=1")
+    return node, defines
 
 
 def measure(out: Path, tmp: Path, repeat: int) -> dict[str, float]:
@@ -102,10 +127,23 @@ def measure(out: Path, tmp: Path, repeat: int) -> dict[str, float]:
     try:
         with BpfObject.open(obj_path, pin_root=pin) as probe:
             probe.load()
-            empty = repeated(probe.prog_fd("probe_empty"), pkt, repeat, TC_ACT_OK)
-            found = {"probe_empty": empty}
+            empty_fd = probe.prog_fd("probe_empty")
+            empties: list[float] = []
+            found: dict[str, float] = {}
+            present = set(probe.program_names())
             for name, _ in PROBES:
-                found[name] = repeated(probe.prog_fd(name), pkt, repeat, TC_ACT_OK) - empty
+                if name not in present:
+                    continue
+                # 5 x 40,000 new connections stay below the conntrack capacity (2^18): no
+                # evictions, as in datapath_cost's allowed new flows.
+                n = min(repeat, CT_CREATE_REPEAT) if name == "probe_ct_create" else repeat
+                diffs = []
+                for _ in range(MEASUREMENTS):  # the empty program right before each probe
+                    empty = one(empty_fd, pkt, n, TC_ACT_OK)
+                    empties.append(empty)
+                    diffs.append(one(probe.prog_fd(name), pkt, n, TC_ACT_OK) - empty)
+                found[name] = median(diffs)
+            found["probe_empty"] = median(empties)
             return found
     finally:
         dp.obj.unpin_maps()
@@ -123,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     from netcc.loader.bpffs import ensure_bpffs
 
     ensure_bpffs()
+    pin_cpu()
     header("datapath_parts: ns per datapath step, on the filled maps")
     print(f"cluster: {SWEEP_SHAPE} (fixed); repeat={args.repeat:,}; median of 5\n")
     sizes = [int(r) for r in args.rules.split(",")]
@@ -134,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ["empty program (harness), absolute", *(f"{results[r]['probe_empty']:.0f}" for r in sizes)]
     ]
-    rows += [[label, *(f"{results[r][name]:.0f}" for r in sizes)] for name, label in PROBES]
+    rows += [
+        [label, *(f"{results[r][name]:.0f}" if name in results[r] else "-" for r in sizes)]
+        for name, label in PROBES
+        if any(name in results[r] for r in sizes)
+    ]
     print(table(["step (ns, minus empty)", *(f"{r} rules" for r in sizes)], rows))
     return 0
 

@@ -5,7 +5,8 @@
  *
  * Built with -I OUT/bpf against the generated maps.h, with the keys given by -D:
  *   LOCAL_IP, REMOTE_IP (__be32 as stored), DIR, ALLOW_PROFILE, ALLOW_PEER, ALLOW_PORT,
- *   DENY_PROFILE, DENY_PEER, DENY_PORT (host order).
+ *   DENY_PROFILE, DENY_PEER, DENY_PORT (host order); HAVE_POLICY_EXACT when the output has
+ *   the exact-port hash map netcc_policy_exact.
  */
 #include "maps.h"
 
@@ -56,6 +57,31 @@ int probe_ct_miss(struct __sk_buff *skb)
 }
 
 SEC("tc")
+int probe_prandom(struct __sk_buff *skb)
+{
+	return bpf_get_prandom_u32() ? TC_ACT_OK : TC_ACT_OK;
+}
+
+/* A new connection each run (random ports): the LRU update of ct_create, evictions included
+ * once the map is full. Subtract probe_prandom for the update alone. */
+SEC("tc")
+int probe_ct_create(struct __sk_buff *skb)
+{
+	__u32 r = bpf_get_prandom_u32();
+	struct ct_key k = {
+		.local = LOCAL_IP,
+		.remote = REMOTE_IP,
+		.lport = r >> 16,
+		.rport = r,
+		.proto = IPPROTO_TCP,
+	};
+	struct ct_entry v = { .expires = 1, .verdict = 1 };
+
+	bpf_map_update_elem(&netcc_ct, &k, &v, BPF_ANY);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
 int probe_ktime_coarse(struct __sk_buff *skb)
 {
 	return bpf_ktime_get_coarse_ns() ? TC_ACT_OK : TC_ACT_OK;
@@ -76,6 +102,44 @@ int probe_ipcache_cidr(struct __sk_buff *skb)
 
 	return keep(bpf_map_lookup_elem(&netcc_ipcache_cidr, &k));
 }
+
+#ifdef HAVE_POLICY_EXACT
+static __always_inline struct policy_exact_key exact_key(__u32 profile, __u32 peer, __u16 port)
+{
+	struct policy_exact_key k = {
+		.profile = profile,
+		.peer = peer,
+		.dir = DIR,
+		.proto = IPPROTO_TCP,
+		.port = bpf_htons(port),
+	};
+	return k;
+}
+
+SEC("tc")
+int probe_exact_hit(struct __sk_buff *skb)
+{
+	struct policy_exact_key k = exact_key(ALLOW_PROFILE, ALLOW_PEER, ALLOW_PORT);
+
+	return keep(bpf_map_lookup_elem(&netcc_policy_exact, &k));
+}
+
+SEC("tc")
+int probe_exact_miss_peer(struct __sk_buff *skb)
+{
+	struct policy_exact_key k = exact_key(DENY_PROFILE, DENY_PEER, DENY_PORT);
+
+	return keep(bpf_map_lookup_elem(&netcc_policy_exact, &k));
+}
+
+SEC("tc")
+int probe_exact_miss_any(struct __sk_buff *skb)
+{
+	struct policy_exact_key k = exact_key(DENY_PROFILE, PEER_ANY, DENY_PORT);
+
+	return keep(bpf_map_lookup_elem(&netcc_policy_exact, &k));
+}
+#endif
 
 SEC("tc")
 int probe_policy_hit(struct __sk_buff *skb)

@@ -10,10 +10,11 @@ The cluster looks like a multi-team production cluster:
   (so replicas share an identity, as in Kubernetes), with named container ports per tier,
   spread round-robin over the nodes, addresses inside the node's podCIDR,
 - NetworkPolicies: a default deny per namespace (Ingress, or Ingress+Egress in prod) first,
-  then a mix of DNS egress, same-namespace app-to-app (named ports), cross-namespace
-  (namespaceSelector AND podSelector), Prometheus scraping (named port), matchExpressions
-  (In/NotIn), public ingress from ipBlock 0.0.0.0/0 with excepts, egress to partner ipBlocks
-  with excepts on 443, and port ranges (endPort).
+  then one policy of each kind, then a weighted random mix of them: DNS egress,
+  same-namespace app-to-app (named ports), cross-namespace (namespaceSelector AND
+  podSelector), Prometheus scraping (named port), matchExpressions (In/NotIn), public
+  ingress from ipBlock 0.0.0.0/0 with excepts, egress to partner ipBlocks with excepts on
+  443, port ranges (endPort), and named ports open to any peer (no `from`).
 
 Rules are counted as the sum of ingress and egress rules of every policy; `rules=R` keeps
 adding policies (and trims the last one) until exactly R rules exist.
@@ -224,19 +225,26 @@ class _PolicyMaker:
             if rng.random() < 0.4 and net.prefixlen < 24:
                 excepts = [str(next(net.subnets(new_prefix=net.prefixlen + 2)))]
             self.partners.append({"cidr": str(net), **({"except": excepts} if excepts else {})})
+        # (kind, weight); the first policies take each kind once, in this order, so that even
+        # a 10-rule spec has ingress and egress, selectors, named ports and PEER_ANY entries
         self.kinds: list[tuple[Callable[[], tuple[str, str, dict]], int]] = [
             (self.app_to_app, 30),
+            (self.dns_egress, 8),
+            (self.open_port, 5),
+            (self.partner_egress, 10),
             (self.cross_namespace, 15),
             (self.scrape, 8),
-            (self.dns_egress, 8),
             (self.expressions, 10),
             (self.public_ingress, 6),
-            (self.partner_egress, 10),
             (self.port_range, 8),
             (self.egress_to_data, 5),
         ]
+        self.picked = 0
 
     def pick(self) -> tuple[str, str, dict]:
+        self.picked += 1
+        if self.picked <= len(self.kinds):
+            return self.kinds[self.picked - 1][0]()
         fns = [f for f, w in self.kinds for _ in range(w)]
         return self.rng.choice(fns)()
 
@@ -348,6 +356,14 @@ class _PolicyMaker:
             ],
         }
         return f"public-{d.app}", d.namespace, spec
+
+    def open_port(self) -> tuple[str, str, dict]:
+        d = self._dep()
+        spec = {
+            "podSelector": self._sel(d, "app"),
+            "ingress": [{"ports": self._named(d)}],  # no `from`: any peer
+        }
+        return f"open-{d.app}", d.namespace, spec
 
     def partner_egress(self) -> tuple[str, str, dict]:
         d = self._dep()
@@ -472,9 +488,16 @@ def generate(
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """No anchors or aliases for shared objects: specs are written out in full, as by hand."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
 def dump(spec: dict) -> bytes:
-    """YAML bytes (block style, stable key order)."""
-    return yaml.safe_dump(spec, sort_keys=False, width=120).encode()
+    """YAML bytes (block style, stable key order, no anchors)."""
+    return yaml.dump(spec, Dumper=_Dumper, sort_keys=False, width=120).encode()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,21 +88,30 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(table(cols, insn_rows))
     print()
-    print("Map entries per node (endpoints and ipcache do not depend on the policies):\n")
+    print(
+        "Map entries per node. endpoints and ipcache do not depend on the policies; cidr is\n"
+        "netcc_ipcache_cidr, exact is netcc_policy_exact (hash: single ports), LPM is\n"
+        "netcc_policy (trie: port ranges and all-port/all-protocol entries).\n"
+    )
     sizes = list(all_counts)
     last = all_counts[sizes[-1]]
+    per_rules = [
+        m
+        for m in ("netcc_ipcache_cidr", "netcc_policy_exact", "netcc_policy")
+        if m in last[next(iter(last))]
+    ]
     rows = [
         [
             node,
             f"{last[node]['netcc_endpoints']:,}",
             f"{last[node]['netcc_ipcache']:,}",
-            *(f"{all_counts[r][node]['netcc_ipcache_cidr']:,}" for r in sizes),
-            *(f"{all_counts[r][node]['netcc_policy']:,}" for r in sizes),
+            *(f"{all_counts[r][node].get(m, 0):,}" for m in per_rules for r in sizes),
         ]
         for node in last
     ]
+    short = {"netcc_ipcache_cidr": "cidr", "netcc_policy_exact": "exact", "netcc_policy": "LPM"}
     cols = ["node", "endpoints", "ipcache"]
-    cols += [f"ipcache_cidr @{r}" for r in sizes] + [f"policy @{r}" for r in sizes]
+    cols += [f"{short[m]} @{r}" for m in per_rules for r in sizes]
     print(table(cols, rows))
     print()
     if str(max(RULE_COUNTS)) in args.rules.split(","):

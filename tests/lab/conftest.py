@@ -16,7 +16,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from labspecs import SPEC_NO_POLICY, SPEC_POLICY
 
-from netcc.loader import lab
 from netcc.loader.lab_state import STATE_DIR, LabState
 
 
@@ -43,10 +42,3 @@ def spec_files(tmp_path_factory) -> dict[str, Path]:
     files["policy"].write_text(SPEC_POLICY)
     files["none"].write_text(SPEC_NO_POLICY)
     return files
-
-
-def teardown_lab() -> None:
-    """`lab down` if a lab is up; never fails the test by itself."""
-    if LabState.exists(STATE_DIR):
-        report = lab.down()
-        assert not report.problems, report.problems

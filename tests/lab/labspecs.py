@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from netcc.loader import lab_netns
+from netcc.loader import lab, lab_netns
+from netcc.loader.lab_state import STATE_DIR, LabState
 
 EXTERNAL_OK = "192.0.2.10"  # inside every allowing ipBlock
 EXTERNAL_BLOCKED = "203.0.113.5"  # in the frontend's ipBlock `except`
@@ -224,3 +225,10 @@ def lab_namespaces() -> set[str]:
 
 def root_links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
+
+
+def teardown_lab() -> None:
+    """`lab down` if a lab is up (the tests' cleanup, also after a failure)."""
+    if LabState.exists(STATE_DIR):
+        report = lab.down()
+        assert not report.problems, report.problems

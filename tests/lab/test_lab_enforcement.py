@@ -16,7 +16,6 @@ from ipaddress import IPv4Address
 from itertools import permutations
 
 import pytest
-from conftest import teardown_lab
 from labspecs import (
     EXTERNAL_BLOCKED,
     EXTERNAL_OK,
@@ -26,6 +25,7 @@ from labspecs import (
     SPEC_POLICY,
     lab_namespaces,
     netcc,
+    teardown_lab,
 )
 
 from netcc.frontend import parse_spec
@@ -237,9 +237,13 @@ def test_probe_cli_names_the_rules(enforced):
     assert hops == [("node-1", "egress", True), ("node-2", "ingress", True)]
     assert "shop/frontend-egress" in doc["decided_by"][0]["rule"]
     assert "shop/api-ingress" in doc["decided_by"][1]["rule"]
+    # The loaded datapath's own counters moved under the verdicts the trace names.
+    moved = {(c["node"], c["verdict"]) for c in doc["counted"]}
+    assert {(h["node"], h["verdict"]) for h in doc["decided_by"]} <= moved
     r = netcc("lab", "probe", EXTERNAL_BLOCKED, "shop/frontend", "8080/tcp")
     assert r.returncode == 4, r.stderr
     assert "denied" in r.stdout and "shop/frontend ingress" in r.stdout
+    assert "counters moved on the loaded nodes: node-1 DENY_" in r.stdout
 
 
 def test_status_reports_each_node(enforced):
@@ -261,6 +265,7 @@ def test_down_removes_the_loaded_lab(enforced):
     assert os.path.isdir(lab.PIN_BASE)
     report = lab.down()
     assert not report.problems, report.problems
+    assert {f"loader on {n}" for n in NODES} <= set(report.removed)  # the loader's detach
     assert not (lab_namespaces() & made)
     assert not os.path.exists(lab.PIN_BASE)
     assert not STATE_DIR.exists()

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
-from conftest import teardown_lab
-from labspecs import EXTERNALS, lab_namespaces, netcc, root_links
+from labspecs import EXTERNALS, SPEC_POLICY, lab_namespaces, netcc, root_links, teardown_lab
 
 from netcc.loader import lab, lab_netns
 from netcc.loader.lab_state import STATE_DIR, LabState
 from netcc.loader.lab_topology import InjectedFailure, LabBuildError
+from netcc.pipeline import compile_spec
+from netcc.write import write_tree
 
 
 @pytest.fixture
@@ -105,3 +108,61 @@ def test_second_up_is_refused_and_the_first_lab_survives(clean, spec_files):
     r = netcc("lab", "up", str(spec_files["none"]), "--no-load")
     assert r.returncode == 1 and "already up" in r.stderr
     assert lab.probe_many([("shop/cart", "payments/ledger", 9, "UDP")])[0].allowed
+
+
+@pytest.fixture(scope="module")
+def policy_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lifecycle-out") / "out"
+    write_tree(compile_spec(SPEC_POLICY.encode(), "lab-policy.yaml"), out)
+    return out
+
+
+def test_loader_failure_rolls_back(clean, spec_files, policy_out, monkeypatch):
+    """The loader fails on the second node: the first node's datapath and all else go."""
+    if reason := lab.loader_unavailable_reason():
+        pytest.skip(reason)
+    import netcc.loader.apply as apply_module
+
+    real = apply_module.apply
+
+    def flaky(out, node, **kw):
+        if node == "node-2":
+            raise RuntimeError("injected loader failure")
+        return real(out, node, **kw)
+
+    monkeypatch.setattr(apply_module, "apply", flaky)
+    with pytest.raises(lab.LabError, match="the loader failed on node-2"):
+        lab.up(spec_files["policy"], external=EXTERNALS, artifacts=policy_out)
+    assert_nothing_left(clean, set(), set())
+
+
+def test_crash_while_loading_then_down(clean, spec_files, policy_out):
+    """SIGKILL right after the loader ran on node-1: down detaches it and removes the rest."""
+    if reason := lab.loader_unavailable_reason():
+        pytest.skip(reason)
+    code = (
+        "import os, signal, sys\n"
+        "import netcc.loader.apply as m\n"
+        "real = m.apply\n"
+        "def once(out, node, **kw):\n"
+        "    r = real(out, node, **kw)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "m.apply = once\n"
+        "from netcc.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["lab", "up", str(spec_files["policy"]), "--artifacts", str(policy_out)]
+    r = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert os.path.isdir(f"{lab.PIN_BASE}/node-1")
+    made = lab_namespaces() - clean["netns"]
+    inodes = {lab_netns.inode(n) for n in made}
+    r = netcc("lab", "down")
+    assert r.returncode == 0, r.stderr
+    assert "removed loader on node-1" in r.stdout
+    assert_nothing_left(clean, made, inodes)

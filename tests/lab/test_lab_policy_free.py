@@ -10,8 +10,7 @@ import json
 from itertools import permutations
 
 import pytest
-from conftest import teardown_lab
-from labspecs import EXTERNALS, NODES, PODS, netcc, up_seconds
+from labspecs import EXTERNALS, NODES, PODS, netcc, teardown_lab, up_seconds
 
 from netcc.loader import lab
 from netcc.loader.lab_state import STATE_DIR

@@ -11,8 +11,7 @@ import subprocess
 from itertools import permutations
 
 import pytest
-from conftest import teardown_lab
-from labspecs import EXTERNALS, NODES, PODS, lab_namespaces, netcc, up_seconds
+from labspecs import EXTERNALS, NODES, PODS, lab_namespaces, netcc, teardown_lab, up_seconds
 
 from netcc.loader import lab
 

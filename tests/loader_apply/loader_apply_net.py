@@ -49,7 +49,7 @@ class Pod:
 class Topology:
     """The namespaces and links of one test; `remove` takes everything away."""
 
-    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:4])
     node_ns: str = ""
     pods: dict[str, Pod] = field(default_factory=dict)
     procs: list[subprocess.Popen] = field(default_factory=list)
@@ -58,11 +58,16 @@ class Topology:
         self.node_ns = f"netcctest-{self.tag}-node"
 
     def create(self, pods: dict[str, str] = POD_IPS) -> Topology:
-        sh("ip", "netns", "add", self.node_ns)
-        self._node("sysctl", "-qw", "net.ipv4.ip_forward=1")
-        self._node("ip", "link", "set", "lo", "up")
-        for i, (name, ip) in enumerate(sorted(pods.items()), start=1):
-            self.add_pod(name, ip, i)
+        """Make the namespaces and links; on failure remove what was made."""
+        try:
+            sh("ip", "netns", "add", self.node_ns)
+            self._node("sysctl", "-qw", "net.ipv4.ip_forward=1")
+            self._node("ip", "link", "set", "lo", "up")
+            for i, (name, ip) in enumerate(sorted(pods.items()), start=1):
+                self.add_pod(name, ip, i)
+        except BaseException:
+            self.remove()
+            raise
         return self
 
     def _node(self, *cmd: str) -> None:
@@ -76,6 +81,7 @@ class Topology:
         self._node("ip", "link", "add", pod.host_if, "type", "veth", "peer", "name", "eth0",
                    "netns", pod.ns)  # fmt: skip
         self._node("sysctl", "-qw", f"net.ipv4.conf.{pod.host_if}.proxy_arp=1")
+        self._node("sysctl", "-qw", f"net.ipv4.neigh.{pod.host_if}.proxy_delay=0")
         self._node("ip", "link", "set", pod.host_if, "up")
         self._node("ip", "route", "add", f"{ip}/32", "dev", pod.host_if)
         for cmd in (
@@ -92,8 +98,9 @@ class Topology:
         self._node("ip", "link", "del", self.pods[name].host_if)
 
     def ifindex(self, name: str) -> int:
-        out = sh(*in_ns(self.node_ns, "cat", f"/sys/class/net/{self.pods[name].host_if}/ifindex"))
-        return int(out.stdout)
+        """ifindex of a pod's host-side interface (/sys is the host's under nsenter)."""
+        out = sh(*in_ns(self.node_ns, "ip", "-j", "link", "show", "dev", self.pods[name].host_if))
+        return int(json.loads(out.stdout)[0]["ifindex"])
 
     # --- traffic ---
 
@@ -126,26 +133,26 @@ class Topology:
         )
         return out.stdout.strip() or f"error: {out.stderr.strip()}"
 
-    def stream(self, src: str, dst: str, port: int) -> Stream:
-        """A long-lived TCP connection exchanging data every 20 ms until stopped."""
+    def _helper(self, pod: str, *args: str) -> Stream:
         p = subprocess.Popen(
-            in_ns(
-                self.pods[src].ns,
-                sys.executable,
-                str(HELPER),
-                "stream",
-                self.pods[dst].ip,
-                str(port),
-            ),  # fmt: skip
+            in_ns(self.pods[pod].ns, sys.executable, str(HELPER), *args),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         self.procs.append(p)
-        s = Stream(p)
+        return Stream(p)
+
+    def stream(self, src: str, dst: str, port: int) -> Stream:
+        """A long-lived TCP connection exchanging data every 20 ms until stopped."""
+        s = self._helper(src, "stream", self.pods[dst].ip, str(port))
         assert s.ask("ping")["rounds"] >= 1
         return s
+
+    def probe(self, src: str, dst: str, port: int) -> Stream:
+        """New connections back to back; `ask("ping")` gives {"ok", "failed"} counts."""
+        return self._helper(src, "probe", self.pods[dst].ip, str(port))
 
     def remove(self) -> None:
         for p in self.procs:

@@ -1,0 +1,204 @@
+"""The `netcc lab` commands: up, probe, status, down. Wired in by `add_lab_commands`.
+
+Test hooks (environment): `NETCC_LAB_FAIL_AFTER=N` makes `up` fail after N namespaces, and
+with `NETCC_LAB_FAIL_HARD=1` the process kills itself there (SIGKILL) instead of raising, so
+that `down` has to clean up a lab that crashed half-way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+EXIT_DENIED = 4
+
+
+def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add `lab up|probe|status|down` to the `netcc` command line."""
+    lab = subparsers.add_parser(
+        "lab", help="a spec's cluster made of network namespaces, with the datapath loaded"
+    )
+    sub = lab.add_subparsers(dest="lab_command", required=True)
+
+    u = sub.add_parser("up", help="build the cluster, compile the spec and load every node")
+    u.add_argument("spec")
+    u.add_argument(
+        "--external",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="IP",
+        help="addresses of an outside host (netcc-external)",
+    )
+    u.add_argument("--artifacts", metavar="OUT", help="load OUT instead of compiling SPEC")
+    u.add_argument("--no-load", action="store_true", help="no loader: a lab without policy")
+    u.add_argument("--json", action="store_true", help="print the inventory as JSON")
+    u.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("probe", help="a real TCP or UDP exchange; exit 0 allowed, 4 denied")
+    p.add_argument("src", help="namespace/workload, node name or external IP")
+    p.add_argument("dst", help="namespace/workload, node name or external IP")
+    p.add_argument("port_proto", metavar="PORT/PROTO", help="e.g. 8080/tcp or 53/udp")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the echo")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_probe)
+
+    s = sub.add_parser("status", help="the lab's inventory and each node's loader status")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    d = sub.add_parser("down", help="remove everything the lab made")
+    d.set_defaults(func=cmd_down)
+
+
+def _error(error: BaseException | str) -> int:
+    print(f"netcc: error: {error}", file=sys.stderr)
+    for note in getattr(error, "__notes__", []):
+        print(note, file=sys.stderr)
+    return 1
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from netcc.loader.lab import LabBuildError, LabError, LabPlanError, LabStateError
+    from netcc.loader.libbpf import BpfError
+    from netcc.loader.lockfile import LockError
+
+    return LabError, LabPlanError, LabStateError, LabBuildError, LockError, BpfError
+
+
+def _print_inventory(inv: dict[str, Any]) -> None:
+    for name, n in inv.get("nodes", {}).items():
+        print(f"node     {name:<28} {n['address']:<16} {n['netns']}")
+    for key, w in inv.get("workloads", {}).items():
+        print(f"pod      {key:<28} {','.join(w['ips']):<16} {w['netns']}  (on {w['node']})")
+    if "external" in inv:
+        e = inv["external"]
+        print(f"external {'':<28} {','.join(e['ips']):<16} {e['netns']}")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from netcc.loader import lab
+
+    fail_after = os.environ.get("NETCC_LAB_FAIL_AFTER")
+    try:
+        report = lab.up(
+            args.spec,
+            external=args.external,
+            artifacts=args.artifacts,
+            load=not args.no_load,
+            fail_after=int(fail_after) if fail_after else None,
+            hard=os.environ.get("NETCC_LAB_FAIL_HARD") == "1",
+        )
+    except _known_errors() as e:
+        return _error(e)
+    if args.json:
+        print(json.dumps(report.inventory, indent=2))
+    else:
+        _print_inventory(report.inventory)
+        if report.out:
+            print(f"loaded {report.out} on {len(report.loaded)} node(s)")
+        else:
+            print("no loader: every packet passes")
+    t = report.timings
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in t.items() if k != "total")
+    print(f"netcc: lab up in {t['total']:.2f} s ({parts})", file=sys.stderr)
+    return 0
+
+
+def _port_proto(text: str) -> tuple[int, str]:
+    port, _, proto = text.partition("/")
+    try:
+        return int(port), (proto or "TCP").upper()
+    except ValueError:
+        raise ValueError(f"{text}: expected PORT/PROTO, e.g. 8080/tcp") from None
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from netcc.loader import lab
+
+    try:
+        port, proto = _port_proto(args.port_proto)
+        r = lab.probe(args.src, args.dst, port, proto, timeout=args.timeout)
+    except (ValueError, *_known_errors()) as e:
+        return _error(e)
+    if args.json:
+        print(json.dumps(r.to_json(), indent=2))
+    else:
+        verdict = "allowed" if r.allowed else "denied"
+        print(
+            f"{r.src} ({r.src_ip}) -> {r.dst} ({r.dst_ip}) {r.port}/{r.protocol}: "
+            f"{verdict} ({r.detail})"
+        )
+        for h in r.decided_by:
+            mark = "pass" if h["passed"] else "DROP"
+            print(f"  {h['node']} {h['direction']:<7} {mark}  verdict {h['verdict']}  {h['rule']}")
+        if r.counted:
+            moved = ", ".join(f"{c['node']} {c['name']} +{c['packets']}" for c in r.counted)
+            print(f"  counters moved on the loaded nodes: {moved}")
+        if r.trace_error:
+            print(f"  warning: no trace of the compiled datapath: {r.trace_error}")
+        if r.trace_agrees is False:
+            print("  warning: the compiled datapath's trace (above) disagrees with the packets")
+    return 0 if r.allowed else EXIT_DENIED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from netcc.loader import lab
+
+    try:
+        doc = lab.status()
+    except _known_errors() as e:
+        return _error(e)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"lab {doc['status']}" + (f", artifacts {doc['out']}" if doc.get("out") else ""))
+    _print_inventory(doc)
+    for node, info in doc.get("loader", {}).items():
+        print(f"loader   {node:<28} {_loader_summary(info)}")
+    return 0
+
+
+def _loader_summary(info: Any) -> str:
+    """One line from what the loader says about a node (`--json` has all of it)."""
+    if isinstance(info, dict) and isinstance(info.get("nodes"), list):  # its status report
+        lines = []
+        for n in info["nodes"]:
+            hooks = [h for i in n.get("interfaces", []) for h in i.get("hooks", {}).values()]
+            bits = [
+                "OK" if n.get("ok") else "NOT OK",
+                f"artifacts {str(n.get('digest', ''))[:12]} ({n.get('mode')})",
+                f"{len(n.get('interfaces', []))} interface(s)",
+                f"{sum(1 for h in hooks if h.get('ok'))}/{len(hooks)} hook(s) ok",
+            ]
+            if n.get("pending"):
+                bits.append(f"{len(n['pending'])} pod(s) pending")
+            bits += [f"problem: {p}" for p in n.get("problems", [])]
+            lines.append(", ".join(bits))
+        return "; ".join(lines)
+    if isinstance(info, dict) and "status" in info:  # what apply returned
+        hooks, endpoints = info.get("hooks") or [], info.get("endpoints") or []
+        return (
+            f"{info['status']}, artifacts {str(info.get('digest', ''))[:12]} "
+            f"({info.get('mode')}), {len(hooks)} hook(s), {len(endpoints)} endpoint(s)"
+        )
+    return json.dumps(info)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from netcc.loader import lab
+
+    try:
+        report = lab.down()
+    except _known_errors() as e:
+        return _error(e)
+    for what in report.removed:
+        print(f"removed {what}")
+    for warning in report.warnings:
+        print(f"netcc: warning: {warning}", file=sys.stderr)
+    for problem in report.problems:
+        print(f"netcc: error: {problem}", file=sys.stderr)
+    return 1 if report.problems else 0

@@ -1,0 +1,259 @@
+"""Carrying state maps from one applied version to the next.
+
+A version's object may not be able to share a pinned map: its type, key or value size or
+capacity differ (compared with `map_info` against the new `layout.json`), or its entries hold
+verdict numbers that the new verdict table numbers differently (verdicts are numbered by
+policy order, so adding a rule renumbers the rules and denies after it). Such a map is
+created anew for the new object and what can be translated is copied over:
+
+- hash maps (conntrack `netcc_ct`, `netcc_frags`): each entry is unpacked with the old
+  layout and packed with the new one, field by field by name; `verdict` fields are
+  translated through the two verdict tables;
+- `netcc_stats` (per-CPU counters indexed by verdict): each verdict's counters move to the
+  new number of the same verdict;
+- `netcc_flow_cache` is a cache in front of conntrack and starts empty.
+
+A verdict is the same across versions when its identity is: a reserved verdict by name, a
+rule by (policy, direction, index), a default deny by (pod, direction). A connection whose
+allowing rule is gone is kept and counted under `STALE_NAME`, a number the loader takes from
+the unused part of the reserved allow range (numbers below the first reserved drop are
+allows in the datapath's `verdict_is_drop`).
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+from dataclasses import dataclass, field
+from typing import Any
+
+from netcc.loader import libbpf
+from netcc.loader.libbpf import BPF_ANY, BPF_NOEXIST, BpfError
+from netcc.loader.mapdata import Layout, MapLayout
+
+VERDICT_KEYED = {"netcc_stats"}  # u32 key = verdict number
+CACHES = {"netcc_flow_cache"}  # never copied
+VERDICT_FIELDS = ("verdict", "ingress_deny", "egress_deny")
+STALE_NAME = "ALLOW_ESTABLISHED_REMOVED_RULE"
+STALE_DOC = "connection allowed by a rule that a later applied version removed (conntrack kept)"
+
+
+# --- verdict tables ------------------------------------------------------------------------
+
+
+def _identity(v: dict[str, Any]) -> tuple:
+    if "policy" in v:
+        return ("rule", v["policy"], v.get("direction"), v.get("index"))
+    if "pod" in v:
+        return ("deny", v["pod"], v.get("direction"))
+    return ("reserved", v.get("name"))
+
+
+def verdict_table(doc: dict[str, Any], stale: int | None = None) -> dict[int, dict[str, Any]]:
+    """number -> verdict of a `verdicts.json` document, plus the loader's stale verdict."""
+    table = {int(v["number"]): v for v in doc.get("verdicts", [])}
+    if stale is not None and stale not in table:
+        table[stale] = {"number": stale, "name": STALE_NAME, "action": "allow", "doc": STALE_DOC}
+    return table
+
+
+def stale_number(doc: dict[str, Any], prefer: int | None = None) -> int | None:
+    """An unused number of the reserved allow range (below the first reserved drop), for
+    connections whose rule is gone; `prefer` if still free."""
+    table = verdict_table(doc)
+    drops = [n for n, v in table.items() if v.get("action") == "drop" and "pod" not in v]
+    limit = min(drops) if drops else 0
+    free = [n for n in range(1, limit) if n not in table]
+    if prefer in free:
+        return prefer
+    return max(free) if free else None
+
+
+@dataclass
+class Translation:
+    """Old verdict number -> new, and whether every old number keeps its meaning."""
+
+    mapping: dict[int, int]
+    identical: bool
+    stale: int | None  # the new table's stale verdict
+    removed: list[int] = field(default_factory=list)  # old allows with no counterpart
+
+    def verdict(self, old: int) -> int | None:
+        """The new number of an old verdict; None if it must not be carried (a removed
+        verdict when no stale number is available)."""
+        if old in self.mapping:
+            return self.mapping[old]
+        return self.stale if old in self.removed else None
+
+
+def translation(
+    old_doc: dict[str, Any], new_doc: dict[str, Any], old_stale: int | None = None
+) -> Translation:
+    """How the numbers of the old verdict table map onto the new one."""
+    old = verdict_table(old_doc, old_stale)
+    new = verdict_table(new_doc)
+    by_identity = {_identity(v): n for n, v in new.items()}
+    stale = stale_number(new_doc, prefer=old_stale)
+    mapping, removed = {}, []
+    for n, v in old.items():
+        ident = _identity(v)
+        if ident == ("reserved", STALE_NAME):
+            if stale is not None:
+                mapping[n] = stale
+            else:
+                removed.append(n)
+            continue
+        if ident in by_identity:
+            mapping[n] = by_identity[ident]
+        elif v.get("action") == "allow":
+            removed.append(n)
+    identical = all(mapping.get(n) == n for n in old) and not removed
+    return Translation(mapping, identical, stale, removed)
+
+
+# --- compatibility -------------------------------------------------------------------------
+
+
+def layout_mismatch(info: dict[str, Any], layout: Layout, name: str) -> str | None:
+    """Why a kernel map (its `map_info`) cannot serve as `name` of the new layout; None if
+    it can."""
+    m = layout.maps[name]
+    want = {
+        "type": libbpf.MAP_TYPES.get(m.type),
+        "key_size": layout.size(m.key),
+        "value_size": layout.size(m.value),
+        "max_entries": m.max_entries,
+    }
+    diffs = [f"{k} {info[k]} -> {v}" for k, v in want.items() if info.get(k) != v]
+    return ", ".join(diffs) or None
+
+
+def carries_verdicts(layout: Layout, name: str) -> bool:
+    """Whether the map's entries hold verdict numbers (as key or value fields)."""
+    if name in VERDICT_KEYED:
+        return True
+    m = layout.maps[name]
+    if m.value == "u32" or m.value not in layout.structs:
+        return False
+    return any(f in layout.structs[m.value].fields for f in VERDICT_FIELDS)
+
+
+# --- copying -------------------------------------------------------------------------------
+
+
+@dataclass
+class CopyResult:
+    copied: int = 0
+    skipped: int = 0  # not translatable, or no room
+
+    def to_json(self) -> dict[str, int]:
+        return {"copied": self.copied, "skipped": self.skipped}
+
+
+def _convert(
+    old: Layout, new: Layout, old_struct: str, new_struct: str, raw: bytes, tr: Translation | None
+) -> bytes | None:
+    """Repack one struct by field names (new fields zero); None if a verdict is dropped."""
+    values = old.unpack(old_struct, raw)
+    if new_struct == "u32":
+        return new.pack("u32", values if isinstance(values, int) else 0)
+    fields = new.structs[new_struct].fields
+    keep = {k: v for k, v in values.items() if k in fields and fields[k].encoding != "pad8"}
+    if tr is not None:
+        for f in VERDICT_FIELDS:
+            if keep.get(f):
+                translated = tr.verdict(keep[f])
+                if translated is None:
+                    return None
+                keep[f] = translated
+    return new.pack(new_struct, keep)
+
+
+def copy_hash(
+    old_fd: int,
+    old: Layout,
+    new_fd: int,
+    new: Layout,
+    name: str,
+    tr: Translation | None,
+    only_missing: bool = False,
+) -> CopyResult:
+    """Copy a hash-type map's entries into the new map, translated; with `only_missing`,
+    keys already in the new map are left alone."""
+    om, nm = old.maps[name], new.maps[name]
+    res = CopyResult()
+    for key in libbpf.map_keys(old_fd, old.size(om.key)):
+        raw = libbpf.map_lookup(old_fd, key, old.size(om.value))
+        if raw is None:  # expired meanwhile
+            continue
+        nkey = _convert(old, new, om.key, nm.key, key, None)
+        nval = _convert(old, new, om.value, nm.value, raw, tr)
+        if nkey is None or nval is None:
+            res.skipped += 1
+            continue
+        try:
+            libbpf.map_update(new_fd, nkey, nval, BPF_NOEXIST if only_missing else BPF_ANY)
+        except BpfError as e:
+            if e.errno not in (errno_mod.EEXIST, errno_mod.E2BIG, errno_mod.ENOMEM):
+                raise
+            if e.errno != errno_mod.EEXIST:
+                res.skipped += 1
+            continue
+        res.copied += 1
+    return res
+
+
+def _percpu_values(fd: int, layout: Layout, m: MapLayout, index: int) -> list[bytes]:
+    return libbpf.map_lookup_percpu(fd, index.to_bytes(4, "little"), layout.size(m.value))
+
+
+def add_counters(
+    old_fd: int, old: Layout, new_fd: int, new: Layout, name: str, tr: Translation | None
+) -> CopyResult:
+    """Add each old per-CPU counter slot into the new map at the verdict's new number
+    (integer fields are summed field by field, per CPU)."""
+    om, nm = old.maps[name], new.maps[name]
+    res = CopyResult()
+    for index in range(om.max_entries):
+        olds = _percpu_values(old_fd, old, om, index)
+        if not any(any(v) for v in olds):
+            continue
+        # a removed rule's counters go with it
+        target = index if tr is None else tr.mapping.get(index)
+        if target is None or target >= nm.max_entries:
+            res.skipped += 1
+            continue
+        news = _percpu_values(new_fd, new, nm, target)
+        merged = []
+        for o, n in zip(olds, news, strict=True):
+            a, b = old.unpack(om.value, o), new.unpack(nm.value, n)
+            total = {k: b.get(k, 0) + a.get(k, 0) for k in b if isinstance(b[k], int)}
+            merged.append(new.pack(nm.value, total))
+        libbpf.map_update_percpu(new_fd, target.to_bytes(4, "little"), merged)
+        res.copied += 1
+    return res
+
+
+def migrate(
+    old_fd: int,
+    old: Layout,
+    new_fd: int,
+    new: Layout,
+    name: str,
+    tr: Translation | None,
+    second_pass: bool = False,
+) -> CopyResult | None:
+    """Copy a state map into its replacement; None for maps that are not copied (caches,
+    maps missing from either layout). Counters are only moved on the second pass (after the
+    programs were swapped, when the old ones no longer count)."""
+    if name in CACHES or name not in old.maps or name not in new.maps:
+        return None
+    kind = new.maps[name].type
+    if name in VERDICT_KEYED or kind in ("array", "percpu_array"):
+        if not second_pass:
+            return None
+        if not old.maps[name].percpu or not new.maps[name].percpu:
+            return None
+        return add_counters(old_fd, old, new_fd, new, name, tr if name in VERDICT_KEYED else None)
+    if new.maps[name].percpu or old.maps[name].percpu:
+        return None
+    return copy_hash(old_fd, old, new_fd, new, name, tr, only_missing=second_pass)

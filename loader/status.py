@@ -1,0 +1,254 @@
+"""`netcc load status`: what is attached where, which artifacts, and the verdict counters.
+
+Reads the node's state (`state.py`) and checks it against the kernel: every hook must run the
+applied version's pinned program, every bound pod must still route through its interface and
+have its endpoint entry bound there, and a pod that was skipped for lack of an interface must
+still lack one. `ok` is true when all of that holds; the CLI exits 0 then and 1 otherwise, so
+it can serve as a readiness or liveness probe.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from netcc.loader import attach, libbpf, migrate, state
+from netcc.loader.apply import ENDPOINTS, resolve_endpoints
+from netcc.loader.attach import PROGRAMS, Hook
+from netcc.loader.mapdata import Layout
+from netcc.loader.netns import current_netns
+from netcc.loader.state import Paths
+
+STATS = "netcc_stats"
+
+
+class StatusError(Exception):
+    """Nothing applied where asked, or a state that cannot be read."""
+
+
+def select_paths(
+    node: str | None = None,
+    pin_root: str | Path | None = None,
+    state_dir: str | Path | None = None,
+) -> list[Paths]:
+    """The nodes to look at: the one named (or whose state dir is given), else every node
+    whose state records this network namespace."""
+    if state_dir is not None or node is not None:
+        if node is None:
+            doc = json.loads((Path(state_dir) / state.STATE_FILE).read_text())  # type: ignore[arg-type]
+            node = doc["node"]
+        return [state.paths_for(node, pin_root, state_dir)]
+    here = list(current_netns())
+    found = []
+    for d in state.find_state_dirs():
+        try:
+            doc = json.loads((d / state.STATE_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not _is_node_state(doc):
+            continue  # another tool's state.json (the lab keeps one under /run/netcc/lab)
+        if [doc["netns"].get("dev"), doc["netns"].get("ino")] == here:
+            found.append(state.paths_for(doc["node"], doc.get("pin_root"), d))
+    return found
+
+
+def _is_node_state(doc: Any) -> bool:
+    return (
+        isinstance(doc, dict)
+        and doc.get("version") == state.STATE_VERSION
+        and isinstance(doc.get("node"), str)
+        and isinstance(doc.get("digest"), str)
+        and isinstance(doc.get("netns"), dict)
+    )
+
+
+def _prog(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    fd = libbpf.obj_get(path)
+    try:
+        return libbpf.prog_info(fd)
+    finally:
+        os.close(fd)
+
+
+def counters(paths: Paths, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Packets and bytes per verdict (summed over CPUs), named from the applied verdicts."""
+    layout = Layout(json.loads(state.read_copy(paths, state.LAYOUT_COPY)))
+    table = migrate.verdict_table(
+        json.loads(state.read_copy(paths, state.VERDICTS_COPY)), doc.get("stale_verdict")
+    )
+    m = layout.maps[STATS]
+    fd = libbpf.obj_get(paths.maps / STATS)
+    out = []
+    try:
+        for n in range(m.max_entries):
+            per_cpu = libbpf.map_lookup_percpu(fd, n.to_bytes(4, "little"), layout.size(m.value))
+            values = [layout.unpack(m.value, v) for v in per_cpu]
+            packets = sum(v["packets"] for v in values)
+            nbytes = sum(v["bytes"] for v in values)
+            v = table.get(n)
+            if v is None and not packets:
+                continue
+            v = v or {"name": f"VERDICT_{n}", "action": "?", "doc": "not in verdicts.json"}
+            row = {"verdict": n, "name": v["name"], "action": v["action"], "doc": v.get("doc", "")}
+            for k in ("policy", "pod", "direction", "index"):
+                if k in v:
+                    row[k] = v[k]
+            out.append(row | {"packets": packets, "bytes": nbytes})
+    finally:
+        os.close(fd)
+    return out
+
+
+def _endpoint_ifindex(paths: Paths, layout: Layout, ip: str) -> int | None:
+    m = layout.maps[ENDPOINTS]
+    fd = libbpf.obj_get(paths.maps / ENDPOINTS)
+    try:
+        raw = libbpf.map_lookup(
+            fd, layout.pack(m.key, {"ip": str(ipaddress.IPv4Address(ip))}), layout.size(m.value)
+        )
+    finally:
+        os.close(fd)
+    return None if raw is None else layout.unpack(m.value, raw)["ifindex"]
+
+
+def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
+    """The status of one node; `ok` and `problems` say whether everything expected holds."""
+    doc = state.load_state(paths)
+    if doc is None:
+        raise StatusError(f"nothing applied for node {paths.node} ({paths.state_file} missing)")
+    problems: list[str] = []
+    digest = doc["digest"]
+    programs = {}
+    for p in PROGRAMS:
+        info = _prog(paths.prog_dir(digest) / p)
+        programs[p] = None if info is None else {"id": info["id"], "tag": info["tag"]}
+        if info is None:
+            problems.append(f"program {p} of {digest[:12]} is not pinned")
+    layout = Layout(json.loads(state.read_copy(paths, state.LAYOUT_COPY)))
+
+    interfaces: dict[int, dict[str, Any]] = {}
+    for h in doc["hooks"]:
+        hook = Hook.from_json(h)
+        want = (programs.get(hook.program) or {}).get("id")
+        live = attach.hook_state(ipr, hook)
+        got = live["prog_id"]
+        iface = interfaces.setdefault(
+            hook.ifindex, {"ifname": hook.ifname, "ifindex": hook.ifindex, "pods": [], "hooks": {}}
+        )
+        iface["hooks"][hook.direction] = {
+            "mode": hook.mode,
+            "program": hook.program,
+            "prog_id": got,
+            "expected_prog_id": want,
+            "ok": got is not None and got == want,
+        } | ({"link_id": live["link_id"], "link_pin": hook.link_pin} if hook.link_pin else {})
+        if got is None:
+            problems.append(f"{hook.ifname} {hook.direction}: nothing attached ({hook.mode})")
+        elif got != want:
+            problems.append(f"{hook.ifname} {hook.direction}: program {got}, expected {want}")
+
+    recorded = doc.get("endpoints", [])
+    live = {e.ip: e for e in resolve_endpoints(ipr, [{"key": {"ip": r["ip"]}} for r in recorded])}
+    pending = []
+    for r in recorded:
+        now = live[r["ip"]]
+        if r.get("ifindex"):
+            iface = interfaces.get(r["ifindex"])
+            if iface is not None:
+                iface["pods"].append({"ip": r["ip"], "pod": r.get("note", "")})
+            if now.ifindex != r["ifindex"]:
+                where = f"ifindex {now.ifindex}" if now.ifindex else now.reason
+                problems.append(f"pod {r['ip']}: routed to {where}, bound to {r['ifindex']}")
+            try:
+                bound = _endpoint_ifindex(paths, layout, r["ip"])
+            except (OSError, libbpf.BpfError) as e:
+                bound = f"unreadable ({e})"
+            if bound != r["ifindex"]:
+                problems.append(f"pod {r['ip']}: endpoint entry bound to {bound}")
+        else:
+            pending.append({"ip": r["ip"], "pod": r.get("note", ""), "reason": r.get("reason")})
+            if now.ifindex:
+                problems.append(
+                    f"pod {r['ip']}: now routed to {now.ifname}, which has no hooks; apply again"
+                )
+    rows = _counters_or_problem(paths, doc, problems)
+    return {
+        "node": paths.node,
+        "ok": not problems,
+        "problems": problems,
+        "digest": digest,
+        "applied_at": doc.get("applied_at"),
+        "out": doc.get("out"),
+        "mode": doc.get("mode"),
+        "pin_root": str(paths.pin_root),
+        "state_dir": str(paths.state_dir),
+        "programs": programs,
+        "interfaces": [interfaces[i] for i in sorted(interfaces)],
+        "pending": pending,
+        "counters": rows,
+    }
+
+
+def _counters_or_problem(paths: Paths, doc: dict[str, Any], problems: list[str]) -> list:
+    try:
+        return counters(paths, doc)
+    except (OSError, ValueError, libbpf.BpfError) as e:
+        problems.append(f"counters unreadable: {e}")
+        return []
+
+
+def status(
+    node: str | None = None,
+    pin_root: str | Path | None = None,
+    state_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """{"ok", "nodes": [node status...]}; raises StatusError when nothing is applied."""
+    from pyroute2 import IPRoute
+
+    selected = select_paths(node, pin_root, state_dir)
+    if not selected:
+        raise StatusError(
+            f"nothing applied in this network namespace (no state under {state.state_base()})"
+        )
+    with IPRoute() as ipr:
+        nodes = [node_status(p, ipr) for p in selected]
+    return {"ok": all(n["ok"] for n in nodes), "nodes": nodes}
+
+
+def format_status(report: dict[str, Any], all_counters: bool = False) -> str:
+    """Human-readable status; counters of rules and denies always, others when non-zero."""
+    lines = []
+    for n in report["nodes"]:
+        verdict = "OK" if n["ok"] else "NOT OK"
+        lines.append(
+            f"node {n['node']}: {verdict}  artifacts {n['digest'][:12]} ({n['mode']}), "
+            f"applied {n['applied_at']}"
+        )
+        for p in n["problems"]:
+            lines.append(f"  problem: {p}")
+        for i in n["interfaces"]:
+            pods = ", ".join(f"{p['ip']} {p['pod']}" for p in i["pods"]) or "no pod"
+            lines.append(f"  {i['ifname']} (ifindex {i['ifindex']}): {pods}")
+            for d, h in sorted(i["hooks"].items()):
+                mark = "ok" if h["ok"] else "MISSING" if h["prog_id"] is None else "WRONG"
+                link = f" (link {h['link_id']})" if h.get("link_id") else ""
+                lines.append(
+                    f"    {d:<7} {h['mode']:<3} {h['program']} id {h['prog_id']}{link}  {mark}"
+                )
+        for p in n["pending"]:
+            lines.append(f"  pending {p['ip']} {p['pod']}: {p['reason']}")
+        lines.append("  counters:")
+        lines.append(f"    {'verdict':>7} {'action':<6} {'packets':>10} {'bytes':>12}  rule")
+        for c in n["counters"]:
+            if not (all_counters or c["packets"] or "policy" in c or "pod" in c):
+                continue
+            lines.append(
+                f"    {c['verdict']:>7} {c['action']:<6} {c['packets']:>10} {c['bytes']:>12}  "
+                f"{c['name']}: {c['doc']}"
+            )
+    return "\n".join(lines)
