@@ -220,12 +220,27 @@ def compiled(spec: dict) -> tuple[Path, float]:
         key = hashlib.sha256(data + clang_version().encode()).hexdigest()
     out = bench_dir() / f"out-{key[:20]}"
     if (out / "netcc.lock.json").exists():
+        os.utime(out)  # recently used: kept by _prune
         return out, 0.0
     spec_path = bench_dir() / f"spec-{key[:20]}.yaml"
     spec_path.write_bytes(data)
     start = time.perf_counter()
     compile_in_process(spec_path, out)
-    return out, time.perf_counter() - start
+    took = time.perf_counter() - start
+    _prune(keep=KEEP_OUTPUTS)
+    return out, took
+
+
+KEEP_OUTPUTS = 8  # the sweep uses 4; older outputs (from older netcc code) are removed
+
+
+def _prune(keep: int) -> None:
+    outs = sorted(bench_dir().glob("out-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in outs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    for spec in bench_dir().glob("spec-*.yaml"):
+        if not (spec.parent / f"out-{spec.stem[5:]}").exists():
+            spec.unlink(missing_ok=True)
 
 
 def map_counts(out: Path) -> dict[str, dict[str, int]]:

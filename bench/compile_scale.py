@@ -108,7 +108,9 @@ def stages(spec_path: Path, out: Path) -> dict:
     lap("lock: sha256")
     write_tree(tree, out)
     lap("write")
-    policy = [len(n.maps["netcc_policy"]) for n in p.nodes]
+    policy = [
+        sum(len(v) for k, v in n.maps.items() if k.startswith("netcc_policy")) for n in p.nodes
+    ]
     return {
         "stages": times,
         "build_warm_s": warm,
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100,1000,3000", help="scaling table sizes")
     ap.add_argument("--main-size", type=int, default=1000, help="size of the CLI measurements")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=1, help="CLI runs per scenario (median)")
+    ap.add_argument("--repeat", type=int, default=3, help="CLI runs per scenario (median)")
     ap.add_argument("--stages", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.stages:
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                     "profiles",
                     "peer classes",
                     "verdicts",
-                    "policy entries (all nodes)",
+                    "policy entries (all nodes, hash + LPM)",
                     "max/node",
                     "files",
                     "OUT MB",

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from netcc import __version__
+from netcc.lab.cli import add_lab_commands
 from netcc.loader.cli import add_load_commands
-from netcc.loader.lab_cli import add_lab_commands
 
 
 def _read_spec(path: str) -> bytes:

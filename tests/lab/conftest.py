@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from labspecs import SPEC_NO_POLICY, SPEC_POLICY
 
-from netcc.loader.lab_state import STATE_DIR, LabState
+from netcc.lab.state import STATE_DIR, LabState
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from netcc.loader import lab, lab_netns
-from netcc.loader.lab_state import STATE_DIR, LabState
+from netcc.lab import core as lab
+from netcc.lab import netns as lab_netns
+from netcc.lab.state import STATE_DIR, LabState
 
 EXTERNAL_OK = "192.0.2.10"  # inside every allowing ipBlock
 EXTERNAL_BLOCKED = "203.0.113.5"  # in the frontend's ipBlock `except`

@@ -29,8 +29,9 @@ from labspecs import (
 )
 
 from netcc.frontend import parse_spec
-from netcc.loader import lab, lab_netns
-from netcc.loader.lab_state import STATE_DIR
+from netcc.lab import core as lab
+from netcc.lab import netns as lab_netns
+from netcc.lab.state import STATE_DIR
 from netcc.model import PROTOCOL_NUMBERS
 from netcc.pipeline import compile_spec
 from netcc.semantics import evaluate

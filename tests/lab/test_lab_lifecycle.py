@@ -11,9 +11,10 @@ import sys
 import pytest
 from labspecs import EXTERNALS, SPEC_POLICY, lab_namespaces, netcc, root_links, teardown_lab
 
-from netcc.loader import lab, lab_netns
-from netcc.loader.lab_state import STATE_DIR, LabState
-from netcc.loader.lab_topology import InjectedFailure, LabBuildError
+from netcc.lab import core as lab
+from netcc.lab import netns as lab_netns
+from netcc.lab.state import STATE_DIR, LabState
+from netcc.lab.topology import InjectedFailure, LabBuildError
 from netcc.pipeline import compile_spec
 from netcc.write import write_tree
 

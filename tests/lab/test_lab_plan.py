@@ -8,7 +8,7 @@ import pytest
 from labspecs import EXTERNALS, NODES, PODS, SPEC_NO_POLICY
 
 from netcc.frontend import parse_spec
-from netcc.loader.lab_plan import (
+from netcc.lab.plan import (
     LabPlanError,
     host_veth_name,
     plan_from_doc,

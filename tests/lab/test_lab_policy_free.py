@@ -12,8 +12,8 @@ from itertools import permutations
 import pytest
 from labspecs import EXTERNALS, NODES, PODS, netcc, teardown_lab, up_seconds
 
-from netcc.loader import lab
-from netcc.loader.lab_state import STATE_DIR
+from netcc.lab import core as lab
+from netcc.lab.state import STATE_DIR
 
 
 @pytest.fixture(scope="module")

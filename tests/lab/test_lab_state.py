@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from netcc.loader import lab, lab_netns
-from netcc.loader.lab_state import LabState, LabStateError
+from netcc.lab import core as lab
+from netcc.lab import netns as lab_netns
+from netcc.lab.state import LabState, LabStateError
 
 
 def test_create_is_exclusive_and_incremental(tmp_path):

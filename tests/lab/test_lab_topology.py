@@ -13,7 +13,7 @@ from itertools import permutations
 import pytest
 from labspecs import EXTERNALS, NODES, PODS, lab_namespaces, netcc, teardown_lab, up_seconds
 
-from netcc.loader import lab
+from netcc.lab import core as lab
 
 
 @pytest.fixture(scope="module")

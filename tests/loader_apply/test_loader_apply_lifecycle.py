@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Node, bpftool_json
 from loader_apply_net import POD_IPS, Topology, in_ns, sh
+from loader_apply_node import Node, bpftool_json
 
 from netcc.loader import attach, libbpf
 

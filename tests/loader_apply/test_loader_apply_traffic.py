@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Node
 from loader_apply_net import Topology
+from loader_apply_node import Node
 
 from netcc.loader import attach, libbpf, migrate, state
 from netcc.loader.apply import ApplyError

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netcc.loader import lab_netns
-from netcc.loader.lab_plan import PREFIX as NETNS_PREFIX
-from netcc.loader.lab_plan import (
+from netcc.lab import netns as lab_netns
+from netcc.lab.plan import PREFIX as NETNS_PREFIX
+from netcc.lab.plan import (
     LabPlan,
     LabPlanError,
     plan_from_doc,
@@ -33,9 +33,9 @@ from netcc.loader.lab_plan import (
     plan_to_doc,
     resolve_endpoint,
 )
-from netcc.loader.lab_probe import DEFAULT_TIMEOUT, Probe, ProbeResult, run_probes
-from netcc.loader.lab_state import STATE_DIR, LabState, LabStateError
-from netcc.loader.lab_topology import LabBuildError, TopologyBuilder
+from netcc.lab.probe import DEFAULT_TIMEOUT, Probe, ProbeResult, run_probes
+from netcc.lab.state import STATE_DIR, LabState, LabStateError
+from netcc.lab.topology import LabBuildError, TopologyBuilder
 
 PIN_BASE = "/sys/fs/bpf/netcc-lab"
 OUT_NAME = "out"

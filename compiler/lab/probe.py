@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 
-from netcc.loader import lab_netns
+from netcc.lab import netns as lab_netns
 
 DEFAULT_TIMEOUT = 1.0
 MAX_BATCH = 800  # probes in flight at once (each holds up to two sockets)

@@ -62,7 +62,7 @@ def _error(error: BaseException | str) -> int:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from netcc.loader.lab import LabBuildError, LabError, LabPlanError, LabStateError
+    from netcc.lab.core import LabBuildError, LabError, LabPlanError, LabStateError
     from netcc.loader.libbpf import BpfError
     from netcc.loader.lockfile import LockError
 
@@ -80,7 +80,7 @@ def _print_inventory(inv: dict[str, Any]) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from netcc.loader import lab
+    from netcc.lab import core as lab
 
     fail_after = os.environ.get("NETCC_LAB_FAIL_AFTER")
     try:
@@ -117,7 +117,7 @@ def _port_proto(text: str) -> tuple[int, str]:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from netcc.loader import lab
+    from netcc.lab import core as lab
 
     try:
         port, proto = _port_proto(args.port_proto)
@@ -146,7 +146,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from netcc.loader import lab
+    from netcc.lab import core as lab
 
     try:
         doc = lab.status()
@@ -189,7 +189,7 @@ def _loader_summary(info: Any) -> str:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from netcc.loader import lab
+    from netcc.lab import core as lab
 
     try:
         report = lab.down()

@@ -25,9 +25,9 @@ from ipaddress import IPv4Address
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netcc.loader import lab_netns
-from netcc.loader.lab_plan import BRIDGE, POD_IFNAME, UPLINK, LabPlan
-from netcc.loader.lab_state import LabState
+from netcc.lab import netns as lab_netns
+from netcc.lab.plan import BRIDGE, POD_IFNAME, UPLINK, LabPlan
+from netcc.lab.state import LabState
 
 SCOPE_LINK = 253
 
