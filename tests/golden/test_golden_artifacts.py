@@ -32,6 +32,8 @@ SPECS = {
     **{p.stem: p for p in sorted((HERE / "specs").glob("*.yaml"))},
 }
 BINARY_SUFFIXES = (".o",)
+LIB_PREFIX = "bpf/lib/"
+TEMPLATE_LIB = Path(__file__).resolve().parents[2] / "templates" / "bpf" / "lib"
 LOCK_GOLDEN = "netcc.lock.golden.json"
 CLANG_DEPENDENT = "<depends on the clang version>"
 UPDATE = os.environ.get("NETCC_UPDATE_GOLDEN") == "1"
@@ -42,9 +44,18 @@ def compiled(name: str) -> dict[str, bytes]:
     return compile_spec(SPECS[name].read_bytes(), SPECS[name].name)
 
 
+def _verbatim(path: str) -> bool:
+    """The hand-written headers, copied as they are: checked against the templates instead."""
+    return path.startswith(LIB_PREFIX)
+
+
 def text_artifacts(tree: dict[str, bytes]) -> dict[str, bytes]:
-    """Every artifact but the objects and the lock; they are text (ASCII, in fact)."""
-    out = {p: d for p, d in tree.items() if not p.endswith(BINARY_SUFFIXES) and p != LOCK_NAME}
+    """Every generated artifact but the objects and the lock; they are text (ASCII, in fact)."""
+    out = {
+        p: d
+        for p, d in tree.items()
+        if not p.endswith(BINARY_SUFFIXES) and p != LOCK_NAME and not _verbatim(p)
+    }
     for path, data in out.items():
         assert data.isascii() and b"\0" not in data, f"{path} is not text"
     return out
@@ -134,6 +145,8 @@ def test_golden_lock_lists_every_artifact_with_matching_digests(name):
     for path, digest in golden_lock["artifacts"].items():
         if path.endswith(".o"):
             assert digest == CLANG_DEPENDENT
+        elif _verbatim(path):
+            assert digest == hashlib.sha256(tree[path]).hexdigest(), path
         else:
             assert digest == hashlib.sha256(have[path]).hexdigest(), path
 
@@ -151,3 +164,12 @@ def test_golden_expected_has_no_orphans():
 def test_golden_specs_are_present():
     assert "shop" in SPECS and SPECS["shop"].is_file()
     assert len(SPECS) >= 3, "tests/golden/specs holds the small golden specs"
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_golden_lib_headers_are_the_templates_verbatim(name):
+    tree = compiled(name)
+    lib = {p.removeprefix(LIB_PREFIX): d for p, d in tree.items() if _verbatim(p)}
+    assert lib, "the hand-written headers are part of every OUT"
+    for header, data in lib.items():
+        assert data == (TEMPLATE_LIB / header).read_bytes(), header
