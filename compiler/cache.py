@@ -54,25 +54,45 @@ def tree_key(spec: bytes) -> str:
     return h.hexdigest()
 
 
-def _path(key: str) -> Path:
+def _manifest(key: str) -> Path:
     return cache_root() / "trees" / f"{key}.json"
 
 
+def _blob(digest: str) -> Path:
+    return cache_root() / "blobs" / digest[:2] / digest
+
+
 def load_tree(key: str) -> dict[str, bytes] | None:
+    """The cached tree, or None; a blob that is missing or corrupt is a miss."""
     try:
-        doc = json.loads(_path(key).read_text())
-        return {p: bytes.fromhex(v) for p, v in doc.items()}
+        manifest = json.loads(_manifest(key).read_text())
+        tree = {path: _blob(digest).read_bytes() for path, digest in manifest.items()}
     except (OSError, ValueError, AttributeError):
         return None
+    for path, digest in manifest.items():
+        if hashlib.sha256(tree[path]).hexdigest() != digest:
+            return None
+    return tree
 
 
 def store_tree(key: str, tree: dict[str, bytes]) -> None:
-    path = _path(key)
+    """Each file once, by content; then a manifest (path -> sha256) under the key."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tree-")
-        with os.fdopen(fd, "w") as f:
-            json.dump({p: tree[p].hex() for p in sorted(tree)}, f)
-        os.replace(tmp, path)
+        manifest = {}
+        for path in sorted(tree):
+            digest = hashlib.sha256(tree[path]).hexdigest()
+            manifest[path] = digest
+            blob = _blob(digest)
+            if not blob.exists():
+                _atomic_write(blob, tree[path])
+        _atomic_write(_manifest(key), json.dumps(manifest, indent=0).encode())
     except OSError:
-        pass  # a read-only cache only costs speed
+        pass  # a read-only or full cache only costs speed
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
