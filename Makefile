@@ -38,7 +38,7 @@ lint:
 	$(PYTHON) -m ruff format --check .
 
 golden:
-	NETCC_UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q tests/golden tests/frontend -k golden
+	NETCC_UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q tests/golden tests/frontend tests/review -k golden
 
 bench:
 	$(PYTHON) bench/compile_scale.py

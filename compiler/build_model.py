@@ -14,6 +14,7 @@ from netcc.model import (
     NAMESPACE_NAME_LABEL,
     Cluster,
     ContainerPort,
+    Deploy,
     IPBlock,
     LabelSelector,
     Namespace,
@@ -56,6 +57,7 @@ def build_cluster(document: dict[str, Any]) -> Cluster:
             _policy(p, f"spec.policies[{i}]") for i, p in enumerate(spec.get("policies", []))
         ),
         wireguard=_wireguard(spec.get("encryption", {}).get("wireguard")),
+        deploy=_deploy(spec.get("deploy")),
     )
 
 
@@ -132,6 +134,14 @@ def _wireguard(wireguard: dict[str, Any] | None) -> WireGuard | None:
         ),
         path=path,
     )
+
+
+def _deploy(deploy: dict[str, Any] | None) -> Deploy:
+    """spec.deploy; an absent image is the release of this netcc (see `Deploy`)."""
+    if deploy is None:
+        return Deploy()
+    image = deploy.get("image")
+    return Deploy(path="spec.deploy") if image is None else Deploy(image, "spec.deploy")
 
 
 def selector(raw: dict[str, Any]) -> LabelSelector:

@@ -9,6 +9,7 @@ from pathlib import Path
 from netcc import __version__
 from netcc.lab.cli import add_lab_commands
 from netcc.loader.cli import add_load_commands
+from netcc.review.cli import add_review_commands
 
 
 def _read_spec(path: str) -> bytes:
@@ -118,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_trace)
     add_load_commands(sub)
     add_lab_commands(sub)
+    add_review_commands(sub)
     return ap
 
 

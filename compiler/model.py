@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
+from netcc import __version__
+
 Labels = tuple[tuple[str, str], ...]
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PROTOCOLS = ("TCP", "UDP", "SCTP")
@@ -196,6 +198,17 @@ class WireGuard:
 
 
 @dataclass(frozen=True)
+class Deploy:
+    """How `OUT/k8s` runs the loader: its container image, `name[:tag][@sha256:<hex>]`.
+
+    Absent from the spec, the image is netcc's own release of the compiler's version, so the
+    loader on the nodes always understands the artifacts it is given."""
+
+    image: str = f"ghcr.io/netcc/netcc:{__version__}"
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class Cluster:
     """The whole validated spec."""
 
@@ -208,6 +221,7 @@ class Cluster:
     services: tuple[Service, ...] = ()
     policies: tuple[NetworkPolicy, ...] = ()
     wireguard: WireGuard | None = None
+    deploy: Deploy = Deploy()
     _index: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def namespace(self, name: str) -> Namespace:

@@ -23,6 +23,7 @@ def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
     from netcc.diagnostics import Diagnostic, SpecError
     from netcc.emit import render_bpf, render_data
     from netcc.frontend import parse_spec
+    from netcc.k8s import render_k8s
     from netcc.lock import LOCK_NAME, make_lock
     from netcc.plan import CapacityError, plan
 
@@ -36,5 +37,6 @@ def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
     bpf = render_bpf(p)
     tree = {**bpf, **render_data(p)}
     tree.update(compile_objects(bpf, ["bpf/datapath.c"]))
+    tree.update(render_k8s(spec, filename, cluster, tree))
     tree[LOCK_NAME] = make_lock(tree, spec, __version__, clang_version())
     return tree

@@ -11,6 +11,7 @@ from typing import Any
 from netcc.diagnostics import Diagnostic, SourceMap
 from netcc.validate.access import mapping, text
 from netcc.validate.context import Context
+from netcc.validate.deploy import check_deploy
 from netcc.validate.k8s_names import describe, dns1123_subdomain
 from netcc.validate.namespaces import check_namespaces
 from netcc.validate.network import check_network
@@ -38,6 +39,7 @@ def check_semantics(document: Any, source_map: SourceMap) -> list[Diagnostic]:
     check_services(ctx, spec.get("services"))
     check_policies(ctx, spec.get("policies"))
     check_wireguard(ctx, spec)
+    check_deploy(ctx, spec)
     return ctx.diagnostics
 
 

@@ -1,0 +1,414 @@
+"""Exact connectivity of a cluster: for every source and destination, the set of allowed
+(protocol, port), with the rules behind each side.
+
+Sources and destinations are *parties*: each workload (split, in the rare case it has several
+addresses that fall in different ipBlocks), each node (its address and router address), and
+each class of addresses outside the cluster. The address space outside the pods is cut along
+every ipBlock cidr and except, as `netcc.plan` does, so that every address of a class lies in
+exactly the same ipBlocks; a class is then judged like any of its addresses. Rules are
+evaluated symbolically with the predicates of `netcc.semantics` (peers) and port sets built
+from the same port rules (`port_matches`), so the result agrees with `semantics.evaluate` on
+every single (source, destination, protocol, port), which the tests check.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Network
+
+from netcc.cidr import region_inside, regions
+from netcc.model import Cluster, IPBlock, NetworkPolicy, Node, Rule, Workload
+from netcc.review.portset import ALL, EMPTY, PortSet
+from netcc.semantics import (
+    Endpoint,
+    RuleRef,
+    ip_in_block,
+    peer_matches,
+    policies_selecting,
+)
+
+Signature = frozenset[int]  # indices of the IPv4 ipBlocks an address lies in
+
+
+def block_text(b: IPBlock) -> str:
+    """`10.0.0.0/8 except 10.1.0.0/16`."""
+    exc = f" except {', '.join(map(str, b.excepts))}" if b.excepts else ""
+    return f"{b.cidr}{exc}"
+
+
+def ipv4_blocks(cluster: Cluster) -> list[IPBlock]:
+    """Every distinct IPv4 ipBlock of the policies, in a stable order."""
+    found = {
+        peer.ip_block
+        for p in cluster.policies
+        for r in p.ingress + p.egress
+        for peer in r.peers
+        if peer.ip_block is not None and isinstance(peer.ip_block.cidr, IPv4Network)
+    }
+    return sorted(found, key=block_text)
+
+
+def block_prefixes(cluster: Cluster) -> set[IPv4Network]:
+    """Every IPv4 cidr and except of the policies' ipBlocks."""
+    out: set[IPv4Network] = set()
+    for b in ipv4_blocks(cluster):
+        out.add(b.cidr)  # type: ignore[arg-type]
+        out.update(e for e in b.excepts if isinstance(e, IPv4Network))
+    return out
+
+
+@dataclass(frozen=True)
+class Region:
+    """An LPM region: `prefix` minus the more specific regions inside it (`holes`)."""
+
+    prefix: IPv4Network
+    holes: tuple[IPv4Network, ...] = ()
+
+    def __str__(self) -> str:
+        return (
+            f"{self.prefix} except {', '.join(map(str, self.holes))}"
+            if self.holes
+            else (str(self.prefix))
+        )
+
+    def networks(self) -> list[IPv4Network]:
+        """The region as the fewest CIDRs."""
+        parts = [self.prefix]
+        for hole in self.holes:
+            nxt = []
+            for p in parts:
+                if hole.subnet_of(p):
+                    nxt.extend(p.address_exclude(hole))
+                elif not p.subnet_of(hole):
+                    nxt.append(p)
+            parts = nxt
+        return sorted(ipaddress.collapse_addresses(parts))
+
+    def __contains__(self, ip: object) -> bool:
+        return ip in self.prefix and not any(ip in h for h in self.holes)
+
+
+def split_regions(prefixes: set[IPv4Network]) -> list[Region]:
+    """The address space cut along `prefixes`: disjoint regions covering all of IPv4."""
+    nets = regions(prefixes)
+    out = []
+    for n in nets:
+        inner = [m for m in nets if m != n and m.subnet_of(n)]
+        holes = [m for m in inner if not any(o != m and m.subnet_of(o) for o in inner)]
+        out.append(Region(n, tuple(sorted(holes))))
+    return out
+
+
+@dataclass(frozen=True)
+class Party:
+    """A source or destination of flows: pod addresses of a workload, a node, or external."""
+
+    kind: str  # pod | node | external
+    name: str  # namespace/workload, node NAME, or the addresses in CIDR form
+    signature: Signature
+    ips: tuple[IPv4Address, ...] = ()
+    workload: Workload | None = None
+    node: Node | None = None
+    regions: tuple[Region, ...] = ()
+
+    @property
+    def is_pod(self) -> bool:
+        return self.kind == "pod"
+
+    def endpoint(self) -> Endpoint:
+        """An endpoint of the model standing for this party (peer selectors look at it)."""
+        ip = self.ips[0] if self.ips else IPv4Address(0)
+        return Endpoint(ip, workload=self.workload, node=self.node)
+
+    def networks(self) -> list[IPv4Network]:
+        """External parties: their addresses as CIDRs (pods and nodes inside are not meant)."""
+        return sorted(ipaddress.collapse_addresses(n for r in self.regions for n in r.networks()))
+
+    def sample_ips(self, taken: set[IPv4Address], count: int = 3) -> list[IPv4Address]:
+        """Some addresses of the party (external: outside `taken`, the pod and node addresses)."""
+        if self.kind != "external":
+            return list(self.ips[:count])
+        out: list[IPv4Address] = []
+        for net in self.networks():
+            for candidate in (
+                net.network_address,
+                net.broadcast_address,
+                net.network_address + net.num_addresses // 2,
+            ):
+                if candidate not in taken and candidate not in out:
+                    out.append(candidate)
+                if len(out) >= count:
+                    return out
+        return out
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One rule's share of a side: what it allows towards this remote party."""
+
+    rule: RuleRef
+    ports: PortSet
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a flow: the sender's egress or the receiver's ingress, for every port."""
+
+    direction: str
+    pod: str  # namespace/workload whose policy applies
+    reason: str  # self | host | unisolated | rules (isolated: allowed by grants, else denied)
+    grants: tuple[Grant, ...] = ()
+    isolated_by: tuple[str, ...] = ()
+
+    @cached_property
+    def allowed(self) -> PortSet:
+        if self.reason != "rules":
+            return ALL
+        out = EMPTY
+        for g in self.grants:
+            out = out | g.ports
+        return out
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Everything from `src` to `dst`: both sides and what passes both."""
+
+    src: Party
+    dst: Party
+    egress: Side | None
+    ingress: Side | None
+    allowed: PortSet = field(default=EMPTY)
+
+    def grants(self, side: Side | None) -> list[Grant]:
+        """The side's grants cut down to what the flow allows (those that matter)."""
+        if side is None:
+            return []
+        out = []
+        for g in side.grants:
+            share = g.ports & self.allowed
+            if share:
+                out.append(Grant(g.rule, share))
+        return out
+
+
+def rule_ports(rule: Rule, destination: Workload | None) -> PortSet:
+    """What a rule's ports allow towards `destination` (named ports resolve on it)."""
+    if not rule.ports:
+        return ALL
+    out = EMPTY
+    for pp in rule.ports:
+        if pp.port is None:
+            out = out | PortSet.of(pp.protocol)
+        elif isinstance(pp.port, str):
+            number = destination.resolve_port(pp.port, pp.protocol) if destination else None
+            if number is not None:
+                out = out | PortSet.of(pp.protocol, number)
+        else:
+            out = out | PortSet.of(pp.protocol, pp.port, pp.end_port)
+    return out
+
+
+class Connectivity:
+    """The exact connectivity of a cluster; sides are cached per class of subject and remote."""
+
+    def __init__(self, cluster: Cluster, extra_prefixes: Iterable[IPv4Network] = ()):
+        self.cluster = cluster
+        self.blocks = ipv4_blocks(cluster)
+        self._block_index = {b: i for i, b in enumerate(self.blocks)}
+        self.regions = split_regions(block_prefixes(cluster) | set(extra_prefixes))
+        self.pods: list[Party] = []
+        self.nodes: list[Party] = []
+        self.externals: list[Party] = []
+        for w in sorted(cluster.workloads, key=lambda w: w.key):
+            groups = self._group(w.ips)
+            for sig, ips in groups.items():
+                name = w.key if len(groups) == 1 else f"{w.key}[{','.join(map(str, ips))}]"
+                self.pods.append(Party("pod", name, sig, tuple(ips), workload=w))
+        for n in sorted(cluster.nodes, key=lambda n: n.name):
+            groups = self._group((n.address, n.router_ip))
+            for sig, ips in groups.items():
+                name = f"node {n.name}" if len(groups) == 1 else f"node {n.name} ({ips[0]})"
+                self.nodes.append(Party("node", name, sig, tuple(ips), node=n))
+        by_sig: dict[Signature, list[Region]] = {}
+        for r in self.regions:
+            by_sig.setdefault(self._region_signature(r), []).append(r)
+        for sig, rs in by_sig.items():
+            self.externals.append(
+                Party("external", "; ".join(map(str, rs)), sig, regions=tuple(rs))
+            )
+        self.externals.sort(key=lambda p: (p.regions[0].prefix.prefixlen, p.regions[0].prefix))
+        self._region_party = {r.prefix: p for p in self.externals for r in p.regions}
+        self._ip_party = {ip: p for p in self.nodes + self.pods for ip in p.ips}
+        self._sides: dict[tuple, Side] = {}
+        self._flows: dict[tuple[str, str], Flow] = {}
+        self._selecting: dict[tuple, list[NetworkPolicy]] = {}
+        self._peers: dict[tuple, bool] = {}
+        self._ports: dict[tuple, PortSet] = {}
+
+    # -- parties -----------------------------------------------------------------------------
+
+    def _signature(self, ip: IPv4Address) -> Signature:
+        return frozenset(i for i, b in enumerate(self.blocks) if ip_in_block(ip, b))
+
+    def _region_signature(self, region: Region) -> Signature:
+        return frozenset(
+            i
+            for i, b in enumerate(self.blocks)
+            if region_inside(region.prefix, b.cidr)  # type: ignore[arg-type]
+            and not any(
+                isinstance(e, IPv4Network) and region_inside(region.prefix, e) for e in b.excepts
+            )
+        )
+
+    def _group(self, ips: Iterable[IPv4Address]) -> dict[Signature, list[IPv4Address]]:
+        groups: dict[Signature, list[IPv4Address]] = {}
+        for ip in ips:
+            groups.setdefault(self._signature(ip), []).append(ip)
+        return groups
+
+    @property
+    def parties(self) -> list[Party]:
+        return self.pods + self.nodes + self.externals
+
+    def taken(self) -> set[IPv4Address]:
+        """Addresses of pods and nodes (external parties stand for everything else)."""
+        return {ip for p in self.pods + self.nodes for ip in p.ips}
+
+    def region_of(self, ip: IPv4Address) -> Region:
+        """The region holding `ip` (longest matching prefix)."""
+        best = None
+        for r in self.regions:
+            if ip in r.prefix and (best is None or r.prefix.prefixlen > best.prefix.prefixlen):
+                best = r
+        assert best is not None  # 0.0.0.0/0 is always a region
+        return best
+
+    def party_of(self, ip: IPv4Address) -> Party:
+        """The party an address belongs to."""
+        found = self._ip_party.get(ip)
+        return found if found is not None else self._region_party[self.region_of(ip).prefix]
+
+    def party_named(self, name: str) -> Party | None:
+        return next((p for p in self.parties if p.name == name), None)
+
+    # -- sides and flows -----------------------------------------------------------------------
+
+    @staticmethod
+    def _remote_key(remote: Party) -> tuple:
+        w = remote.workload
+        if w is None:
+            return ("addr", remote.signature)
+        return ("pod", w.namespace, w.labels, w.ports, remote.signature)
+
+    def side(self, subject: Workload, direction: str, remote: Party) -> Side:
+        """`subject`'s side (its ingress or egress policy) of every flow with `remote`."""
+        if remote.workload is not None and remote.workload.key == subject.key:
+            return Side(direction, subject.key, "self")
+        if direction == "ingress" and remote.node is not None and remote.node.name == subject.node:
+            return Side(direction, subject.key, "host")
+        key = (
+            subject.namespace,
+            subject.labels,
+            subject.ports,
+            direction,
+            self._remote_key(remote),
+        )
+        cached = self._sides.get(key)
+        if cached is None:
+            cached = self._sides[key] = self._side(subject, direction, remote)
+        if cached.pod != subject.key:
+            cached = Side(direction, subject.key, cached.reason, cached.grants, cached.isolated_by)
+        return cached
+
+    def selecting(self, subject: Workload, direction: str) -> list[NetworkPolicy]:
+        """The policies isolating `subject` in `direction` (cached per namespace and labels)."""
+        key = (subject.namespace, subject.labels, direction)
+        found = self._selecting.get(key)
+        if found is None:
+            found = self._selecting[key] = policies_selecting(self.cluster, subject, direction)
+        return found
+
+    def _side(self, subject: Workload, direction: str, remote: Party) -> Side:
+        selecting = self.selecting(subject, direction)
+        if not selecting:
+            return Side(direction, subject.key, "unisolated")
+        destination = subject if direction == "ingress" else remote.workload
+        grants = []
+        for policy in selecting:
+            for rule in policy.rules(direction):
+                if not self.peers_match(policy, rule, remote):
+                    continue
+                key = (
+                    policy.key,
+                    direction,
+                    rule.index,
+                    destination.ports if destination else None,
+                )
+                ports = self._ports.get(key)
+                if ports is None:
+                    ports = self._ports[key] = rule_ports(rule, destination)
+                if ports:
+                    ref = RuleRef(policy.key, direction, rule.index, rule.path)
+                    grants.append(Grant(ref, ports))
+        return Side(direction, subject.key, "rules", tuple(grants), tuple(p.key for p in selecting))
+
+    def peers_match(self, policy: NetworkPolicy, rule: Rule, remote: Party) -> bool:
+        """Whether any of the rule's peers (or its missing `from`/`to`) matches the party."""
+        if not rule.peers:
+            return True
+        w = remote.workload
+        key = (
+            policy.key,
+            rule.direction,
+            rule.index,
+            remote.signature,
+            (w.namespace, w.labels) if w is not None else None,
+        )
+        found = self._peers.get(key)
+        if found is None:
+            found = self._peers[key] = self._peers_match(policy, rule, remote)
+        return found
+
+    def _peers_match(self, policy: NetworkPolicy, rule: Rule, remote: Party) -> bool:
+        for peer in rule.peers:
+            if peer.ip_block is not None:
+                index = self._block_index.get(peer.ip_block)
+                if index is not None and index in remote.signature:
+                    return True
+            elif remote.workload is not None and peer_matches(
+                self.cluster, policy, peer, remote.endpoint()
+            ):
+                return True
+        return False
+
+    def flow(self, src: Party, dst: Party) -> Flow:
+        """The flow from `src` to `dst`: the sender's egress (if a pod) and receiver's ingress."""
+        key = (src.name, dst.name)
+        cached = self._flows.get(key)
+        if cached is not None:
+            return cached
+        egress = self.side(src.workload, "egress", dst) if src.workload else None
+        ingress = self.side(dst.workload, "ingress", src) if dst.workload else None
+        allowed = ALL
+        for s in (egress, ingress):
+            if s is not None:
+                allowed = allowed & s.allowed
+        if egress is None and ingress is None:
+            allowed = EMPTY  # nothing of the cluster's is on this path
+        flow = self._flows[key] = Flow(src, dst, egress, ingress, allowed)
+        return flow
+
+    def flows(self) -> Iterator[Flow]:
+        """Every flow with a pod on at least one end, sources then destinations in order."""
+        for src in self.parties:
+            for dst in self.parties:
+                if src.is_pod or dst.is_pod:
+                    yield self.flow(src, dst)
+
+    def allows(self, src: IPv4Address, dst: IPv4Address, proto: int, port: int) -> bool:
+        """The symbolic verdict for one connection (used to check against the model)."""
+        return self.flow(self.party_of(src), self.party_of(dst)).allowed.contains(proto, port)

@@ -1,0 +1,232 @@
+"""The review as Markdown that fits a pull-request comment (GitHub allows 65,536 characters).
+
+Exposure and isolation first, since that is what a reviewer looks for; then the matrix; then
+one collapsed section per workload. When the whole text would not fit, the per-workload
+sections that do not fit are left out, with a note pointing at the HTML and JSON reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+LIMIT = 60_000  # leaves room under GitHub's 65,536 for a bot's own header
+WARN = "⚠️"
+ROWS = 60  # rows of a summary table before the rest is left out
+MATRIX_MAX = 16  # columns (pods and outside addresses) a comment's table can show
+
+
+def cell(text: object) -> str:
+    """Escape a table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: list[str], rows: list[list[str]], limit: int | None = None) -> list[str]:
+    """A Markdown table; past `limit` rows, a note says how many were left out."""
+    if not rows:
+        return []
+    shown = rows if limit is None else rows[:limit]
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in shown]
+    if len(shown) < len(rows):
+        out += ["", f"_… and {len(rows) - len(shown)} more rows (see the HTML or JSON report)._"]
+    return [*out, ""]
+
+
+def rules_text(side: dict[str, Any] | None, *, this: bool) -> str:
+    """The rules behind one side, or why the side lets everything through."""
+    if side is None:
+        return "— (not a pod)"
+    reason = side["reason"]
+    if reason == "unisolated":
+        return f"{WARN} not isolated" if this else "not isolated"
+    if reason == "host":
+        return "own node (always)"
+    if reason == "self":
+        return "itself"
+    return "<br>".join(f"`{r['rule']}` (line {r['line']})" for r in side["rules"]) or "—"
+
+
+def _some(entries: list[dict[str, Any]], limit: int = 8) -> str:
+    """`workload: ports` lines, at most `limit` of them."""
+    lines = [f"{r['workload']}: {r['ports']}" for r in entries[:limit]]
+    if len(entries) > limit:
+        lines.append(f"… {len(entries) - limit} more")
+    return "<br>".join(lines) or "—"
+
+
+def _isolation(w: dict[str, Any], direction: str) -> str:
+    iso = w["isolation"][direction]
+    return ", ".join(iso["policies"]) if iso["isolated"] else f"{WARN} open"
+
+
+def _matrix(report: dict[str, Any]) -> list[str]:
+    m = report["matrix"]
+    cols = [i for i, c in enumerate(m["cols"]) if c["kind"] != "node"]
+    if len(cols) > MATRIX_MAX:
+        return [
+            f"{len(cols)} columns are too many for a comment; see `netcc review --format html`.",
+            "",
+        ]
+    ext = [c["name"] for c in m["cols"] if c["kind"] == "external"]
+    names = {name: f"ext{i + 1}" for i, name in enumerate(ext)}
+
+    def label(p: dict[str, Any]) -> str:
+        return names.get(p["name"], p["name"])
+
+    rows = []
+    for r, src in enumerate(m["rows"]):
+        row = [f"**{label(src)}**"]
+        for c in cols:
+            x = m["cells"][r][c]
+            row.append({"n/a": "", "self": "—", "none": "·"}.get(x["level"], x["ports"]))
+        rows.append(row)
+    out = [
+        "Rows send, columns receive. `all`: every protocol and port; `·`: nothing; "
+        "`—`: itself. Both sides' policies are applied.",
+        "",
+    ]
+    out += table(["from \\ to", *(label(m["cols"][c]) for c in cols)], rows)
+    out += [f"- **{v}**: {k}" for k, v in names.items()] + ([""] if names else [])
+    return out
+
+
+def _workload(w: dict[str, Any]) -> list[str]:
+    summary = (
+        f"<b>{w['name']}</b> · {w['node']} · {', '.join(w['ips'])} · "
+        f"ingress {'isolated' if w['isolation']['ingress']['isolated'] else 'OPEN'} · "
+        f"egress {'isolated' if w['isolation']['egress']['isolated'] else 'OPEN'}"
+    )
+    out = [f"<details><summary>{summary}</summary>", ""]
+    ports = (
+        ", ".join(f"{p['name'] or '-'} {p['port']}/{p['protocol']}" for p in w["ports"])
+        or "none declared"
+    )
+    out += [f"Container ports: {ports}", ""]
+    incoming = [
+        [
+            c["from"],
+            c["ports"],
+            rules_text(c["ingress"], this=True),
+            rules_text(c["egress"], this=False),
+        ]
+        for c in w["ingress"]
+    ]
+    out += ["**Reached by**", ""] + (
+        table(["from", "ports", "its ingress allows by", "sender's egress allows by"], incoming)
+        or ["nothing", ""]
+    )
+    outgoing = [
+        [
+            c["to"],
+            c["ports"],
+            rules_text(c["egress"], this=True),
+            rules_text(c["ingress"], this=False),
+        ]
+        for c in w["egress"]
+    ]
+    out += ["**Reaches**", ""] + (
+        table(["to", "ports", "its egress allows by", "receiver's ingress allows by"], outgoing)
+        or ["nothing", ""]
+    )
+    return [*out, "</details>", ""]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The whole Markdown report."""
+    s = report["summary"]
+    spec = report["spec"]
+    head = [
+        f"## netcc review: `{report['cluster']}`",
+        "",
+        f"`{PurePosixPath(spec['file']).name}` (sha256 `{spec['sha256'][:12]}`) · "
+        f"{s['namespaces']} namespaces · {s['workloads']} workloads · {s['nodes']} nodes · "
+        f"{s['policies']} policies · {s['connections']} allowed connections into workloads · "
+        f"isolated: {s['isolated']['ingress']}/{s['workloads']} ingress, "
+        f"{s['isolated']['egress']}/{s['workloads']} egress",
+        "",
+        "### Exposure",
+        "",
+        "**Reachable from outside the cluster**",
+        "",
+    ]
+    exposure = report["exposure"]
+    rows = [
+        [
+            e["workload"],
+            e["from"],
+            e["ports"],
+            rules_text({"reason": e["reason"], "rules": e["rules"]}, this=True),
+        ]
+        for e in exposure["external"]
+    ]
+    head += table(["workload", "from", "ports", "allowed by"], rows, ROWS) or ["nothing", ""]
+    head += ["**Open to every pod of every namespace** (what its ingress admits)", ""]
+    rows = [
+        [
+            e["workload"],
+            e["ports"],
+            rules_text({"reason": e["reason"], "rules": e["rules"]}, this=True),
+        ]
+        for e in exposure["every_namespace"]
+    ]
+    head += table(["workload", "ports", "allowed by"], rows, ROWS) or ["nothing", ""]
+    head += ["### Isolation", ""]
+    head += table(
+        [
+            "workload",
+            "node",
+            "ingress isolated by",
+            "egress isolated by",
+            "reached from namespaces",
+        ],
+        [
+            [
+                w["name"],
+                w["node"],
+                _isolation(w, "ingress"),
+                _isolation(w, "egress"),
+                ", ".join(w["reached_from_namespaces"]) or "—",
+            ]
+            for w in report["workloads"]
+        ],
+        2 * ROWS,
+    ) or ["no workloads", ""]
+    head += ["### Connectivity", "", *_matrix(report)]
+    tail = ["### Addresses outside the cluster", ""]
+    tail += table(
+        ["addresses", "inside ipBlocks", "may reach", "reachable from"],
+        [
+            [
+                e["name"],
+                "<br>".join(e["in_blocks"]) or "none",
+                _some(e["reaches"]),
+                _some(e["reached_by"]),
+            ]
+            for e in report["external"]
+        ],
+        ROWS,
+    )
+    tail += [
+        "<sub>Generated by netcc from the model the datapath is compiled from. A pod always "
+        "reaches itself, and its own node always reaches it.</sub>",
+        "",
+    ]
+    body = ["### Workloads", ""]
+    size = len("\n".join(head + tail))
+    left_out = 0
+    for w in report["workloads"]:
+        section = _workload(w)
+        n = len("\n".join(section)) + 1
+        if size + n > LIMIT:
+            left_out += 1
+            continue
+        body += section
+        size += n
+    if left_out:
+        body += [
+            f"_{left_out} workload section(s) left out to fit a comment; see "
+            "`netcc review --format html` or `--format json`._",
+            "",
+        ]
+    return "\n".join(head + body + tail).rstrip() + "\n"
