@@ -362,7 +362,6 @@ def plan(cluster: Cluster) -> ClusterPlan:
         w.key: i for i, w in enumerate(sorted(cluster.workloads, key=lambda w: w.key), start=1)
     }
     blocks = _ipv4_blocks(cluster)
-    cluster._index["blocks"] = {b: i for i, b in enumerate(blocks)}
     classes, addr_class, region_class = _peer_classes(cluster, identities, blocks)
     verdicts, rule_verdict, deny_verdict = _verdicts(cluster)
     expander = _Expander(cluster, classes, rule_verdict)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from netcc.loader.libbpf import BpfObject, map_lookup_percpu, prog_info
-from netcc.loader.mapdata import Layout, fill_maps
+from netcc.loader.libbpf import BpfObject, prog_info
+from netcc.loader.mapdata import Layout, fill_maps, verdict_counters
 
 PROGRAMS = ("netcc_from_container", "netcc_to_container")
 
@@ -38,17 +38,8 @@ class NodeDatapath:
 
     def stats(self) -> dict[int, tuple[int, int]]:
         """verdict number -> (packets, bytes), summed over CPUs; only non-zero counters."""
-        fd = self.obj.map_fd("netcc_stats")
-        size = self.layout.size("verdict_stats")
-        out = {}
-        n = json.loads((self.out / "bpf" / "layout.json").read_text())["maps"]["netcc_stats"]
-        for verdict in range(n["max_entries"]):
-            per_cpu = map_lookup_percpu(fd, verdict.to_bytes(4, "little"), size)
-            packets = sum(int.from_bytes(v[:8], "little") for v in per_cpu)
-            nbytes = sum(int.from_bytes(v[8:16], "little") for v in per_cpu)
-            if packets:
-                out[verdict] = (packets, nbytes)
-        return out
+        counters = verdict_counters(self.obj.map_fd("netcc_stats"), self.layout, "netcc_stats")
+        return {n: c for n, c in counters.items() if c[0]}
 
     def close(self) -> None:
         self.obj.close()

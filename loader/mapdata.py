@@ -269,3 +269,17 @@ def fill_maps(obj: BpfObject, layout: Layout, maps_dir: Path) -> dict[str, int]:
             raise LayoutError(f"{path}: names map {name!r}, expected {path.stem!r}")
         todo.append((name, obj.map_fd(name), layout.pack_entries(name, entries)))
     return {name: _write(fd, layout, name, packed) for name, fd, packed in todo}
+
+
+def verdict_counters(fd: int, layout: Layout, map_name: str) -> dict[int, tuple[int, int]]:
+    """verdict number -> (packets, bytes) of a per-CPU counter map, summed over CPUs."""
+    m = layout._map(map_name)
+    size = layout.size(m.value)
+    out = {}
+    for n in range(m.max_entries):
+        values = [
+            layout.unpack(m.value, v)
+            for v in libbpf.map_lookup_percpu(fd, n.to_bytes(4, "little"), size)
+        ]
+        out[n] = (sum(v["packets"] for v in values), sum(v["bytes"] for v in values))
+    return out

@@ -18,7 +18,7 @@ from typing import Any
 from netcc.loader import attach, libbpf, migrate, state
 from netcc.loader.apply import ENDPOINTS, resolve_endpoints
 from netcc.loader.attach import PROGRAMS, Hook
-from netcc.loader.mapdata import Layout
+from netcc.loader.mapdata import Layout, verdict_counters
 from netcc.loader.netns import current_netns
 from netcc.loader.state import Paths
 
@@ -81,15 +81,10 @@ def counters(paths: Paths, doc: dict[str, Any]) -> list[dict[str, Any]]:
     table = migrate.verdict_table(
         json.loads(state.read_copy(paths, state.VERDICTS_COPY)), doc.get("stale_verdict")
     )
-    m = layout.maps[STATS]
     fd = libbpf.obj_get(paths.maps / STATS)
     out = []
     try:
-        for n in range(m.max_entries):
-            per_cpu = libbpf.map_lookup_percpu(fd, n.to_bytes(4, "little"), layout.size(m.value))
-            values = [layout.unpack(m.value, v) for v in per_cpu]
-            packets = sum(v["packets"] for v in values)
-            nbytes = sum(v["bytes"] for v in values)
+        for n, (packets, nbytes) in verdict_counters(fd, layout, STATS).items():
             v = table.get(n)
             if v is None and not packets:
                 continue

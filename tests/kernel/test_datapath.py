@@ -10,7 +10,7 @@ import pytest
 from kernelenv import compile_to
 
 from netcc.loader.kernel_cluster import KernelCluster, ct_verdict
-from netcc.loader.testrun import TC_ACT_OK, TC_ACT_SHOT, arp_packet, ipv4_packet, ipv6_packet
+from netcc.loader.testrun import arp_packet, ipv4_packet, ipv6_packet
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop.yaml"
 FRONTEND, CART, CACHE = "10.244.1.10", "10.244.2.10", "10.244.2.11"
@@ -180,4 +180,3 @@ def test_counters_count_bytes(k, out):
     assert run(k, "node-1", "netcc_to_container", pkt)
     after = k.nodes["node-1"].stats()[rule]
     assert after == (before[0] + 1, before[1] + len(pkt))
-    assert TC_ACT_OK == 0 and TC_ACT_SHOT == 2
