@@ -1,0 +1,1 @@
+"""Services without kube-proxy: backends, Maglev tables and the load-balancing plan."""

@@ -1,0 +1,1 @@
+"""WireGuard tunnels between nodes: one reconciler, a kernel and a userspace backend."""
