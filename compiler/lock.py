@@ -6,6 +6,7 @@ import hashlib
 import json
 
 LOCK_NAME = "netcc.lock.json"
+SPEC_IN_OUT = "spec.yaml"  # the spec OUT was compiled from, for reviewers; never sent to nodes
 
 
 def sha256(data: bytes) -> str:

@@ -24,7 +24,7 @@ def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
     from netcc.emit import render_bpf, render_data
     from netcc.frontend import parse_spec
     from netcc.k8s import render_k8s
-    from netcc.lock import LOCK_NAME, make_lock
+    from netcc.lock import LOCK_NAME, SPEC_IN_OUT, make_lock
     from netcc.plan import CapacityError, plan
 
     cluster, sources = parse_spec(spec, filename)
@@ -38,5 +38,8 @@ def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
     tree = {**bpf, **render_data(p)}
     tree.update(compile_objects(bpf, ["bpf/datapath.c"]))
     tree.update(render_k8s(spec, filename, cluster, tree))
+    # The spec itself, so that `netcc review OUT` and `netcc diff OUT1 OUT2` need nothing else.
+    # It is user input (public keys and key *file paths* only) and is not shipped to nodes.
+    tree[SPEC_IN_OUT] = spec
     tree[LOCK_NAME] = make_lock(tree, spec, __version__, clang_version())
     return tree

@@ -35,7 +35,7 @@ from typing import Any
 
 from netcc import __version__
 from netcc.k8s.constants import NAMESPACE, labels
-from netcc.lock import LOCK_NAME, make_lock
+from netcc.lock import LOCK_NAME, SPEC_IN_OUT, make_lock
 
 BUDGET = 192 * 1024  # encoded payload bytes per ConfigMap
 PART = ".netcc-part-"  # FILE.netcc-part-0000, -0001...: pieces of one large file
@@ -91,9 +91,12 @@ class Packed:
 
 
 def common_files(tree: dict[str, bytes]) -> dict[str, bytes]:
-    """The files every node gets: all of OUT but `nodes/`, `k8s/` and the lock."""
+    """The files every node gets: all of OUT but `nodes/`, `k8s/`, the lock and the spec (which
+    only reviewers read)."""
     return {
-        p: d for p, d in tree.items() if p != LOCK_NAME and not p.startswith(("k8s/", "nodes/"))
+        p: d
+        for p, d in tree.items()
+        if p not in (LOCK_NAME, SPEC_IN_OUT) and not p.startswith(("k8s/", "nodes/"))
     }
 
 

@@ -17,10 +17,8 @@ from pathlib import Path
 
 from netcc.diagnostics import SourceMap
 from netcc.frontend import parse_spec
-from netcc.lock import LOCK_NAME, sha256
+from netcc.lock import LOCK_NAME, SPEC_IN_OUT, sha256
 from netcc.model import Cluster
-
-SPEC_IN_OUT = "spec.yaml"
 
 
 class SourceError(Exception):

@@ -52,11 +52,11 @@ def nodes_of(tree: dict[str, bytes]) -> list[str]:
 
 
 def expected_for(tree: dict[str, bytes], node: str) -> set[str]:
-    """OUT's files that `node` gets: all but `k8s/` and other nodes' (and OUT's lock)."""
+    """OUT's files that `node` gets: all but `k8s/`, other nodes', OUT's lock and the spec."""
     return {
         p
         for p in tree
-        if p != LOCK_NAME
+        if p not in (LOCK_NAME, "spec.yaml")
         and not p.startswith("k8s/")
         and (not p.startswith("nodes/") or p.startswith(f"nodes/{node}/"))
     }
