@@ -2,16 +2,21 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 wireguard-tools wireguard-go \
-	linux-libc-dev tcpdump
+	linux-libc-dev tcpdump iptables
+# Only the tests need these: a browser to open `netcc review --format html` as a reviewer would;
+# QEMU, busybox and kmod to boot a Debian kernel with wireguard.ko (tests/wireguard_vm).
+TEST_APT_PACKAGES := chromium qemu-system-x86 busybox-static kmod
 EXAMPLE ?= examples/shop.yaml
 OUT ?= out/shop
 
-.PHONY: setup system-packages python-package demo test test-fast lint golden bench clean
+.PHONY: setup system-packages test-packages vm-kernel python-package demo test test-fast lint golden \
+	bench clean
 
 setup: system-packages python-package
 
-system-packages:
-	@missing=""; for p in $(APT_PACKAGES); do \
+system-packages test-packages: PACKAGES = $(if $(filter test-packages,$@),$(TEST_APT_PACKAGES),$(APT_PACKAGES))
+system-packages test-packages:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -26,7 +31,11 @@ demo: setup
 	bash scripts/demo.sh $(EXAMPLE) $(OUT)
 	bash scripts/lab-demo.sh $(EXAMPLE) $(OUT)
 
-test: setup
+# The Debian kernel the WireGuard kernel-backend test boots (cached in ~/.cache/netcc/vm-kernel).
+vm-kernel: test-packages
+	bash scripts/vm-kernel.sh
+
+test: setup test-packages vm-kernel
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q -ra
 

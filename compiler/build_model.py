@@ -34,6 +34,8 @@ from netcc.model import (
 
 DEFAULT_AFFINITY_TIMEOUT = 10800
 DEFAULT_WIREGUARD_PORT = 51871
+DEFAULT_UNDERLAY_MTU = 1500
+DEFAULT_KEEPALIVE = 25
 
 
 def build_cluster(document: dict[str, Any]) -> Cluster:
@@ -132,6 +134,8 @@ def _wireguard(wireguard: dict[str, Any] | None) -> WireGuard | None:
             )
             for name, entry in wireguard.get("nodes", {}).items()
         ),
+        underlay_mtu=wireguard.get("underlayMTU", DEFAULT_UNDERLAY_MTU),
+        persistent_keepalive=wireguard.get("persistentKeepalive", DEFAULT_KEEPALIVE),
         path=path,
     )
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from netcc import __version__
+from netcc.keys import add_keys_commands
 from netcc.lab.cli import add_lab_commands
 from netcc.loader.cli import add_load_commands
 from netcc.review.cli import add_review_commands
@@ -120,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
     add_load_commands(sub)
     add_lab_commands(sub)
     add_review_commands(sub)
+    add_keys_commands(sub)
     return ap
 
 

@@ -20,7 +20,10 @@ LIB_HEADERS = (
     "ipcache.h",
     "policy.h",
     "stats.h",
+    "nat.h",
+    "lb.h",
     "enforce.h",
+    "nodeport.h",
 )
 
 
@@ -56,8 +59,18 @@ def _constants(p: ClusterPlan) -> list[tuple[str, int, str]]:
         ("NETCC_MAX_CT", "tracked connections on one node (LRU)"),
         ("NETCC_MAX_FRAGS", "fragmented datagrams in flight on one node (LRU)"),
         ("NETCC_FLOW_CACHE_SLOTS", "per-CPU established-flow cache slots (power of two)"),
+        ("NETCC_MAX_LB_SERVICES", "service ports on one node (cluster IPs and NodePorts)"),
+        ("NETCC_MAX_LB_BACKENDS", "service backends in the cluster"),
+        ("NETCC_MAX_LB_ROWS", "Maglev rows on one node"),
+        ("NETCC_MAX_LB_MEMBERS", "backends of the Maglev rows on one node"),
+        ("NETCC_LB_MAGLEV_SIZE", "Maglev table size M (prime)"),
+        ("NETCC_MAX_LB_AFFINITY", "sessionAffinity clients on one node (LRU)"),
+        ("NETCC_MAX_LB_NAT", "NodePort translations on one node (LRU)"),
     ]
     out = [(name, p.capacities[name], doc) for name, doc in sizes]
+    net = p.cluster.service_cidr
+    out.append(("NETCC_SERVICE_NET", f"0x{int(net.network_address):08x}U", f"serviceCIDR {net}"))
+    out.append(("NETCC_SERVICE_MASK", f"0x{int(net.netmask):08x}U", "its netmask"))
     out += [(name, secs, doc + " (s)") for name, (secs, doc) in CT_LIFETIMES.items()]
     return out
 
@@ -75,11 +88,20 @@ def render_bpf(p: ClusterPlan) -> dict[str, bytes]:
         "POLICY_PREFIX_FULL": layout.POLICY_PREFIX_FULL,
     }
     flags = sorted(
-        {**layout.ENDPOINT_FLAGS, **layout.IPCACHE_FLAGS, **layout.CT_FLAGS}.items(),
+        {
+            **layout.ENDPOINT_FLAGS,
+            **layout.IPCACHE_FLAGS,
+            **layout.CT_FLAGS,
+            **layout.LB_FLAGS,
+            "LB_SCOPE_CLUSTER_IP": layout.LB_SCOPE_CLUSTER_IP,
+            "LB_SCOPE_NODEPORT": layout.LB_SCOPE_NODEPORT,
+            "LB_SCOPE_NODEPORT_POD": layout.LB_SCOPE_NODEPORT_POD,
+        }.items(),
         key=lambda kv: (kv[0].split("_F_")[0], kv[1]),
     )
+    maps = layout.maps_for(p.capacities["NETCC_LB_MAGLEV_SIZE"])
     structs = []
-    for m in layout.MAPS:
+    for m in maps:
         for s in (m.key, m.value):
             if s is not None and s not in structs:
                 structs.append(s)
@@ -89,7 +111,8 @@ def render_bpf(p: ClusterPlan) -> dict[str, bytes]:
         "consts": consts,
         "flags": flags,
         "structs": structs,
-        "maps": layout.MAPS,
+        "maps": maps,
+        "services": p.services,
         "constants": _constants(p),
         "reserved": layout.RESERVED_VERDICTS,
         "rules": rules,
@@ -101,7 +124,7 @@ def render_bpf(p: ClusterPlan) -> dict[str, bytes]:
     }
     out = {
         f"bpf/{name}": env.get_template(f"{name}.j2").render(ctx).encode()
-        for name in ("datapath.c", "maps.h", "config.h", "verdicts.h")
+        for name in ("datapath.c", "maps.h", "config.h", "verdicts.h", "services.h")
     }
     lib = resources.files("netcc.templates") / "bpf" / "lib"
     for name in LIB_HEADERS:

@@ -27,7 +27,7 @@ class Field:
     name: str
     encoding: str
     doc: str = ""
-    count: int = 1  # arrays are only used for padding
+    count: int = 1  # arrays: padding, and the Maglev row's backend slots
 
     @property
     def ctype(self) -> str:
@@ -156,6 +156,13 @@ CT_ENTRY = Struct(
         Field("origin", "u8", "DIR_EGRESS: the pod opened it; DIR_INGRESS: a peer did"),
         Field("flags", "u8", "CT_F_* bits (FIN/RST seen)"),
         Field("pad", "u16"),
+        Field(
+            "nat_addr",
+            "ipv4",
+            "service flow: replies come from this VIP (CT_F_SERVICE: the backend)",
+        ),
+        Field("nat_port", "be16", "and this port"),
+        Field("pad2", "u16"),
     ),
 )
 FRAG_KEY = Struct(
@@ -188,6 +195,88 @@ FLOW_CACHE_ENTRY = Struct(
         Field("ifindex", "u32", "the pod's veth when the entry was made (0: unbound)"),
         Field("verdict", "u32", "the connection's verdict, for the counters"),
         Field("refresh_at", "u64", "jiffies after which conntrack is asked again"),
+    ),
+)
+LB_SERVICE_KEY = Struct(
+    "lb_service_key",
+    "A service address: a cluster IP and port (scope 0), a node address and nodePort (1), or a "
+    "nodePort on any node's address, for pods (2, vip 0).",
+    (
+        Field("vip", "ipv4"),
+        Field("port", "be16"),
+        Field("proto", "u8"),
+        Field("scope", "u8", "LB_SCOPE_CLUSTER_IP, LB_SCOPE_NODEPORT (uplink) or _POD (vip 0)"),
+    ),
+)
+LB_SERVICE = Struct(
+    "lb_service",
+    "One service port: its Maglev row and how flows choose a backend.",
+    (
+        Field("row", "u32", "Maglev row (see services.h)"),
+        Field("count", "u32", "backends; 0: packets drop (DROP_NO_BACKEND)"),
+        Field("flags", "u32", "LB_F_* bits"),
+        Field("timeout", "u32", "sessionAffinity ClientIP timeout, seconds"),
+    ),
+)
+LB_BACKEND_KEY = Struct("lb_backend_key", "A backend number.", (Field("id", "u32"),))
+LB_BACKEND = Struct(
+    "lb_backend",
+    "A backend: pod address and target port.",
+    (
+        Field("ip", "ipv4"),
+        Field("port", "be16"),
+        Field("flags", "u8", "LB_BACKEND_F_LOCAL: on this node"),
+        Field("pad", "pad8"),
+    ),
+)
+LB_ROW_KEY = Struct("lb_row_key", "A Maglev row number.", (Field("id", "u32"),))
+DEFAULT_MAGLEV_SIZE = 251
+
+
+def lb_row(size: int) -> Struct:
+    """The Maglev row value: one backend number per slot (`size` is the table size M)."""
+    return Struct(
+        "lb_row",
+        "A service port's Maglev table: the backend number in each of its slots.",
+        (Field("backends", "u32", "backend number per slot", count=size),),
+    )
+
+
+LB_AFFINITY_KEY = Struct(
+    "lb_affinity_key",
+    "sessionAffinity ClientIP: a service row and a client.",
+    (Field("row", "u32"), Field("client", "ipv4")),
+)
+LB_AFFINITY = Struct(
+    "lb_affinity",
+    "The backend a client was last sent to, until `expires` (while it is a member of the row).",
+    (
+        Field("expires", "u64", "coarse monotonic ns"),
+        Field("ip", "ipv4"),
+        Field("port", "be16"),
+        Field("pad", "u16"),
+    ),
+)
+LB_MEMBER_KEY = Struct(
+    "lb_member_key",
+    "A backend (address and target port) of a Maglev row.",
+    (Field("row", "u32"), Field("ip", "ipv4"), Field("port", "be16"), Field("pad", "u16")),
+)
+LB_MEMBER = Struct(
+    "lb_member",
+    "Present while the backend serves the row's service port.",
+    (Field("flags", "u32", "the backend's LB_BACKEND_F_* bits on this node"),),
+)
+LB_NAT = Struct(
+    "lb_nat",
+    "NodePort at the uplink: the addresses and ports a packet of this tuple is rewritten to.",
+    (
+        Field("expires", "u64", "coarse monotonic ns"),
+        Field("saddr", "ipv4"),
+        Field("daddr", "ipv4"),
+        Field("sport", "be16"),
+        Field("dport", "be16"),
+        Field("flags", "u32", "LB_NAT_F_* bits"),
     ),
 )
 VERDICT_STATS = Struct(
@@ -262,6 +351,54 @@ MAPS: tuple[MapDef, ...] = (
         "Per-CPU direct-mapped cache of established connections in front of netcc_ct.",
     ),
     MapDef(
+        "netcc_lb_services",
+        "hash",
+        LB_SERVICE_KEY,
+        LB_SERVICE,
+        "NETCC_MAX_LB_SERVICES",
+        "Service ports: cluster IPs for pods, this node's NodePorts for the uplink.",
+    ),
+    MapDef(
+        "netcc_lb_backends",
+        "hash",
+        LB_BACKEND_KEY,
+        LB_BACKEND,
+        "NETCC_MAX_LB_BACKENDS",
+        "Service backends by number.",
+    ),
+    MapDef(
+        "netcc_lb_maglev",
+        "hash",
+        LB_ROW_KEY,
+        lb_row(DEFAULT_MAGLEV_SIZE),
+        "NETCC_MAX_LB_ROWS",
+        "Maglev tables, one row per service port (and per node for externalTrafficPolicy Local).",
+    ),
+    MapDef(
+        "netcc_lb_members",
+        "hash",
+        LB_MEMBER_KEY,
+        LB_MEMBER,
+        "NETCC_MAX_LB_MEMBERS",
+        "Each row's backends: an affinity entry counts only while its backend is one of them.",
+    ),
+    MapDef(
+        "netcc_lb_affinity",
+        "lru_hash",
+        LB_AFFINITY_KEY,
+        LB_AFFINITY,
+        "NETCC_MAX_LB_AFFINITY",
+        "sessionAffinity ClientIP: each client's backend per service port.",
+    ),
+    MapDef(
+        "netcc_lb_nat",
+        "lru_hash",
+        CT_KEY,
+        LB_NAT,
+        "NETCC_MAX_LB_NAT",
+        "NodePort translations at the uplink, both directions of each flow.",
+    ),
+    MapDef(
         "netcc_stats",
         "percpu_array",
         None,
@@ -287,7 +424,17 @@ IPCACHE_FLAGS = {
     "IPCACHE_F_HOST": 1,  # this node (its address or its router address)
     "IPCACHE_F_POD": 2,
 }
-CT_FLAGS = {"CT_F_FIN_LOCAL": 1, "CT_F_FIN_REMOTE": 2, "CT_F_RST": 4}
+CT_FLAGS = {"CT_F_FIN_LOCAL": 1, "CT_F_FIN_REMOTE": 2, "CT_F_RST": 4, "CT_F_SERVICE": 16}
+LB_FLAGS = {
+    "LB_F_AFFINITY": 1,  # sessionAffinity ClientIP
+    "LB_F_NODEPORT": 2,  # a NodePort entry (at the uplink)
+    "LB_F_LOCAL": 4,  # externalTrafficPolicy Local: the row holds this node's backends only
+    "LB_BACKEND_F_LOCAL": 1,  # the backend runs on this node
+    "LB_NAT_F_REDIRECT": 1,  # rewritten to leave the way it came: FIB lookup and redirect
+}
+LB_SCOPE_CLUSTER_IP = 0
+LB_SCOPE_NODEPORT = 1
+LB_SCOPE_NODEPORT_POD = 2  # a nodePort as pods reach it, through any node's address (vip 0)
 POLICY_PREFIX_FULL = 8 * (POLICY_KEY.size - 4)  # all of profile, peer, dir, proto, port
 POLICY_PREFIX_ALL_PROTOCOLS = POLICY_PREFIX_FULL - 24  # stops before proto: every protocol
 POLICY_PREFIX_ALL_PORTS = POLICY_PREFIX_FULL - 16  # stops before port: every port of proto
@@ -315,6 +462,7 @@ RESERVED_VERDICTS: tuple[Verdict, ...] = (
     Verdict(4, "ALLOW_SELF", "allow", "a pod can always reach itself"),
     Verdict(5, "ALLOW_RELATED", "allow", "ICMP error about a tracked, allowed connection"),
     Verdict(6, "ALLOW_NON_IP", "allow", "not IP (ARP and other link traffic)"),
+    Verdict(7, "ALLOW_NODEPORT", "allow", "NodePort flow translated at the node's uplink"),
     Verdict(16, "DROP_MALFORMED", "drop", "truncated or malformed IPv4 or L4 header"),
     Verdict(17, "DROP_SPOOFED", "drop", "source address is not the sending pod's"),
     Verdict(18, "DROP_UNKNOWN_ENDPOINT", "drop", "address is not a pod of this node"),
@@ -322,20 +470,35 @@ RESERVED_VERDICTS: tuple[Verdict, ...] = (
         19, "DROP_FRAGMENT", "drop", "fragment whose first fragment was not seen; ports unknown"
     ),
     Verdict(20, "DROP_IPV6", "drop", "IPv6 other than neighbour discovery (IPv4-only cluster)"),
+    Verdict(21, "DROP_NO_BACKEND", "drop", "service port without a backend (kube-proxy: REJECT)"),
+    Verdict(
+        22, "DROP_SERVICE_HAIRPIN", "drop", "a pod reached itself through a service (unsupported)"
+    ),
 )
 FIRST_RULE_VERDICT = 32
+
+
+def maps_for(maglev_size: int) -> tuple[MapDef, ...]:
+    """MAPS with the Maglev row sized for a table of `maglev_size` slots."""
+    row = lb_row(maglev_size)
+    return tuple(
+        MapDef(m.name, m.kind, m.key, row, m.capacity, m.doc) if m.value.name == "lb_row" else m
+        for m in MAPS
+    )
 
 
 def layout_document(capacities: dict[str, int]) -> dict:
     """The `layout.json` document: structs with offsets, and maps with their sizes."""
     structs = {}
-    for m in MAPS:
+    all_maps = maps_for(capacities.get("NETCC_LB_MAGLEV_SIZE", DEFAULT_MAGLEV_SIZE))
+    for m in all_maps:
         for s in (m.key, m.value):
             if s is not None:
                 structs[s.name] = {
                     "size": s.size,
                     "fields": [
                         {"name": f.name, "offset": off, "size": f.size, "encoding": f.encoding}
+                        | ({"count": f.count} if f.count > 1 and f.encoding != "pad8" else {})
                         for f, off in s.offsets()
                     ],
                 }
@@ -346,6 +509,6 @@ def layout_document(capacities: dict[str, int]) -> dict:
             "value": m.value.name,
             "max_entries": capacities[m.capacity],
         }
-        for m in MAPS
+        for m in all_maps
     }
     return {"structs": dict(sorted(structs.items())), "maps": maps}

@@ -194,6 +194,8 @@ class WireGuard:
     enabled: bool = False
     listen_port: int = 51871
     nodes: tuple[WireGuardNode, ...] = ()
+    underlay_mtu: int = 1500
+    persistent_keepalive: int = 25
     path: str = ""
 
 

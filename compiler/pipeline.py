@@ -26,6 +26,7 @@ def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
     from netcc.k8s import render_k8s
     from netcc.lock import LOCK_NAME, SPEC_IN_OUT, make_lock
     from netcc.plan import CapacityError, plan
+    from netcc.tunnels import render_tunnels
 
     cluster, sources = parse_spec(spec, filename)
     try:
@@ -37,6 +38,7 @@ def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
     bpf = render_bpf(p)
     tree = {**bpf, **render_data(p)}
     tree.update(compile_objects(bpf, ["bpf/datapath.c"]))
+    tree.update(render_tunnels(cluster))  # nodes/NODE/wireguard.json: key file paths only
     tree.update(render_k8s(spec, filename, cluster, tree))
     # The spec itself, so that `netcc review OUT` and `netcc diff OUT1 OUT2` need nothing else.
     # It is user input (public keys and key *file paths* only) and is not shipped to nodes.

@@ -23,6 +23,8 @@ from netcc.cidr import port_range_prefixes, region_inside, regions
 from netcc.identity import Identity, workload_identities
 from netcc.model import PROTOCOL_NUMBERS, Cluster, ContainerPort, IPBlock, Rule, Workload
 from netcc.semantics import Endpoint, ip_in_block, peer_matches, policies_selecting
+from netcc.services import maglev
+from netcc.services.lbplan import plan_services
 
 DIRECTIONS = ("ingress", "egress")
 DIR_NUMBER = {"ingress": layout.DIR_INGRESS, "egress": layout.DIR_EGRESS}
@@ -85,6 +87,7 @@ class ClusterPlan:
     nodes: tuple[NodePlan, ...]
     capacities: dict[str, int]
     notes: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()  # Maglev rows and the service ports they serve
 
 
 class CapacityError(Exception):
@@ -105,6 +108,14 @@ LIMITS = {
     "NETCC_MAX_VERDICTS": 1 << 20,
 }
 CT_ENTRIES = 1 << 18
+LB_AFFINITY_ENTRIES = 1 << 16
+LB_NAT_ENTRIES = 1 << 16
+LIMITS |= {
+    "NETCC_MAX_LB_SERVICES": 1 << 20,
+    "NETCC_MAX_LB_BACKENDS": 1 << 20,
+    "NETCC_MAX_LB_ROWS": 1 << 18,
+    "NETCC_MAX_LB_MEMBERS": 1 << 21,
+}
 FRAG_ENTRIES = 1 << 13
 FLOW_CACHE_SLOTS = 1 << 12  # per CPU; a power of two (the slot is a masked hash)
 CT_LIFETIMES = {  # seconds, Cilium's defaults
@@ -386,6 +397,14 @@ def plan(cluster: Cluster) -> ClusterPlan:
             )
         )
 
+    try:
+        lb = plan_services(cluster)
+    except maglev.TableSizeError as e:
+        raise CapacityError([(str(e), "spec.services")]) from None
+    for n in nodes:
+        for name, entries in lb.maps[n.name].items():
+            n.maps[name] = tuple(MapEntry(*e) for e in entries)
+
     need = {
         "NETCC_MAX_ENDPOINTS": max(len(n.maps["netcc_endpoints"]) for n in nodes),
         "NETCC_MAX_IPCACHE": len(nodes[0].maps["netcc_ipcache"]),
@@ -393,6 +412,10 @@ def plan(cluster: Cluster) -> ClusterPlan:
         "NETCC_MAX_POLICY_EXACT": max(len(n.maps["netcc_policy_exact"]) for n in nodes),
         "NETCC_MAX_POLICY": max(len(n.maps["netcc_policy"]) for n in nodes),
         "NETCC_MAX_VERDICTS": verdicts[-1].number + 1,
+        "NETCC_MAX_LB_SERVICES": max(len(n.maps["netcc_lb_services"]) for n in nodes),
+        "NETCC_MAX_LB_BACKENDS": len(nodes[0].maps["netcc_lb_backends"]),
+        "NETCC_MAX_LB_ROWS": max(len(n.maps["netcc_lb_maglev"]) for n in nodes),
+        "NETCC_MAX_LB_MEMBERS": max(len(n.maps["netcc_lb_members"]) for n in nodes),
     }
     problems = []
     for name, n in need.items():
@@ -410,6 +433,9 @@ def plan(cluster: Cluster) -> ClusterPlan:
     capacities["NETCC_MAX_CT"] = CT_ENTRIES
     capacities["NETCC_FLOW_CACHE_SLOTS"] = FLOW_CACHE_SLOTS
     capacities["NETCC_MAX_FRAGS"] = FRAG_ENTRIES
+    capacities["NETCC_MAX_LB_AFFINITY"] = LB_AFFINITY_ENTRIES
+    capacities["NETCC_MAX_LB_NAT"] = LB_NAT_ENTRIES
+    capacities["NETCC_LB_MAGLEV_SIZE"] = lb.maglev_size
     return ClusterPlan(
         cluster,
         identities,
@@ -419,7 +445,8 @@ def plan(cluster: Cluster) -> ClusterPlan:
         tuple(verdicts),
         tuple(nodes),
         capacities,
-        tuple(notes),
+        tuple(notes) + tuple(lb.notes),
+        tuple(lb.comments),
     )
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from netcc.loader import attach, libbpf, migrate, state
-from netcc.loader.attach import DIRECTIONS, PROGRAMS, TC, TCX, Hook
+from netcc.loader.attach import DIRECTIONS, PROGRAMS, TC, TCX, UPLINK, Hook
 from netcc.loader.bpffs import ensure_bpffs
 from netcc.loader.libbpf import BpfError, BpfObject
 from netcc.loader.lockfile import LOCK_NAME, LockError, verify_lock
@@ -45,6 +45,7 @@ from netcc.loader.netns import current_netns
 from netcc.loader.state import Paths
 
 ENDPOINTS = "netcc_endpoints"
+LB_SERVICES = "netcc_lb_services"
 RTN_UNICAST, RTN_LOCAL = 1, 2
 
 Data = dict[str, dict[bytes, bytes]]  # map -> packed key -> packed value
@@ -174,6 +175,19 @@ def resolve_endpoints(ipr: Any, entries: list[dict]) -> list[Endpoint]:
     return out
 
 
+def uplinks(ipr: Any, services: list[dict]) -> list[tuple[int, str]]:
+    """(ifindex, name) of the interfaces holding the node addresses its NodePort entries
+    (scope 1 of `netcc_lb_services`) name: where the NodePort programs go."""
+    found = {}
+    for vip in sorted({e["key"]["vip"] for e in services if e["key"].get("scope") == 1}):
+        for msg in ipr.get_addr(family=2, address=vip):
+            links = ipr.get_links(msg["index"])
+            name = links[0].get_attr("IFLA_IFNAME") if links else str(msg["index"])
+            if name != "lo":
+                found[int(msg["index"])] = name
+    return sorted(found.items())
+
+
 # --- results -------------------------------------------------------------------------------
 
 
@@ -192,6 +206,7 @@ class ApplyResult:
     endpoints: list[dict[str, Any]] = field(default_factory=list)
     maps: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    wireguard: dict[str, Any] | None = None  # the tunnel's TunnelReport, if OUT plans one
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -199,8 +214,9 @@ class ApplyResult:
 
 def format_result(r: ApplyResult) -> str:
     """Human-readable summary of an ApplyResult."""
+    tunnel = _format_tunnel(r.wireguard)
     if r.status == "unchanged":
-        return f"netcc: {r.node}: unchanged (artifacts {r.digest[:12]}, {r.mode})"
+        return f"netcc: {r.node}: unchanged (artifacts {r.digest[:12]}, {r.mode})" + tunnel
     acted = [h for h in r.hooks if h["action"] != "kept"]
     counts: dict[str, int] = {}
     for h in acted:
@@ -220,7 +236,14 @@ def format_result(r: ApplyResult) -> str:
         if m.get("migrated"):
             bits.append(f"carried {m['migrated']['copied']}, dropped {m['migrated']['skipped']}")
         lines.append(f"  map {name}: {' '.join(bits)}")
-    return "\n".join(lines)
+    return "\n".join(lines) + tunnel
+
+
+def _format_tunnel(report: dict[str, Any] | None) -> str:
+    if not report:
+        return ""
+    what = ", ".join(report["changes"]) or "nothing to change"
+    return f"\n  wireguard {report['ifname']} ({report['backend']}): {report['status']}: {what}"
 
 
 # --- undo journal --------------------------------------------------------------------------
@@ -324,9 +347,11 @@ def apply(
     *,
     pin_root: str | Path | None = None,
     state_dir: str | Path | None = None,
+    wireguard: str = "auto",
 ) -> ApplyResult:
     """Apply OUT's datapath for `node` to this network namespace (the caller's thread's);
-    see the module doc. Raises ApplyError (nothing changed, or rolled back)."""
+    see the module doc. Raises ApplyError (nothing changed, or rolled back). Then the node's
+    WireGuard tunnel, if OUT plans one, with backend `wireguard` (auto, kernel, userspace)."""
     from pyroute2 import IPRoute
 
     art = read_artifacts(out, node)
@@ -335,11 +360,26 @@ def apply(
         ensure_bpffs()
     try:
         with state.locked(paths), IPRoute() as ipr:
-            return _Apply(art, paths, ipr).run()
+            result = _Apply(art, paths, ipr).run()
+            result.wireguard = _apply_tunnel(art, paths, wireguard)
+            return result
     except ApplyError:
         if not paths.state_file.exists():  # a first apply that failed: leave no residue
             _remove_empty_dirs(paths)
         raise
+
+
+def _apply_tunnel(art: Artifacts, paths: Paths, choice: str) -> dict[str, Any] | None:
+    """The node's WireGuard tunnel, once the programs are in place (they judge what it
+    decrypts). A failure leaves the datapath applied and says so."""
+    from netcc.loader.wireguard.apply import apply_tunnel
+    from netcc.loader.wireguard.backend import BackendError
+
+    try:
+        report = apply_tunnel(art.out, art.lock, art.node, paths.state_dir, choice)
+    except (BackendError, OSError) as e:
+        raise ApplyError(f"the datapath is applied, but the WireGuard tunnel is not: {e}") from e
+    return report.to_json() if report else None
 
 
 def _remove_empty_dirs(paths: Paths) -> None:
@@ -407,6 +447,10 @@ class _Apply:
             for d in DIRECTIONS:
                 pin = str(self.paths.link_pin(e.ifindex, d)) if mode == TCX else None
                 hooks[(e.ifindex, d)] = Hook(e.ifindex, e.ifname or "", d, mode, pin)
+        for ifindex, ifname in uplinks(self.ipr, self.art.maps.get(LB_SERVICES, [])):
+            for d in DIRECTIONS:
+                pin = str(self.paths.link_pin(ifindex, d)) if mode == TCX else None
+                hooks[(ifindex, d)] = Hook(ifindex, ifname, d, mode, pin, role=UPLINK)
         return hooks
 
     def _old_hooks(self) -> list[Hook]:
@@ -416,7 +460,12 @@ class _Apply:
         if self.old is None or self.old.get("digest") != self.art.digest:
             return False
         pins = [self.paths.maps / m for m in self.layout.maps]
-        pins += [self.paths.prog_dir(self.art.digest) / p for p in PROGRAMS]
+        # the programs pinned last time (an older object may lack the uplink ones), and those
+        # the hooks need now (a loader that did not know the uplink ones pinned only the pods')
+        programs = set(self.old.get("programs") or PROGRAMS) | set(attach.PROGRAM_FOR.values())
+        if uplinks(self.ipr, self.art.maps.get(LB_SERVICES, [])):
+            programs |= set(attach.UPLINK_PROGRAM_FOR.values())
+        pins += [self.paths.prog_dir(self.art.digest) / p for p in sorted(programs)]
         return all(p.exists() for p in pins)
 
     def _old_prog_fds(self) -> dict[str, int]:
@@ -455,6 +504,9 @@ class _Apply:
                 obj, progs, map_fds, fresh, old_map_fds, tr = self._load(want)
             mode = attach.choose_mode(progs[PROGRAMS[0]])
             desired = self._desired_hooks(endpoints, mode)
+            missing = sorted({h.program for h in desired.values()} - set(progs))
+            if missing:
+                raise ApplyError(f"{self.art.out}/bpf/datapath.o has no {', '.join(missing)}")
             prog_ids = {p: libbpf.prog_info(fd)["id"] for p, fd in progs.items()}
             current = {h.key(): (h, attach.hook_prog_id(self.ipr, h)) for h in self._old_hooks()}
             have = {m: _read_raw(map_fds[m], self.layout, m) for m in want if m not in fresh}
@@ -580,7 +632,10 @@ class _Apply:
                 state.remove_pin_tree(prog_dir)
             prog_dir.mkdir(parents=True, exist_ok=True)
             progs = {}
+            has = set(obj.program_names())  # an older object may lack the uplink programs
             for p in PROGRAMS:
+                if p not in has and p not in attach.PROGRAM_FOR.values():
+                    continue
                 progs[p] = obj.prog_fd(p)
                 if os.path.lexists(prog_dir / p):
                     os.unlink(prog_dir / p)

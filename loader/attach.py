@@ -28,7 +28,10 @@ INGRESS, EGRESS = "ingress", "egress"
 DIRECTIONS = (INGRESS, EGRESS)
 # The program each hook runs: tc ingress sees what the pod sends (its egress policy).
 PROGRAM_FOR = {INGRESS: "netcc_from_container", EGRESS: "netcc_to_container"}
-PROGRAMS = tuple(PROGRAM_FOR.values())
+# The node's uplink (the interface holding its address, on nodes with NodePort services).
+UPLINK_PROGRAM_FOR = {INGRESS: "netcc_from_uplink", EGRESS: "netcc_to_uplink"}
+POD, UPLINK = "pod", "uplink"
+PROGRAMS = tuple(PROGRAM_FOR.values()) + tuple(UPLINK_PROGRAM_FOR.values())
 TCX, TC = "tcx", "tc"
 MODE_ENV = "NETCC_ATTACH"
 
@@ -199,7 +202,9 @@ def delete_clsact(ipr: Any, ifindex: int) -> None:
     ipr.tc("del", "clsact", ifindex)
 
 
-def tc_replace(ipr: Any, ifindex: int, direction: str, prog_fd: int) -> None:
+def tc_replace(
+    ipr: Any, ifindex: int, direction: str, prog_fd: int, name: str | None = None
+) -> None:
     """Create netcc's filter on the hook, or atomically swap its program."""
     ipr.tc(
         "replace-filter",
@@ -210,7 +215,7 @@ def tc_replace(ipr: Any, ifindex: int, direction: str, prog_fd: int) -> None:
         prio=TC_PRIO,
         protocol=ETH_P_ALL,
         fd=prog_fd,
-        name=PROGRAM_FOR[direction],
+        name=name or PROGRAM_FOR[direction],
         direct_action=True,
     )
 
@@ -301,10 +306,11 @@ class Hook:
     direction: str
     mode: str
     link_pin: str | None = None  # tcx: where the link is pinned
+    role: str = POD  # POD: a pod's veth; UPLINK: the node's uplink (NodePort)
 
     @property
     def program(self) -> str:
-        return PROGRAM_FOR[self.direction]
+        return (UPLINK_PROGRAM_FOR if self.role == UPLINK else PROGRAM_FOR)[self.direction]
 
     def key(self) -> tuple[int, str]:
         return (self.ifindex, self.direction)
@@ -317,6 +323,7 @@ class Hook:
         return cls(
             **{k: doc[k] for k in ("ifindex", "ifname", "direction", "mode")},
             link_pin=doc.get("link_pin"),
+            role=doc.get("role", POD),
         )
 
 
@@ -347,7 +354,7 @@ def attach(ipr: Any, hook: Hook, prog_fd: int) -> None:
     """Put the program on a hook that netcc has nothing on yet (tc: the clsact qdisc must
     exist). A tcx link is pinned at `hook.link_pin`, replacing a stale pin there."""
     if hook.mode == TC:
-        tc_replace(ipr, hook.ifindex, hook.direction, prog_fd)
+        tc_replace(ipr, hook.ifindex, hook.direction, prog_fd, hook.program)
         return
     assert hook.link_pin
     fd = tcx_link_create(prog_fd, hook.ifindex, hook.direction)
@@ -366,7 +373,7 @@ def replace(ipr: Any, hook: Hook, prog_fd: int, old_prog_fd: int | None = None) 
     """Atomically swap the program of a hook netcc is on (tcx: only if `old_prog_fd` is the
     attached one, when given)."""
     if hook.mode == TC:
-        tc_replace(ipr, hook.ifindex, hook.direction, prog_fd)
+        tc_replace(ipr, hook.ifindex, hook.direction, prog_fd, hook.program)
         return
     assert hook.link_pin
     fd = libbpf.obj_get(hook.link_pin)

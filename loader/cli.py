@@ -45,7 +45,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from netcc.loader.libbpf import BpfError
 
     try:
-        result = apply(args.out, args.node, pin_root=args.pin_root, state_dir=args.state_dir)
+        result = apply(
+            args.out,
+            args.node,
+            pin_root=args.pin_root,
+            state_dir=args.state_dir,
+            wireguard=args.wireguard,
+        )
     except ApplyError as e:
         return _error(args, str(e), e.log, rolled_back=e.rolled_back)
     except (BpfError, OSError, ValueError) as e:
@@ -108,6 +114,13 @@ def add_load_commands(subparsers: Any) -> None:
     )
     a.add_argument("out", metavar="OUT")
     _node_args(a, node_required=True)
+    a.add_argument(
+        "--wireguard",
+        choices=["auto", "kernel", "userspace"],
+        default="auto",
+        help="WireGuard backend when OUT plans a tunnel: the kernel module (generic netlink), "
+        "a userspace daemon (wireguard-go, UAPI), or auto: the kernel's if it works here",
+    )
     a.set_defaults(func=cmd_apply)
     s = sub.add_parser("status", help="what is attached, which artifacts, verdict counters")
     _node_args(s, node_required=False)

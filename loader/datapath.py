@@ -12,7 +12,7 @@ from pathlib import Path
 from netcc.loader.libbpf import BpfObject, prog_info
 from netcc.loader.mapdata import Layout, fill_maps, verdict_counters
 
-PROGRAMS = ("netcc_from_container", "netcc_to_container")
+PROGRAMS = ("netcc_from_container", "netcc_to_container")  # the pod programs (every node)
 
 
 class NodeDatapath:
@@ -34,7 +34,9 @@ class NodeDatapath:
         return self.obj.prog_fd(name)
 
     def programs(self) -> dict[str, dict]:
-        return {name: prog_info(self.obj.prog_fd(name)) for name in PROGRAMS}
+        """Every program of the object (pods' and uplink's), in the object's order, with
+        its kernel info (verifier figures included)."""
+        return {name: prog_info(self.obj.prog_fd(name)) for name in self.obj.program_names()}
 
     def stats(self) -> dict[int, tuple[int, int]]:
         """verdict number -> (packets, bytes), summed over CPUs; only non-zero counters."""

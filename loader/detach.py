@@ -89,6 +89,13 @@ def detach_node(paths: Paths, ipr: Any) -> dict[str, Any]:
             _delete_unknown_filters(ipr, done)
         except Exception as e:
             problems.append(str(e))
+    try:
+        from netcc.loader.wireguard.apply import remove_tunnel
+
+        if tunnel := remove_tunnel(paths.state_dir, paths.node):
+            done.append(f"deleted WireGuard device {tunnel.ifname} ({tunnel.backend})")
+    except Exception as e:
+        problems.append(f"wireguard: {e}")
     had_pins = paths.pin_root.exists()
     problems += state.remove_pin_tree(paths.pin_root)
     if had_pins:

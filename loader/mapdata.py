@@ -35,6 +35,7 @@ class FieldDef:
     offset: int
     size: int
     encoding: str
+    count: int = 1  # > 1: an array of integers (given as a JSON list)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,13 @@ def _parse_struct(name: str, doc: dict) -> StructDef:
         size = int(doc["size"])
         fields: dict[str, FieldDef] = {}
         for f in doc["fields"]:
-            fd = FieldDef(str(f["name"]), int(f["offset"]), int(f["size"]), str(f["encoding"]))
+            fd = FieldDef(
+                str(f["name"]),
+                int(f["offset"]),
+                int(f["size"]),
+                str(f["encoding"]),
+                int(f.get("count", 1)),
+            )
             fields[fd.name] = fd
     except (KeyError, TypeError, ValueError) as e:
         raise LayoutError(f"layout: struct {name}: malformed ({e!r})") from e
@@ -70,8 +77,13 @@ def _parse_struct(name: str, doc: dict) -> StructDef:
         if fd.encoding not in ENCODINGS:
             raise LayoutError(f"layout: {name}.{fd.name}: unknown encoding {fd.encoding!r}")
         want = INT_ENCODINGS[fd.encoding][0] if fd.encoding in INT_ENCODINGS else 4
-        if fd.encoding != "pad8" and fd.size != want:
-            raise LayoutError(f"layout: {name}.{fd.name}: {fd.encoding} must be {want} bytes")
+        if fd.count > 1 and fd.encoding not in INT_ENCODINGS:
+            raise LayoutError(f"layout: {name}.{fd.name}: only integer fields can be arrays")
+        if fd.encoding != "pad8" and fd.size != want * fd.count:
+            raise LayoutError(
+                f"layout: {name}.{fd.name}: {fd.count} x {fd.encoding} must be "
+                f"{want * fd.count} bytes"
+            )
         if fd.offset < 0 or fd.size < 1 or fd.offset + fd.size > size:
             raise LayoutError(f"layout: {name}.{fd.name} lies outside the {size}-byte struct")
     return StructDef(name, size, fields)
@@ -137,6 +149,8 @@ class Layout:
             where = f"{struct_name}.{f.name}"
             if f.encoding == "ipv4":
                 out[f.offset : f.offset + 4] = _pack_ipv4(values[f.name], where)
+            elif f.count > 1:
+                out[f.offset : f.offset + f.size] = _pack_array(values[f.name], f, where)
             else:
                 size, order = INT_ENCODINGS[f.encoding]
                 out[f.offset : f.offset + size] = _pack_int(values[f.name], size, order, where)
@@ -154,6 +168,11 @@ class Layout:
             raw = data[f.offset : f.offset + f.size]
             if f.encoding == "ipv4":
                 out[f.name] = str(ipaddress.IPv4Address(raw))
+            elif f.count > 1:
+                size, order = INT_ENCODINGS[f.encoding]
+                out[f.name] = [
+                    int.from_bytes(raw[i : i + size], order) for i in range(0, f.size, size)
+                ]
             elif f.encoding != "pad8":
                 out[f.name] = int.from_bytes(raw, INT_ENCODINGS[f.encoding][1])
         return out
@@ -190,6 +209,15 @@ def _pack_int(v: Any, size: int, order: str, where: str) -> bytes:
     if not 0 <= v < 1 << (8 * size):
         raise LayoutError(f"{where}: value {v} out of range for {size * 8} bits")
     return v.to_bytes(size, order)  # type: ignore[arg-type]
+
+
+def _pack_array(v: Any, f: FieldDef, where: str) -> bytes:
+    """An integer array field from a list of at most `count` integers (the rest zero)."""
+    if not isinstance(v, list) or len(v) > f.count:
+        raise LayoutError(f"{where}: expected a list of at most {f.count} integers")
+    size, order = INT_ENCODINGS[f.encoding]
+    packed = b"".join(_pack_int(x, size, order, where) for x in v)
+    return packed + bytes(f.size - len(packed))
 
 
 def _pack_ipv4(v: Any, where: str) -> bytes:

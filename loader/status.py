@@ -119,7 +119,7 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
     problems: list[str] = []
     digest = doc["digest"]
     programs = {}
-    for p in PROGRAMS:
+    for p in doc.get("programs") or PROGRAMS:  # those the applied object has
         info = _prog(paths.prog_dir(digest) / p)
         programs[p] = None if info is None else {"id": info["id"], "tag": info["tag"]}
         if info is None:
@@ -133,7 +133,9 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
         live = attach.hook_state(ipr, hook)
         got = live["prog_id"]
         iface = interfaces.setdefault(
-            hook.ifindex, {"ifname": hook.ifname, "ifindex": hook.ifindex, "pods": [], "hooks": {}}
+            hook.ifindex,
+            {"ifname": hook.ifname, "ifindex": hook.ifindex, "pods": [], "hooks": {}}
+            | {"role": hook.role},
         )
         iface["hooks"][hook.direction] = {
             "mode": hook.mode,
@@ -172,6 +174,7 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
                     f"pod {r['ip']}: now routed to {now.ifname}, which has no hooks; apply again"
                 )
     rows = _counters_or_problem(paths, doc, problems)
+    tunnel = _tunnel_or_problem(paths, problems)
     return {
         "node": paths.node,
         "ok": not problems,
@@ -186,7 +189,23 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
         "interfaces": [interfaces[i] for i in sorted(interfaces)],
         "pending": pending,
         "counters": rows,
+        "wireguard": tunnel,
     }
+
+
+def _tunnel_or_problem(paths: Paths, problems: list[str]) -> dict[str, Any] | None:
+    """The WireGuard device's peers and handshakes, when the node has a tunnel."""
+    from netcc.loader.wireguard.apply import tunnel_status
+    from netcc.loader.wireguard.backend import BackendError
+
+    try:
+        tunnel = tunnel_status(paths.state_dir)
+    except (BackendError, OSError) as e:
+        problems.append(f"wireguard: {e}")
+        return None
+    if tunnel is not None and not tunnel["ok"]:
+        problems.append(f"wireguard {tunnel['ifname']}: {tunnel['error']}")
+    return tunnel
 
 
 def _counters_or_problem(paths: Paths, doc: dict[str, Any], problems: list[str]) -> list:
@@ -215,6 +234,20 @@ def status(
     return {"ok": all(n["ok"] for n in nodes), "nodes": nodes}
 
 
+def _format_tunnel(t: dict[str, Any] | None) -> list[str]:
+    if not t or not t.get("ok"):
+        return []
+    lines = [f"  wireguard {t['ifname']} ({t['backend']}), port {t['listenPort']}:"]
+    for p in t["peers"]:
+        age = p["handshakeAgeSeconds"]
+        shake = "no handshake" if age is None else f"handshake {age}s ago"
+        lines.append(
+            f"    peer {p['node'] or p['publicKey']} {p['endpoint']} "
+            f"{','.join(p['allowedIPs'])}: {shake}, rx {p['rxBytes']} tx {p['txBytes']}"
+        )
+    return lines
+
+
 def format_status(report: dict[str, Any], all_counters: bool = False) -> str:
     """Human-readable status; counters of rules and denies always, others when non-zero."""
     lines = []
@@ -237,6 +270,7 @@ def format_status(report: dict[str, Any], all_counters: bool = False) -> str:
                 )
         for p in n["pending"]:
             lines.append(f"  pending {p['ip']} {p['pod']}: {p['reason']}")
+        lines += _format_tunnel(n.get("wireguard"))
         lines.append("  counters:")
         lines.append(f"    {'verdict':>7} {'action':<6} {'packets':>10} {'bytes':>12}  rule")
         for c in n["counters"]:

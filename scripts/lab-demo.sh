@@ -36,5 +36,9 @@ probe monitoring/prometheus shop/cache 9100/tcp            # cache has no metric
 probe shop/cart shop/cache 6379/udp                        # wrong protocol
 probe shop/cart shop/frontend 8080/tcp                     # replies pass, new flows back do not
 
+step "services: backends answer with their name; the probe counts who answered"
+probe shop/frontend svc:shop/cart 7000/tcp --count 20      # ClusterIP 10.96.0.20 -> cart
+probe 192.0.2.7 node-2 30080/tcp --count 20                # NodePort on node-2 -> frontend
+
 step "status"
 netcc lab status

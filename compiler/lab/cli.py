@@ -40,9 +40,16 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("probe", help="a real TCP or UDP exchange; exit 0 allowed, 4 denied")
     p.add_argument("src", help="namespace/workload, node name or external IP")
-    p.add_argument("dst", help="namespace/workload, node name or external IP")
+    p.add_argument(
+        "dst",
+        help="namespace/workload, node name or external IP; a service: svc:NS/NAME, its "
+        "ClusterIP, or a node with a nodePort as PORT",
+    )
     p.add_argument("port_proto", metavar="PORT/PROTO", help="e.g. 8080/tcp or 53/udp")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the echo")
+    p.add_argument(
+        "--count", type=int, default=1, help="connections to a service, counted per backend"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_probe)
 
@@ -118,9 +125,15 @@ def _port_proto(text: str) -> tuple[int, str]:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from netcc.lab import core as lab
+    from netcc.lab import services
 
     try:
         port, proto = _port_proto(args.port_proto)
+        s = services.probe_running_lab(
+            args.src, args.dst, port, proto, max(args.count, 1), args.timeout
+        )
+        if s is not None:
+            return _print_service_probe(s, args.json)
         r = lab.probe(args.src, args.dst, port, proto, timeout=args.timeout)
     except (ValueError, *_known_errors()) as e:
         return _error(e)
@@ -142,6 +155,24 @@ def cmd_probe(args: argparse.Namespace) -> int:
             print(f"  warning: no trace of the compiled datapath: {r.trace_error}")
         if r.trace_agrees is False:
             print("  warning: the compiled datapath's trace (above) disagrees with the packets")
+    return 0 if r.allowed else EXIT_DENIED
+
+
+def _print_service_probe(r: Any, as_json: bool) -> int:
+    """A service probe: how many connections were answered, and by which backend."""
+    doc = r.to_json()
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    else:
+        verdict = "allowed" if r.allowed else "denied"
+        print(
+            f"{r.src} ({r.src_ip}) -> {doc['service']}: {verdict} "
+            f"({doc['answered']}/{doc['connections']} answered)"
+        )
+        for backend, n in doc["backends"].items():
+            print(f"  backend {backend:<28} {n}")
+        for detail, n in doc["failed"].items():
+            print(f"  failed  {detail:<28} {n}")
     return 0 if r.allowed else EXIT_DENIED
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from netcc.lab import netns as lab_netns
+from netcc.lab import wireguard as lab_wireguard
 from netcc.lab.plan import PREFIX as NETNS_PREFIX
 from netcc.lab.plan import (
     LabPlan,
@@ -36,6 +37,7 @@ from netcc.lab.plan import (
 from netcc.lab.probe import DEFAULT_TIMEOUT, Probe, ProbeResult, run_probes
 from netcc.lab.state import STATE_DIR, LabState, LabStateError
 from netcc.lab.topology import LabBuildError, TopologyBuilder
+from netcc.loader.wireguard.uapi import NETNS_SOCKET_BASE
 
 PIN_BASE = "/sys/fs/bpf/netcc-lab"
 OUT_NAME = "out"
@@ -199,6 +201,8 @@ def _load_all(plan: LabPlan, out: Path, state: LabState) -> dict[str, Any]:
             "pin_root": f"{PIN_BASE}/{node.name}",
             "state_dir": str(state.path.parent / "nodes" / node.name),
         }
+        if ifname := lab_wireguard.tunnel_ifname(out, node.name):
+            lab_wireguard.record(state, node.name, node.netns, ifname)
         state.record("load", node=node.name, netns=node.netns, out=str(out), **where)
         try:
             with lab_netns.entered(node.netns):
@@ -233,7 +237,8 @@ def down(state_dir: Path = STATE_DIR) -> DownReport:
     for r in state.of_kind("netns"):
         with contextlib.suppress(OSError):
             inodes.add(lab_netns.inode(r["name"]))
-    for pid in lab_netns.pids_in(inodes):
+    daemons = lab_wireguard.daemon_pids({r["inode"] for r in state.of_kind("wireguard")})
+    for pid in set(lab_netns.pids_in(inodes)) - set(daemons):
         warnings.append(f"process {pid} runs in a lab namespace; not the lab's, left alone")
     for r in reversed(state.resources):
         try:
@@ -260,11 +265,13 @@ def _check_ours(r: dict[str, Any], state_root: Path) -> None:
     """Refuse a state entry naming anything outside the lab's own names (a damaged file)."""
     kind = r["kind"]
     netns = r.get("name") if kind == "netns" else r.get("netns")
-    if kind in ("netns", "link", "load") and not str(netns).startswith(NETNS_PREFIX):
+    if kind in ("netns", "link", "load", "wireguard") and not str(netns).startswith(NETNS_PREFIX):
         raise LabStateError(f"{_describe(r)}: not a lab namespace; left alone")
     pins = r.get("path") if kind == "pins" else r.get("pin_root") if kind == "load" else None
     if pins is not None and Path(PIN_BASE) not in (Path(pins), *Path(pins).parents):
         raise LabStateError(f"{_describe(r)}: not under {PIN_BASE}; left alone")
+    if kind == "wireguard" and Path(r["dir"]).parent != NETNS_SOCKET_BASE:
+        raise LabStateError(f"{_describe(r)}: not under {NETNS_SOCKET_BASE}; left alone")
     path = r.get("path") if kind == "dir" else r.get("state_dir") if kind == "load" else None
     if path is not None and state_root.resolve() not in Path(path).resolve().parents:
         raise LabStateError(f"{_describe(r)}: not under {state_root}; left alone")
@@ -309,6 +316,8 @@ def _remove(
         return f"dir {r['path']}"
     if kind == "link":
         return None  # links live in the lab's namespaces and go with them
+    if kind == "wireguard":
+        return lab_wireguard.remove(r)
     raise LabStateError(f"unknown resource kind {kind}")
 
 

@@ -9,6 +9,9 @@ link inside one of those namespaces, so the lab never collides with anything on 
   host-side veth in the node's namespace is `lxc` + 8 hex digits of the workload's key
 - `netcc-underlay`: a bridge joining every node (and the external host) at layer 2
 - `netcc-external` (optional): the outside world, owning the given addresses
+
+With WireGuard on (`tunnel_mtu` set), nodes do not route each other's pod CIDRs over the
+underlay: the loader routes them through the tunnel, and pods get the tunnel's MTU.
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ class LabPlan:
     pods: tuple[PodPlan, ...]
     external: ExternalPlan | None = None
     underlay: str = UNDERLAY_NETNS
+    tunnel_mtu: int | None = None  # WireGuard on: pod CIDRs go through the tunnel
 
     def namespaces(self) -> list[str]:
         """Every namespace, in creation order."""
@@ -156,7 +160,15 @@ def plan_lab(cluster: Cluster, external: list[str] | tuple[str, ...] = ()) -> La
     names = [n.netns for n in nodes] + [p.netns for p in pods]
     if len(set(names)) != len(names):
         raise LabPlanError("two nodes or workloads map to the same namespace name")
-    return LabPlan(cluster.name, nodes, pods, ext)
+    wg = cluster.wireguard
+    mtu = tunnel_mtu(wg.underlay_mtu) if wg is not None and wg.enabled else None
+    return LabPlan(cluster.name, nodes, pods, ext, tunnel_mtu=mtu)
+
+
+def tunnel_mtu(underlay_mtu: int) -> int:
+    from netcc.tunnels import OVERHEAD
+
+    return underlay_mtu - OVERHEAD
 
 
 def _external_ips(cluster: Cluster, given: list[str] | tuple[str, ...]) -> tuple[IPv4Address, ...]:
@@ -238,6 +250,8 @@ def plan_to_doc(plan: LabPlan) -> dict[str, Any]:
     if plan.external:
         e = plan.external
         doc["external"] = {"netns": e.netns, "ips": [str(i) for i in e.ips], "port": e.port}
+    if plan.tunnel_mtu is not None:
+        doc["tunnelMTU"] = plan.tunnel_mtu
     return doc
 
 
@@ -262,4 +276,4 @@ def plan_from_doc(doc: dict[str, Any]) -> LabPlan:
     external = (
         ExternalPlan(e["netns"], tuple(IPv4Address(i) for i in e["ips"]), e["port"]) if e else None
     )
-    return LabPlan(doc["cluster"], nodes, pods, external, doc["underlay"])
+    return LabPlan(doc["cluster"], nodes, pods, external, doc["underlay"], doc.get("tunnelMTU"))

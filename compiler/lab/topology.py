@@ -13,6 +13,10 @@ Routing, with no tunnels and no NAT:
   forwarding on, rp_filter loose
 - external: its addresses as /32 on eth0, on-link routes to the nodes, each pod CIDR via the
   owning node's address
+
+With WireGuard (`plan.tunnel_mtu`), a node has no underlay route to other nodes' pod CIDRs
+(the loader routes them through its tunnel, so pod traffic never crosses the underlay in
+clear, not even before the tunnel is up), and both ends of each pod's veth get the tunnel MTU.
 """
 
 from __future__ import annotations
@@ -139,7 +143,8 @@ class TopologyBuilder:
             if other.name == node.name:
                 continue
             self._onlink(ipr, eth, other.address)
-            ipr.route("add", dst=str(other.pod_cidr), gateway=str(other.address), oif=eth)
+            if self.plan.tunnel_mtu is None:
+                ipr.route("add", dst=str(other.pod_cidr), gateway=str(other.address), oif=eth)
         for ip in self.plan.external.ips if self.plan.external else ():
             self._onlink(ipr, eth, ip)
 
@@ -159,6 +164,10 @@ class TopologyBuilder:
         node = self.plan.node(pod.node)
         host = self.ipr[node.netns]
         self._veth(node.netns, pod.veth, pod.netns, POD_IFNAME)
+        if self.plan.tunnel_mtu is not None:
+            host.link("set", index=self._index(node.netns, pod.veth), mtu=self.plan.tunnel_mtu)
+            mtu = self.plan.tunnel_mtu
+            self.ipr[pod.netns].link("set", index=self._index(pod.netns, POD_IFNAME), mtu=mtu)
         veth = self._up(node.netns, pod.veth)
         host.addr("add", index=veth, address=str(node.router_ip), prefixlen=32)
         for ip in pod.ips:

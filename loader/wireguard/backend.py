@@ -121,3 +121,4 @@ class TunnelPlan:
     address: str  # the node's router address, the tunnel's source for node-originated traffic
     peers: tuple[PeerConfig, ...] = ()
     routes: tuple[TunnelRoute, ...] = field(default_factory=tuple)
+    public_key: str = ""  # the node's own public key (the spec's), checked against the key file

@@ -47,7 +47,9 @@ def test_every_object_loads_with_bpftool(out):
         )
         assert sorted(p.name for p in pin.iterdir()) == [
             "netcc_from_container",
+            "netcc_from_uplink",
             "netcc_to_container",
+            "netcc_to_uplink",
         ]
     finally:
         shutil.rmtree(pin, ignore_errors=True)

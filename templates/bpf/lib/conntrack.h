@@ -7,6 +7,9 @@
  * from both sides NETCC_CT_CLOSE_LIFETIME; other protocols NETCC_CT_ANY_LIFETIME. Time is the
  * coarse monotonic clock (tick resolution, ~40x cheaper than bpf_ktime_get_ns here), and the
  * expiry is written back at most once a second per entry.
+ * A flow a pod sent to a service is tracked under its translated tuple, with the service
+ * address in `nat_addr`/`nat_port` for its replies, and under its original tuple with
+ * CT_F_SERVICE and the backend there (lb.h).
  */
 #ifndef NETCC_CONNTRACK_H
 #define NETCC_CONNTRACK_H
@@ -115,12 +118,18 @@ static __always_inline struct ct_entry *ct_lookup(const struct ct_key *key, cons
 	return ct;
 }
 
+/* A new entry; `nat_addr`/`nat_port` are a service flow's VIP (or, with CT_F_SERVICE, its
+ * backend), `flags` extra CT_F_* bits. */
 static __always_inline void ct_create(const struct ct_key *key, const struct flow *f, __u8 dir,
-				      __u32 verdict, __u64 now)
+				      __u32 verdict, __u64 now, __be32 nat_addr, __be16 nat_port,
+				      __u8 flags)
 {
 	struct ct_entry ct = {
 		.verdict = verdict,
 		.origin = dir,
+		.flags = flags,
+		.nat_addr = nat_addr,
+		.nat_port = nat_port,
 	};
 
 	ct.flags = ct_flags_after(&ct, f, dir);

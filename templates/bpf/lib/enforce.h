@@ -11,6 +11,10 @@
  *   4. direction not isolated    -> ALLOW_UNISOLATED_*
  *   5. policy map                -> the allowing rule's verdict, else the pod's default deny
  * A pod-to-pod flow passes step 1-5 twice: the sender's egress, then the receiver's ingress.
+ * Before step 1, a packet the pod sends to a service port (a cluster IP's, or a nodePort on a
+ * node's address) is translated to its backend (lb.h), so every step judges the backend;
+ * replies are translated back after step 1 on the way in.
+ * Translated flows bypass the flow cache.
  */
 #ifndef NETCC_ENFORCE_H
 #define NETCC_ENFORCE_H
@@ -25,6 +29,7 @@
 #include "ipcache.h"
 #include "policy.h"
 #include "stats.h"
+#include "lb.h"
 
 static __always_inline int verdict_action(__u32 verdict, struct __sk_buff *skb)
 {
@@ -65,8 +70,9 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	struct endpoint_key ek;
 	struct ct_key key __attribute__((aligned(8))) = {};
 	struct ct_entry *ct;
+	struct lb_xlate x = {};
 	__u32 verdict;
-	__u64 now;
+	__u64 now = 0;
 
 	switch (parse_packet(skb, &f)) {
 	case PARSE_IPV4:
@@ -83,8 +89,14 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 
 	if (unlikely(f.first_fragment || f.nonfirst_fragment))
 		fragment_track(&f);
+	if (dir == DIR_EGRESS && (lb_is_service_addr(f.daddr) || lb_is_node_port(&f))) {
+		now = bpf_ktime_get_coarse_ns();
+		verdict = lb_from_pod(skb, &f, &x, now, !lb_is_service_addr(f.daddr));
+		if (verdict)
+			return verdict_action(verdict, skb);
+	}
 	ct_key_of(&key, &f, dir);
-	fc = flow_cache_slot(&key, dir);
+	fc = x.active ? NULL : flow_cache_slot(&key, dir);
 	if (fc && flow_cache_hit(fc, &key, dir, &f, skb))
 		return verdict_action(fc->verdict, skb);
 
@@ -96,19 +108,32 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	if (ep->ifindex && ep->ifindex != skb->ifindex)
 		return verdict_action(VERDICT_DROP_SPOOFED, skb);
 
-	now = bpf_ktime_get_coarse_ns();
+	if (!now)
+		now = bpf_ktime_get_coarse_ns();
 	ct = ct_lookup(&key, &f, dir, now);
 	if (!ct && f.icmp_error && ct_related(&f, dir, now))
 		return verdict_action(VERDICT_ALLOW_RELATED, skb);
 	if (ct) {
 		verdict = ct->verdict;
+		if (x.active && ct->nat_addr != x.vip) {
+			ct->nat_addr = x.vip;
+			ct->nat_port = x.vport;
+		}
+		/* A reply of a flow the pod sent to a service: from the service address again. */
+		if (dir == DIR_INGRESS && ct->nat_addr) {
+			if (nat_rewrite(skb, &f, NAT_SRC, ct->nat_addr, ct->nat_port) < 0)
+				return verdict_action(VERDICT_DROP_MALFORMED, skb);
+			return verdict_action(verdict, skb);
+		}
 	} else {
 		verdict = judge(ep, &f, dir);
 		if (verdict_is_drop(verdict))
 			return verdict_action(verdict, skb);
-		ct_create(&key, &f, dir, verdict, now);
+		ct_create(&key, &f, dir, verdict, now, x.vip, x.vport, 0);
+		if (x.fresh)
+			lb_remember(&f, &x, verdict, now);
 	}
-	if (fc)
+	if (fc && !x.active)
 		flow_cache_fill(fc, &key, dir, ep->ifindex, verdict);
 	return verdict_action(verdict, skb);
 }

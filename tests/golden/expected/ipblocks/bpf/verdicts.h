@@ -12,11 +12,14 @@
 #define VERDICT_ALLOW_SELF 4 /* allow: a pod can always reach itself */
 #define VERDICT_ALLOW_RELATED 5 /* allow: ICMP error about a tracked, allowed connection */
 #define VERDICT_ALLOW_NON_IP 6 /* allow: not IP (ARP and other link traffic) */
+#define VERDICT_ALLOW_NODEPORT 7 /* allow: NodePort flow translated at the node's uplink */
 #define VERDICT_DROP_MALFORMED 16 /* drop: truncated or malformed IPv4 or L4 header */
 #define VERDICT_DROP_SPOOFED 17 /* drop: source address is not the sending pod's */
 #define VERDICT_DROP_UNKNOWN_ENDPOINT 18 /* drop: address is not a pod of this node */
 #define VERDICT_DROP_FRAGMENT 19 /* drop: fragment whose first fragment was not seen; ports unknown */
 #define VERDICT_DROP_IPV6 20 /* drop: IPv6 other than neighbour discovery (IPv4-only cluster) */
+#define VERDICT_DROP_NO_BACKEND 21 /* drop: service port without a backend (kube-proxy: REJECT) */
+#define VERDICT_DROP_SERVICE_HAIRPIN 22 /* drop: a pod reached itself through a service (unsupported) */
 
 #define FIRST_RULE_VERDICT 32
 #define FIRST_DENY_VERDICT 39

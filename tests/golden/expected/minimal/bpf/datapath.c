@@ -2,10 +2,13 @@
 /* netcc datapath for cluster minimal.
  *
  * Attach netcc_from_container to the tc ingress and netcc_to_container to the tc egress of
- * each pod's host-side veth. All per-cluster data (endpoints, ipcache, policy) lives in maps
- * the loader fills from the JSON files under nodes/NODE/maps; the logic is in lib.
+ * each pod's host-side veth, and, on a node with NodePort services, netcc_from_uplink and
+ * netcc_to_uplink to the tc ingress and egress of the interface holding the node's address.
+ * All per-cluster data (endpoints, ipcache, policy, services) lives in maps the loader fills
+ * from the JSON files under nodes/NODE/maps; the logic is in lib, the services in services.h.
  */
 #include "lib/enforce.h"
+#include "lib/nodeport.h"
 
 /* Packets sent by a pod: the pod's egress policy. */
 SEC("tc")
@@ -19,6 +22,20 @@ SEC("tc")
 int netcc_to_container(struct __sk_buff *skb)
 {
 	return enforce(skb, DIR_INGRESS);
+}
+
+/* Packets arriving at the node's uplink: NodePort translation (services.h). */
+SEC("tc")
+int netcc_from_uplink(struct __sk_buff *skb)
+{
+	return nodeport_from_uplink(skb);
+}
+
+/* Packets leaving through the node's uplink: NodePort replies translated back. */
+SEC("tc")
+int netcc_to_uplink(struct __sk_buff *skb)
+{
+	return nodeport_to_uplink(skb);
 }
 
 char LICENSE[] SEC("license") = "GPL";

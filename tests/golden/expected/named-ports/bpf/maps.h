@@ -13,6 +13,7 @@
 #define CT_F_FIN_LOCAL 1
 #define CT_F_FIN_REMOTE 2
 #define CT_F_RST 4
+#define CT_F_SERVICE 16
 #define ENDPOINT_F_INGRESS_ISOLATED 1
 #define ENDPOINT_F_EGRESS_ISOLATED 2
 #define ENDPOINT_F_INGRESS_ANY 4
@@ -21,6 +22,14 @@
 #define ENDPOINT_F_EGRESS_RANGES 32
 #define IPCACHE_F_HOST 1
 #define IPCACHE_F_POD 2
+#define LB_F_AFFINITY 1
+#define LB_F_NODEPORT 2
+#define LB_F_LOCAL 4
+#define LB_BACKEND_F_LOCAL 1
+#define LB_NAT_F_REDIRECT 1
+#define LB_SCOPE_CLUSTER_IP 0
+#define LB_SCOPE_NODEPORT 1
+#define LB_SCOPE_NODEPORT_POD 2
 
 /* A local pod address. */
 struct endpoint_key {
@@ -99,6 +108,9 @@ struct ct_entry {
 	__u8 origin; /* DIR_EGRESS: the pod opened it; DIR_INGRESS: a peer did */
 	__u8 flags; /* CT_F_* bits (FIN/RST seen) */
 	__u16 pad;
+	__be32 nat_addr; /* service flow: replies come from this VIP (CT_F_SERVICE: the backend) */
+	__be16 nat_port; /* and this port */
+	__u16 pad2;
 };
 
 /* One fragmented IPv4 datagram: addresses, IP identification, protocol. */
@@ -128,6 +140,82 @@ struct flow_cache_entry {
 	__u32 ifindex; /* the pod's veth when the entry was made (0: unbound) */
 	__u32 verdict; /* the connection's verdict, for the counters */
 	__u64 refresh_at; /* jiffies after which conntrack is asked again */
+};
+
+/* A service address: a cluster IP and port (scope 0), a node address and nodePort (1), or a nodePort on any node's address, for pods (2, vip 0). */
+struct lb_service_key {
+	__be32 vip;
+	__be16 port;
+	__u8 proto;
+	__u8 scope; /* LB_SCOPE_CLUSTER_IP, LB_SCOPE_NODEPORT (uplink) or _POD (vip 0) */
+};
+
+/* One service port: its Maglev row and how flows choose a backend. */
+struct lb_service {
+	__u32 row; /* Maglev row (see services.h) */
+	__u32 count; /* backends; 0: packets drop (DROP_NO_BACKEND) */
+	__u32 flags; /* LB_F_* bits */
+	__u32 timeout; /* sessionAffinity ClientIP timeout, seconds */
+};
+
+/* A backend number. */
+struct lb_backend_key {
+	__u32 id;
+};
+
+/* A backend: pod address and target port. */
+struct lb_backend {
+	__be32 ip;
+	__be16 port;
+	__u8 flags; /* LB_BACKEND_F_LOCAL: on this node */
+	__u8 pad;
+};
+
+/* A Maglev row number. */
+struct lb_row_key {
+	__u32 id;
+};
+
+/* A service port's Maglev table: the backend number in each of its slots. */
+struct lb_row {
+	__u32 backends[251]; /* backend number per slot */
+};
+
+/* A backend (address and target port) of a Maglev row. */
+struct lb_member_key {
+	__u32 row;
+	__be32 ip;
+	__be16 port;
+	__u16 pad;
+};
+
+/* Present while the backend serves the row's service port. */
+struct lb_member {
+	__u32 flags; /* the backend's LB_BACKEND_F_* bits on this node */
+};
+
+/* sessionAffinity ClientIP: a service row and a client. */
+struct lb_affinity_key {
+	__u32 row;
+	__be32 client;
+};
+
+/* The backend a client was last sent to, until `expires` (while it is a member of the row). */
+struct lb_affinity {
+	__u64 expires; /* coarse monotonic ns */
+	__be32 ip;
+	__be16 port;
+	__u16 pad;
+};
+
+/* NodePort at the uplink: the addresses and ports a packet of this tuple is rewritten to. */
+struct lb_nat {
+	__u64 expires; /* coarse monotonic ns */
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u32 flags; /* LB_NAT_F_* bits */
 };
 
 /* Packets and bytes counted under one verdict. */
@@ -201,6 +289,54 @@ struct {
 	__type(key, __u32);
 	__type(value, struct flow_cache_entry);
 } netcc_flow_cache SEC(".maps");
+
+/* Service ports: cluster IPs for pods, this node's NodePorts for the uplink. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETCC_MAX_LB_SERVICES);
+	__type(key, struct lb_service_key);
+	__type(value, struct lb_service);
+} netcc_lb_services SEC(".maps");
+
+/* Service backends by number. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETCC_MAX_LB_BACKENDS);
+	__type(key, struct lb_backend_key);
+	__type(value, struct lb_backend);
+} netcc_lb_backends SEC(".maps");
+
+/* Maglev tables, one row per service port (and per node for externalTrafficPolicy Local). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETCC_MAX_LB_ROWS);
+	__type(key, struct lb_row_key);
+	__type(value, struct lb_row);
+} netcc_lb_maglev SEC(".maps");
+
+/* Each row's backends: an affinity entry counts only while its backend is one of them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETCC_MAX_LB_MEMBERS);
+	__type(key, struct lb_member_key);
+	__type(value, struct lb_member);
+} netcc_lb_members SEC(".maps");
+
+/* sessionAffinity ClientIP: each client's backend per service port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NETCC_MAX_LB_AFFINITY);
+	__type(key, struct lb_affinity_key);
+	__type(value, struct lb_affinity);
+} netcc_lb_affinity SEC(".maps");
+
+/* NodePort translations at the uplink, both directions of each flow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NETCC_MAX_LB_NAT);
+	__type(key, struct ct_key);
+	__type(value, struct lb_nat);
+} netcc_lb_nat SEC(".maps");
 
 /* Per-verdict packet and byte counters, indexed by verdict number. */
 struct {

@@ -12,6 +12,15 @@
 #define NETCC_MAX_CT 262144 /* tracked connections on one node (LRU) */
 #define NETCC_MAX_FRAGS 8192 /* fragmented datagrams in flight on one node (LRU) */
 #define NETCC_FLOW_CACHE_SLOTS 4096 /* per-CPU established-flow cache slots (power of two) */
+#define NETCC_MAX_LB_SERVICES 64 /* service ports on one node (cluster IPs and NodePorts) */
+#define NETCC_MAX_LB_BACKENDS 64 /* service backends in the cluster */
+#define NETCC_MAX_LB_ROWS 64 /* Maglev rows on one node */
+#define NETCC_MAX_LB_MEMBERS 64 /* backends of the Maglev rows on one node */
+#define NETCC_LB_MAGLEV_SIZE 251 /* Maglev table size M (prime) */
+#define NETCC_MAX_LB_AFFINITY 65536 /* sessionAffinity clients on one node (LRU) */
+#define NETCC_MAX_LB_NAT 65536 /* NodePort translations on one node (LRU) */
+#define NETCC_SERVICE_NET 0x0a600000U /* serviceCIDR 10.96.0.0/16 */
+#define NETCC_SERVICE_MASK 0xffff0000U /* its netmask */
 #define NETCC_CT_SYN_LIFETIME 60 /* TCP connection not yet answered (s) */
 #define NETCC_CT_TCP_LIFETIME 21600 /* established TCP connection, idle (s) */
 #define NETCC_CT_CLOSE_LIFETIME 10 /* TCP connection after RST or FIN both ways (s) */

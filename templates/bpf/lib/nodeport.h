@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* NodePort at the node's uplink (the interface holding the node's address).
+ *
+ * From the uplink: a packet of a known flow is rewritten as netcc_lb_nat says; a new flow to
+ * (node address, nodePort) gets a backend (lb.h) and two entries, one per direction:
+ *   - backend on this node (always so with externalTrafficPolicy Local): destination NAT
+ *     only, the client address is kept; the reply, leaving through the uplink, gets the node
+ *     address and nodePort back as its source (nodeport_to_uplink);
+ *   - backend on another node (externalTrafficPolicy Cluster): the source becomes the node
+ *     address too, so the reply comes back here; both directions then leave through the
+ *     interface they came in on, by FIB lookup and redirect (the stack would drop a packet
+ *     carrying its own address as source).
+ * The client's source port is kept when translating to the node address; two clients using
+ * the same port towards the same backend through the same node share one entry (the later
+ * wins), which is the price of having no port allocator. Anything else passes untouched.
+ * Policy is applied at the backend pod's veth, as for any packet that reaches a pod.
+ */
+#ifndef NETCC_NODEPORT_H
+#define NETCC_NODEPORT_H
+
+#include "common.h"
+#include "maps.h"
+#include "verdicts.h"
+#include "parse.h"
+#include "nat.h"
+#include "lb.h"
+#include "stats.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+static __always_inline void nat_key_of(struct ct_key *key, const struct flow *f)
+{
+	key->local = f->saddr;
+	key->remote = f->daddr;
+	key->lport = f->sport;
+	key->rport = f->dport;
+	key->proto = f->proto;
+}
+
+static __always_inline __u64 nat_lifetime(__u8 proto)
+{
+	return (proto == IPPROTO_TCP ? NETCC_CT_TCP_LIFETIME : NETCC_CT_ANY_LIFETIME) * NS_PER_SEC;
+}
+
+/* Sends the packet out of the interface the FIB routes its destination through. */
+static __always_inline int nat_redirect(struct __sk_buff *skb, const struct flow *f)
+{
+	struct bpf_fib_lookup fib = {
+		.family = AF_INET,
+		.l4_protocol = f->proto,
+		.sport = f->sport,
+		.dport = f->dport,
+		.ipv4_src = f->saddr,
+		.ipv4_dst = f->daddr,
+		.ifindex = skb->ingress_ifindex,
+	};
+	struct bpf_redir_neigh nh = { .nh_family = AF_INET };
+	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) < 0 ||
+		    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0) < 0)
+			return TC_ACT_SHOT;
+		return bpf_redirect(fib.ifindex, 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		nh.ipv4_nh = fib.ipv4_dst;
+		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+	}
+	return TC_ACT_OK;
+}
+
+/* Rewrites the packet to the entry's tuple; redirects when the entry says so. */
+static __always_inline int nat_apply(struct __sk_buff *skb, struct flow *f, const struct lb_nat *n)
+{
+	if ((n->saddr != f->saddr || n->sport != f->sport) &&
+	    nat_rewrite(skb, f, NAT_SRC, n->saddr, n->sport) < 0)
+		return TC_ACT_SHOT;
+	if ((n->daddr != f->daddr || n->dport != f->dport) &&
+	    nat_rewrite(skb, f, NAT_DST, n->daddr, n->dport) < 0)
+		return TC_ACT_SHOT;
+	if (n->flags & LB_NAT_F_REDIRECT)
+		return nat_redirect(skb, f);
+	return TC_ACT_OK;
+}
+
+/* A known flow's entry, refreshed; NULL if none or expired. */
+static __always_inline struct lb_nat *nat_lookup(const struct flow *f, __u64 now)
+{
+	struct ct_key key __attribute__((aligned(8))) = {};
+	struct lb_nat *n;
+	__u64 expires;
+
+	nat_key_of(&key, f);
+	n = bpf_map_lookup_elem(&netcc_lb_nat, &key);
+	if (!n || n->expires <= now)
+		return NULL;
+	expires = now + nat_lifetime(f->proto);
+	if (expires > n->expires + NS_PER_SEC)
+		n->expires = expires;
+	return n;
+}
+
+static __always_inline int nodeport_from_uplink(struct __sk_buff *skb)
+{
+	struct ct_key key __attribute__((aligned(8))) = {};
+	struct lb_nat fwd = {}, rev = {};
+	struct lb_target to = {};
+	struct lb_service *svc;
+	struct flow f = {};
+	struct lb_nat *n;
+	__u64 now;
+
+	if (parse_packet(skb, &f) != PARSE_IPV4 || f.nonfirst_fragment || f.first_fragment ||
+	    (f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP))
+		return TC_ACT_OK;
+	now = bpf_ktime_get_coarse_ns();
+	n = nat_lookup(&f, now);
+	if (n)
+		return nat_apply(skb, &f, n);
+	svc = lb_service_lookup(f.daddr, f.dport, f.proto, LB_SCOPE_NODEPORT);
+	if (!svc)
+		return TC_ACT_OK;
+	if (!svc->count || lb_select(svc, &f, f.saddr, now, &to) < 0) {
+		count_verdict(VERDICT_DROP_NO_BACKEND, skb);
+		return TC_ACT_SHOT;
+	}
+	fwd.expires = rev.expires = now + nat_lifetime(f.proto);
+	/* forward: client -> node:nodePort becomes client (or node) -> backend */
+	fwd.saddr = f.saddr;
+	fwd.sport = f.sport;
+	fwd.daddr = to.addr;
+	fwd.dport = to.port;
+	/* reverse: backend -> client (or node) becomes node:nodePort -> client */
+	rev.saddr = f.daddr;
+	rev.sport = f.dport;
+	rev.daddr = f.saddr;
+	rev.dport = f.sport;
+	if (!(to.flags & LB_BACKEND_F_LOCAL)) {
+		fwd.saddr = f.daddr;
+		fwd.flags = rev.flags = LB_NAT_F_REDIRECT;
+	}
+	nat_key_of(&key, &f);
+	bpf_map_update_elem(&netcc_lb_nat, &key, &fwd, BPF_ANY);
+	key.local = to.addr;
+	key.remote = fwd.saddr;
+	key.lport = to.port;
+	key.rport = f.sport;
+	bpf_map_update_elem(&netcc_lb_nat, &key, &rev, BPF_ANY);
+	count_verdict(VERDICT_ALLOW_NODEPORT, skb);
+	return nat_apply(skb, &f, &fwd);
+}
+
+static __always_inline int nodeport_to_uplink(struct __sk_buff *skb)
+{
+	struct flow f = {};
+	struct lb_nat *n;
+
+	if (parse_packet(skb, &f) != PARSE_IPV4 || f.nonfirst_fragment ||
+	    (f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP))
+		return TC_ACT_OK;
+	n = nat_lookup(&f, bpf_ktime_get_coarse_ns());
+	if (!n || (n->flags & LB_NAT_F_REDIRECT))
+		return TC_ACT_OK;
+	return nat_apply(skb, &f, n);
+}
+
+#endif /* NETCC_NODEPORT_H */
