@@ -1,4 +1,4 @@
-"""The `netcc lab` commands: up, probe, status, down. Wired in by `add_lab_commands`.
+"""The `netcc lab` commands: up, probe, status, wg, down. Wired in by `add_lab_commands`.
 
 Test hooks (environment): `NETCC_LAB_FAIL_AFTER=N` makes `up` fail after N namespaces, and
 with `NETCC_LAB_FAIL_HARD=1` the process kills itself there (SIGKILL) instead of raising, so
@@ -56,6 +56,11 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
     s = sub.add_parser("status", help="the lab's inventory and each node's loader status")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+
+    w = sub.add_parser("wg", help="`wg show` of a node's WireGuard tunnel, beside its daemon")
+    w.add_argument("node")
+    w.add_argument("wg_args", nargs="*", metavar="ARG", help="after `wg show IFNAME`, e.g. peers")
+    w.set_defaults(func=cmd_wg)
 
     d = sub.add_parser("down", help="remove everything the lab made")
     d.set_defaults(func=cmd_down)
@@ -190,6 +195,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     _print_inventory(doc)
     for node, info in doc.get("loader", {}).items():
         print(f"loader   {node:<28} {_loader_summary(info)}")
+    return 0
+
+
+def cmd_wg(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from netcc.lab import wireguard
+    from netcc.lab.state import STATE_DIR, LabState
+    from netcc.loader.wireguard.backend import BackendError
+
+    try:
+        print(wireguard.show_node(LabState.load(STATE_DIR), args.node, *args.wg_args), end="")
+    except subprocess.CalledProcessError as e:
+        return _error(f"wg show failed: {(e.stderr or '').strip() or e}")
+    except (ValueError, BackendError, *_known_errors()) as e:
+        return _error(e)
     return 0
 
 

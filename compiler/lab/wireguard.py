@@ -92,3 +92,13 @@ def wg_show(netns: str, ifname: str, *args: str) -> str:
     with lab_netns.entered(netns):
         cmd = wg_command(ifname, "show", ifname, *args)
     return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=10).stdout
+
+
+def show_node(state: LabState, node: str, *args: str) -> str:
+    """`wg show` of `node`'s tunnel in a running lab (ARGS as for `wg show IFNAME`)."""
+    for r in state.of_kind("wireguard"):
+        if r["node"] == node:
+            return wg_show(r["netns"], r["ifname"], *args)
+    nodes = sorted(r["node"] for r in state.of_kind("wireguard"))
+    known = ", ".join(nodes) if nodes else "none: the spec has no encryption"
+    raise ValueError(f"no WireGuard tunnel on node {node!r} (tunnels: {known})")

@@ -10,6 +10,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -229,6 +230,28 @@ def test_wg_lab_every_node_has_a_handshake_with_every_other(wg_lab: Lab) -> None
         shakes = _latest_handshakes(f"netcc-{node}")
         assert set(shakes) == {keys[o] for o in NODES if o != node}
         assert all(0 < now - t < 180 for t in shakes.values()), shakes
+
+
+def test_wg_lab_cli_shows_each_nodes_tunnel(wg_lab: Lab) -> None:
+    """`netcc lab wg NODE` is `wg show` beside that node's daemon, as a user runs it."""
+    lab.probe_many([("shop/frontend", "shop/cart", 7000, "TCP")])
+    keys = {n: e["publicKey"] for n, e in wg_lab.entries.items()}
+    for node in NODES:
+        shown = subprocess.run(
+            [sys.executable, "-m", "netcc", "lab", "wg", node],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert f"public key: {keys[node]}" in shown.stdout
+        for other in NODES:
+            if other != node:
+                assert f"peer: {keys[other]}" in shown.stdout
+        assert shown.stdout.count("latest handshake:") == len(NODES) - 1
+    missing = subprocess.run(
+        [sys.executable, "-m", "netcc", "lab", "wg", "no-such-node"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "no WireGuard tunnel on node" in missing.stderr
 
 
 def test_wg_lab_reapply_changes_nothing(wg_lab: Lab) -> None:
