@@ -22,6 +22,7 @@ LIB_HEADERS = (
     "stats.h",
     "nat.h",
     "lb.h",
+    "hairpin.h",
     "enforce.h",
     "nodeport.h",
 )

@@ -65,7 +65,7 @@ class Struct:
 @dataclass(frozen=True)
 class MapDef:
     name: str
-    kind: str  # hash | lru_hash | lpm_trie | percpu_array
+    kind: str  # hash | lru_hash | lpm_trie | array | percpu_array
     key: Struct | None  # None: __u32 index (arrays)
     value: Struct
     capacity: str  # name of the capacity constant in config.h
@@ -88,7 +88,7 @@ ENDPOINT_INFO = Struct(
         Field("flags", "u32", "ENDPOINT_F_* bits"),
         Field("ingress_deny", "u32", "verdict counted when ingress is denied"),
         Field("egress_deny", "u32", "verdict counted when egress is denied"),
-        Field("pad", "u32"),
+        Field("router", "ipv4", "the pod's gateway (its node's router address): hairpin source"),
     ),
 )
 IPCACHE_KEY = Struct("ipcache_key", "An exact address (pods, nodes).", (Field("ip", "ipv4"),))
@@ -191,7 +191,7 @@ FLOW_CACHE_ENTRY = Struct(
         Field("rport", "be16"),
         Field("proto", "u8"),
         Field("dir", "u8", "direction this shortcut is for: replies take the slow path once"),
-        Field("pad", "u16"),
+        Field("gen", "u16", "the slot's generation in netcc_flow_cache_gen when made"),
         Field("ifindex", "u32", "the pod's veth when the entry was made (0: unbound)"),
         Field("verdict", "u32", "the connection's verdict, for the counters"),
         Field("refresh_at", "u64", "jiffies after which conntrack is asked again"),
@@ -279,6 +279,11 @@ LB_NAT = Struct(
         Field("flags", "u32", "LB_NAT_F_* bits"),
     ),
 )
+FLOW_CACHE_GEN = Struct(
+    "flow_cache_gen",
+    "A flow cache slot's generation, shared by every CPU.",
+    (Field("gen", "u32", "bumped when a translated connection takes over the slot's tuples"),),
+)
 VERDICT_STATS = Struct(
     "verdict_stats",
     "Packets and bytes counted under one verdict.",
@@ -349,6 +354,14 @@ MAPS: tuple[MapDef, ...] = (
         FLOW_CACHE_ENTRY,
         "NETCC_FLOW_CACHE_SLOTS",
         "Per-CPU direct-mapped cache of established connections in front of netcc_ct.",
+    ),
+    MapDef(
+        "netcc_flow_cache_gen",
+        "array",
+        None,
+        FLOW_CACHE_GEN,
+        "NETCC_FLOW_CACHE_SLOTS",
+        "Generation of each flow cache slot: a shortcut of another generation is stale.",
     ),
     MapDef(
         "netcc_lb_services",
@@ -424,7 +437,13 @@ IPCACHE_FLAGS = {
     "IPCACHE_F_HOST": 1,  # this node (its address or its router address)
     "IPCACHE_F_POD": 2,
 }
-CT_FLAGS = {"CT_F_FIN_LOCAL": 1, "CT_F_FIN_REMOTE": 2, "CT_F_RST": 4, "CT_F_SERVICE": 16}
+CT_FLAGS = {
+    "CT_F_FIN_LOCAL": 1,
+    "CT_F_FIN_REMOTE": 2,
+    "CT_F_RST": 4,
+    "CT_F_SERVICE": 16,
+    "CT_F_HAIRPIN": 32,  # the pod reached itself through a service, seen from the router address
+}
 LB_FLAGS = {
     "LB_F_AFFINITY": 1,  # sessionAffinity ClientIP
     "LB_F_NODEPORT": 2,  # a NodePort entry (at the uplink)
@@ -471,9 +490,8 @@ RESERVED_VERDICTS: tuple[Verdict, ...] = (
     ),
     Verdict(20, "DROP_IPV6", "drop", "IPv6 other than neighbour discovery (IPv4-only cluster)"),
     Verdict(21, "DROP_NO_BACKEND", "drop", "service port without a backend (kube-proxy: REJECT)"),
-    Verdict(
-        22, "DROP_SERVICE_HAIRPIN", "drop", "a pod reached itself through a service (unsupported)"
-    ),
+    Verdict(22, "DROP_SERVICE_HAIRPIN", "drop", "hairpin without a router address to masquerade"),
+    Verdict(23, "DROP_NODEPORT_NO_PORT", "drop", "NodePort: every probed source port is in use"),
 )
 FIRST_RULE_VERDICT = 32
 

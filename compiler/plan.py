@@ -500,6 +500,7 @@ def _plan_node(
                         "flags": flags_of[number],
                         "ingress_deny": deny_verdict.get((w.key, "ingress"), 0),
                         "egress_deny": deny_verdict.get((w.key, "egress"), 0),
+                        "router": str(node.router_ip),
                     },
                     w.key,
                 )

@@ -517,6 +517,7 @@ class _Apply:
             self._migrate(old_map_fds, map_fds, tr, second_pass=False)
             actions = self._swap_hooks(desired, current, progs, old_progs, prog_ids)
             self._migrate(old_map_fds, map_fds, tr, second_pass=True)
+            self._flush_removed_backends(map_fds)
             self._drop_stale_hooks(desired, current, old_progs, actions)
             if not same:
                 self._commit_pins(fresh)
@@ -715,6 +716,15 @@ class _Apply:
                 total = self.maps_report[name].setdefault("migrated", {"copied": 0, "skipped": 0})
                 total["copied"] += res.copied
                 total["skipped"] += res.skipped
+
+    def _flush_removed_backends(self, map_fds: dict[str, int]) -> None:
+        """Drop the non-TCP service flows to backends this version removed (see
+        `migrate.flush_removed_backends`); counted as `flushed` in netcc_ct's report."""
+        if self.old is None:
+            return
+        n = migrate.flush_removed_backends(map_fds, self.layout, self.art.maps)
+        if n:
+            self.maps_report.setdefault("netcc_ct", {"plan": "reuse"})["flushed"] = n
 
     def _commit_pins(self, fresh: set[str]) -> None:
         """Move the new version's map pins from `next/` to `maps/` (replacing the old);

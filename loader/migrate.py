@@ -11,7 +11,8 @@ created anew for the new object and what can be translated is copied over:
   translated through the two verdict tables;
 - `netcc_stats` (per-CPU counters indexed by verdict): each verdict's counters move to the
   new number of the same verdict;
-- `netcc_flow_cache` is a cache in front of conntrack and starts empty.
+- `netcc_flow_cache` is a cache in front of conntrack and starts empty, as do the generations
+  of its slots (`netcc_flow_cache_gen`).
 
 A verdict is the same across versions when its identity is: a reserved verdict by name, a
 rule by (policy, direction, index), a default deny by (pod, direction). A connection whose
@@ -31,7 +32,7 @@ from netcc.loader.libbpf import BPF_ANY, BPF_NOEXIST, BpfError
 from netcc.loader.mapdata import Layout, MapLayout
 
 VERDICT_KEYED = {"netcc_stats"}  # u32 key = verdict number
-CACHES = {"netcc_flow_cache"}  # never copied
+CACHES = {"netcc_flow_cache", "netcc_flow_cache_gen"}  # never copied
 VERDICT_FIELDS = ("verdict", "ingress_deny", "egress_deny")
 STALE_NAME = "ALLOW_ESTABLISHED_REMOVED_RULE"
 STALE_DOC = "connection allowed by a rule that a later applied version removed (conntrack kept)"
@@ -257,3 +258,94 @@ def migrate(
     if new.maps[name].percpu or old.maps[name].percpu:
         return None
     return copy_hash(old_fd, old, new_fd, new, name, tr, only_missing=second_pass)
+
+
+# --- service flows to removed backends -----------------------------------------------------
+
+# ct_entry.flags bits (netcc.layout.CT_FLAGS; the loader reads OUT, never the compiler)
+CT_F_SERVICE = 16
+CT_F_HAIRPIN = 32
+TCP = 6
+SCOPE_CLUSTER_IP, SCOPE_NODEPORT, SCOPE_NODEPORT_POD = 0, 1, 2
+ServiceKey = tuple[str, int, int, int]  # (vip, port, proto, scope) of netcc_lb_services
+
+
+def service_backends(maps: dict[str, list[dict]]) -> dict[ServiceKey, set[tuple[str, int]]]:
+    """Each service port of a version's data maps -> its backends (address, port)."""
+    rows: dict[int, set[tuple[str, int]]] = {}
+    for e in maps.get("netcc_lb_members", []):
+        rows.setdefault(e["key"]["row"], set()).add((e["key"]["ip"], e["key"]["port"]))
+    out = {}
+    for e in maps.get("netcc_lb_services", []):
+        k = e["key"]
+        out[(k["vip"], k["port"], k["proto"], k["scope"])] = rows.get(e["value"]["row"], set())
+    return out
+
+
+def _gone(
+    backends: dict[ServiceKey, set[tuple[str, int]]],
+    service: tuple[str, int, int],
+    backend: tuple[str, int],
+    scopes: tuple[int, ...],
+) -> bool:
+    """Whether the flow's backend no longer serves its service port (or the port is gone)."""
+    vip, port, proto = service
+    for scope in scopes:
+        members = backends.get(
+            ("0.0.0.0" if scope == SCOPE_NODEPORT_POD else vip, port, proto, scope)
+        )
+        if members is not None:
+            return backend not in members
+    return True
+
+
+def _ct_flow(key: dict, val: dict) -> tuple[tuple[str, int, int], tuple[str, int]] | None:
+    """(service, backend) of a conntrack entry of a pod's service flow; None for others."""
+    if not val.get("nat_addr") or val["nat_addr"] == "0.0.0.0" or val["flags"] & CT_F_HAIRPIN:
+        return None
+    proto = key["proto"]
+    if val["flags"] & CT_F_SERVICE:  # original tuple: client -> VIP, the backend in nat_*
+        return (key["remote"], key["rport"], proto), (val["nat_addr"], val["nat_port"])
+    # translated tuple: client -> backend, the VIP in nat_*
+    return (val["nat_addr"], val["nat_port"], proto), (key["remote"], key["rport"])
+
+
+def _nat_flow(
+    key: dict, val: dict, backends: dict[ServiceKey, set[tuple[str, int]]]
+) -> tuple[tuple[str, int, int], tuple[str, int]] | None:
+    """(service, backend) of a NodePort translation at the uplink, forward or reverse."""
+    proto = key["proto"]
+    if (val["saddr"], val["sport"], proto, SCOPE_NODEPORT) in backends:  # backend -> client
+        return (val["saddr"], val["sport"], proto), (key["local"], key["lport"])
+    return (key["remote"], key["rport"], proto), (val["daddr"], val["dport"])  # client -> node
+
+
+def flush_removed_backends(
+    fds: dict[str, int], layout: Layout, maps: dict[str, list[dict]], tcp: bool = False
+) -> int:
+    """Delete the conntrack entries (`netcc_ct`) and NodePort translations (`netcc_lb_nat`)
+    of service flows whose backend no longer serves their service port in the new version's
+    data `maps`, so that their next packet picks a live backend, as kube-proxy clears the
+    conntrack entries of UDP flows to a removed endpoint. TCP flows are left to time out (as
+    kube-proxy does: a pod that left the selector but still runs keeps serving them) unless
+    `tcp`. Returns how many entries were deleted."""
+    backends = service_backends(maps)
+    deleted = 0
+    for name, scopes in (
+        ("netcc_ct", (SCOPE_CLUSTER_IP, SCOPE_NODEPORT_POD)),
+        ("netcc_lb_nat", (SCOPE_NODEPORT,)),
+    ):
+        if name not in fds or name not in layout.maps:
+            continue
+        m = layout.maps[name]
+        for raw_key in libbpf.map_keys(fds[name], layout.size(m.key)):
+            raw = libbpf.map_lookup(fds[name], raw_key, layout.size(m.value))
+            if raw is None:
+                continue
+            key, val = layout.unpack(m.key, raw_key), layout.unpack(m.value, raw)
+            if key["proto"] == TCP and not tcp:
+                continue
+            flow = _ct_flow(key, val) if name == "netcc_ct" else _nat_flow(key, val, backends)
+            if flow is not None and _gone(backends, *flow, scopes):
+                deleted += libbpf.map_delete(fds[name], raw_key)
+    return deleted

@@ -97,6 +97,18 @@ def plan_services(cluster: Cluster) -> LbPlan:
     backends = sorted({b for r in cluster_rows.values() for b in r.backends})
     backend_id = {b: n for n, b in enumerate(backends, start=1)}
 
+    # A row's slots as backend numbers, computed once per distinct backend set and shared by
+    # identical rows and by every node (hashing Backends per slot dominated large clusters).
+    slot_ids: dict[tuple[Backend, ...], list[int]] = {}
+
+    def row_ids(row: Row) -> list[int]:
+        ids = slot_ids.get(row.backends)
+        if ids is None:
+            numbers = [backend_id[b] for b in row.backends]
+            slots = maglev.table([b.identity for b in row.backends], size)
+            ids = slot_ids[row.backends] = [numbers[i] for i in slots]
+        return ids
+
     out = LbPlan(size, notes=notes)
     for r in cluster_rows.values():
         out.comments.append(f"row {r.number}: {r.label}: {len(r.backends)} backend(s)")
@@ -141,9 +153,7 @@ def plan_services(cluster: Cluster) -> LbPlan:
         for n, row in sorted(rows.items()):
             if not row.backends:
                 continue
-            slots = maglev.table([b.identity for b in row.backends], size)
-            ids = [backend_id[row.backends[i]] for i in slots]
-            row_entries.append(({"id": n}, {"backends": ids}, row.label))
+            row_entries.append(({"id": n}, {"backends": row_ids(row)}, row.label))
             member_entries += [_member_entry(n, row, b, node.name) for b in row.backends]
         svc_entries.sort(key=lambda e: (int(IPv4Address(e[0]["vip"])), e[0]["port"], e[0]["proto"]))
         out.maps[node.name] = {

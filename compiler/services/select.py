@@ -45,3 +45,14 @@ def flow_hash(client: str, sport: int, dport: int, proto: int, affinity: bool = 
 def pick(row: list[int] | tuple[int, ...], h: int) -> int:
     """The backend id in the Maglev row's slot for hash `h`."""
     return row[h % len(row)]
+
+
+NAT_PORT_MIN, NAT_PORT_MAX, NAT_PORT_PROBES = 61000, 65535, 8  # lib/nodeport.h
+
+
+def nat_ports(client: str, sport: int, node_port: int, backend: str) -> list[int]:
+    """The node source ports nat_port() of lib/nodeport.h tries, in order, for a new NodePort
+    flow from client:sport to node_port masqueraded towards `backend`."""
+    h = mix(_raw32(client), (_raw16(sport) << 16) | _raw16(node_port), _raw32(backend))
+    size = NAT_PORT_MAX - NAT_PORT_MIN + 1
+    return [NAT_PORT_MIN + ((h + i) & MASK) % size for i in range(NAT_PORT_PROBES)]

@@ -11,3 +11,12 @@ def pytest_collection_modifyitems(config, items):
             reason = kernel_skip_reason()
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def k(out):
+    """The compiled `out` of the module, loaded as a KernelCluster for BPF_PROG_TEST_RUN."""
+    from netcc.loader.kernel_cluster import KernelCluster
+
+    with KernelCluster(out) as cluster:
+        yield cluster

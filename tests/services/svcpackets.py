@@ -60,3 +60,17 @@ class NodeMaps:
         h = flow_hash(client, sport, port, proto, affinity=bool(svc["flags"] & 1))
         b = self.backends[pick(self.rows[svc["row"]], h)]
         return b["ip"], b["port"]
+
+
+def run(k, node: str, program: str, pkt: bytes):
+    """One BPF_PROG_TEST_RUN of `program` on `node` of a KernelCluster."""
+    from netcc.loader.libbpf import prog_test_run
+
+    return prog_test_run(k.nodes[node].prog_fd(program), pkt)
+
+
+def verdict_count(k, node: str, name: str, out) -> int:
+    """Packets `node` counted under the verdict called `name`."""
+    doc = json.loads((Path(out) / "verdicts.json").read_text())
+    number = next(v["number"] for v in doc["verdicts"] if v["name"] == name)
+    return k.nodes[node].stats().get(number, (0, 0))[0]

@@ -1,18 +1,17 @@
 """Services in the kernel (BPF_PROG_TEST_RUN): translation, checksums, reverse translation,
 affinity, NodePort, drops, policy after translation, and the reference's backend choice."""
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 from kernelenv import compile_to
-from svcpackets import NodeMaps, checksums_ok, fields
+from svcpackets import NodeMaps, checksums_ok, fields, run, verdict_count
 from svcspecs import SPEC
 
 from netcc.loader.kernel_cluster import KernelCluster
-from netcc.loader.libbpf import map_update, prog_test_run
+from netcc.loader.libbpf import map_update
 from netcc.loader.testrun import TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, ipv4_packet
+from netcc.services.select import nat_ports
 
 CLIENT, DENIED, STRANGER = "10.244.1.10", "10.244.1.11", "10.244.1.12"
 EXTERNAL = "198.51.100.7"
@@ -22,22 +21,6 @@ NODE1 = "192.168.50.11"
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
     return compile_to(SPEC, tmp_path_factory.mktemp("svc") / "out")
-
-
-@pytest.fixture
-def k(out):
-    with KernelCluster(out) as cluster:
-        yield cluster
-
-
-def run(k, node, program, pkt):
-    return prog_test_run(k.nodes[node].prog_fd(program), pkt)
-
-
-def verdict_count(k, node, name, out):
-    doc = json.loads((Path(out) / "verdicts.json").read_text())
-    number = next(v["number"] for v in doc["verdicts"] if v["name"] == name)
-    return k.nodes[node].stats().get(number, (0, 0))[0]
 
 
 def test_kernel_dnat_rewrites_with_right_checksums(k, out):
@@ -159,19 +142,6 @@ def test_kernel_policy_applies_after_translation(k, out):
         assert run(k, node, "netcc_to_container", r.data_out).retval == TC_ACT_OK
 
 
-def test_kernel_hairpin_is_dropped_deliberately(k, out):
-    maps = NodeMaps(out, "node-1")
-    web1 = "10.244.1.20"
-    sports = {
-        maps.expected("10.96.0.10", 80, 6, 0, web1, s)[0] == web1: s for s in range(46000, 46100)
-    }
-    pkt = ipv4_packet(web1, "10.96.0.10", "tcp", sports[True], 80, "S")
-    assert run(k, "node-1", "netcc_from_container", pkt).retval == TC_ACT_SHOT
-    assert verdict_count(k, "node-1", "DROP_SERVICE_HAIRPIN", out) >= 1
-    pkt = ipv4_packet(web1, "10.96.0.10", "tcp", sports[False], 80, "S")
-    assert run(k, "node-1", "netcc_from_container", pkt).retval == TC_ACT_OK
-
-
 def test_kernel_nodeport_local_keeps_the_client_address(k, out):
     pkt = ipv4_packet(EXTERNAL, NODE1, "tcp", 5000, 30080, "S", payload=b"GET")
     r = run(k, "node-1", "netcc_from_uplink", pkt)
@@ -203,9 +173,10 @@ def test_kernel_nodeport_cluster_to_a_remote_backend_uses_the_node_address(k, ou
     r = run(k, "node-1", "netcc_from_uplink", pkt)
     assert r.retval in (TC_ACT_OK, TC_ACT_REDIRECT)  # redirect when the FIB knows the way
     f = fields(r.data_out)
-    assert (f["src"], f["sport"], f["dst"], f["dport"]) == (NODE1, sport, *backend)
+    port = nat_ports(EXTERNAL, sport, 30081, backend[0])[0]  # the node's source port
+    assert (f["src"], f["sport"], f["dst"], f["dport"]) == (NODE1, port, *backend)
     assert checksums_ok(r.data_out)
-    reply = ipv4_packet(backend[0], NODE1, "tcp", backend[1], sport, "SA")
+    reply = ipv4_packet(backend[0], NODE1, "tcp", backend[1], port, "SA")
     r = run(k, "node-1", "netcc_from_uplink", reply)
     f = fields(r.data_out)
     assert (f["src"], f["sport"], f["dst"], f["dport"]) == (NODE1, 30081, EXTERNAL, sport)
@@ -264,9 +235,8 @@ def test_kernel_backend_choice_equals_reference(seed, tmp_path):
                 assert r.retval == TC_ACT_SHOT
                 continue
             want = maps.expected(vip, 80, 6, 0, client, sport)
-            if want[0] == client:
-                assert r.retval == TC_ACT_SHOT  # hairpin
-                continue
+            # hairpin: masqueraded and sent back into the pod (test_svc_gaps)
+            assert r.retval == (TC_ACT_REDIRECT if want[0] == client else TC_ACT_OK)
             f = fields(r.data_out)
             if (f["dst"], f["dport"]) != want:
                 wrong.append(f"{client}:{sport} -> {vip}: kernel {f['dst']}, reference {want}")

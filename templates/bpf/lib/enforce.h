@@ -13,7 +13,8 @@
  * A pod-to-pod flow passes step 1-5 twice: the sender's egress, then the receiver's ingress.
  * Before step 1, a packet the pod sends to a service port (a cluster IP's, or a nodePort on a
  * node's address) is translated to its backend (lb.h), so every step judges the backend;
- * replies are translated back after step 1 on the way in.
+ * replies are translated back after step 1 on the way in. A pod reaching itself that way
+ * (hairpin) is masqueraded to its router address and sent back into it (hairpin.h).
  * Translated flows bypass the flow cache.
  */
 #ifndef NETCC_ENFORCE_H
@@ -30,6 +31,7 @@
 #include "policy.h"
 #include "stats.h"
 #include "lb.h"
+#include "hairpin.h"
 
 static __always_inline int verdict_action(__u32 verdict, struct __sk_buff *skb)
 {
@@ -62,6 +64,28 @@ static __always_inline __u32 judge(const struct endpoint_info *ep, const struct 
 	return dir == DIR_EGRESS ? ep->egress_deny : ep->ingress_deny;
 }
 
+/* A hairpin packet the pod's egress allowed: masqueraded, judged by the pod's ingress policy
+ * (as coming from its node) and sent back into the pod (hairpin.h). */
+static __always_inline int enforce_hairpin(struct __sk_buff *skb, const struct endpoint_info *ep,
+					   struct flow *f, __u32 verdict, __u64 now)
+{
+	struct ct_key key __attribute__((aligned(8))) = {};
+	__be32 client = f->saddr;
+	__be16 port = f->sport;
+
+	count_verdict(verdict, skb);
+	if (hairpin_masquerade(skb, ep, f, &key) < 0)
+		return verdict_action(VERDICT_DROP_SERVICE_HAIRPIN, skb);
+	if (!ct_lookup(&key, f, DIR_INGRESS, now)) {
+		verdict = judge(ep, f, DIR_INGRESS);
+		if (verdict_is_drop(verdict))
+			return verdict_action(verdict, skb);
+		ct_create(&key, f, DIR_INGRESS, verdict, now, client, port, CT_F_HAIRPIN);
+		flow_cache_invalidate(&key);
+	}
+	return hairpin_return(skb);
+}
+
 static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 {
 	struct flow f = {};
@@ -73,6 +97,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	struct lb_xlate x = {};
 	__u32 verdict;
 	__u64 now = 0;
+	__u16 gen = 0;
 
 	switch (parse_packet(skb, &f)) {
 	case PARSE_IPV4:
@@ -96,8 +121,8 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 			return verdict_action(verdict, skb);
 	}
 	ct_key_of(&key, &f, dir);
-	fc = x.active ? NULL : flow_cache_slot(&key, dir);
-	if (fc && flow_cache_hit(fc, &key, dir, &f, skb))
+	fc = x.active ? NULL : flow_cache_slot(&key, dir, &gen);
+	if (fc && flow_cache_hit(fc, &key, dir, gen, &f, skb))
 		return verdict_action(fc->verdict, skb);
 
 	ek.ip = key.local;
@@ -118,23 +143,33 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		if (x.active && ct->nat_addr != x.vip) {
 			ct->nat_addr = x.vip;
 			ct->nat_port = x.vport;
+			flow_cache_invalidate(&key);
 		}
 		/* A reply of a flow the pod sent to a service: from the service address again. */
-		if (dir == DIR_INGRESS && ct->nat_addr) {
+		if (dir == DIR_INGRESS && ct->nat_addr && !(ct->flags & CT_F_HAIRPIN)) {
 			if (nat_rewrite(skb, &f, NAT_SRC, ct->nat_addr, ct->nat_port) < 0)
 				return verdict_action(VERDICT_DROP_MALFORMED, skb);
 			return verdict_action(verdict, skb);
+		}
+		/* The pod answering its own hairpin flow: back into the pod (hairpin.h). */
+		if (dir == DIR_EGRESS && (ct->flags & CT_F_HAIRPIN)) {
+			count_verdict(verdict, skb);
+			return hairpin_answer(skb, &f, ct);
 		}
 	} else {
 		verdict = judge(ep, &f, dir);
 		if (verdict_is_drop(verdict))
 			return verdict_action(verdict, skb);
 		ct_create(&key, &f, dir, verdict, now, x.vip, x.vport, 0);
+		if (x.active)
+			flow_cache_invalidate(&key);
 		if (x.fresh)
 			lb_remember(&f, &x, verdict, now);
 	}
+	if (x.hairpin)
+		return enforce_hairpin(skb, ep, &f, verdict, now);
 	if (fc && !x.active)
-		flow_cache_fill(fc, &key, dir, ep->ifindex, verdict);
+		flow_cache_fill(fc, &key, dir, gen, ep->ifindex, verdict);
 	return verdict_action(verdict, skb);
 }
 

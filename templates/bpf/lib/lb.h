@@ -17,8 +17,8 @@
  * kube-proxy does, pod traffic to a NodePort is "subject to neither form of traffic policy"
  * (externalTrafficPolicy Local applies to external clients only). Only destination ports in
  * the nodePort range pay the two lookups.
- * A service port without a backend drops (DROP_NO_BACKEND); so does a pod that would reach
- * itself (DROP_SERVICE_HAIRPIN: hairpin needs a source NAT this datapath does not do).
+ * A service port without a backend drops (DROP_NO_BACKEND). A pod that reaches itself
+ * (hairpin) is also masqueraded, as kube-proxy does: see hairpin.h.
  * select.py in netcc.services is the Python reference of lb_hash and the choice.
  */
 #ifndef NETCC_LB_H
@@ -49,6 +49,7 @@ struct lb_xlate {
 	__be16 vport;
 	__u8 active; /* the packet was translated */
 	__u8 fresh;  /* a new choice: remember it once the flow is allowed */
+	__u8 hairpin; /* the backend is the client itself (hairpin.h) */
 	struct lb_target to;
 };
 
@@ -183,8 +184,7 @@ static __always_inline __u32 lb_from_pod(struct __sk_buff *skb, struct flow *f,
 			return VERDICT_DROP_NO_BACKEND;
 		x->fresh = 1;
 	}
-	if (x->to.addr == f->saddr)
-		return VERDICT_DROP_SERVICE_HAIRPIN;
+	x->hairpin = x->to.addr == f->saddr;
 	x->vip = f->daddr;
 	x->vport = f->dport;
 	if (nat_rewrite(skb, f, NAT_DST, x->to.addr, x->to.port) < 0)

@@ -10,9 +10,11 @@
  *     address too, so the reply comes back here; both directions then leave through the
  *     interface they came in on, by FIB lookup and redirect (the stack would drop a packet
  *     carrying its own address as source).
- * The client's source port is kept when translating to the node address; two clients using
- * the same port towards the same backend through the same node share one entry (the later
- * wins), which is the price of having no port allocator. Anything else passes untouched.
+ * When the source becomes the node address, the source port is allocated too (nat_port), so
+ * that two clients using the same port towards the same backend through the same node get two
+ * translations: a port of NAT_PORT_MIN..NAT_PORT_MAX picked by hash, or one of its
+ * NAT_PORT_PROBES successors when a live reverse entry holds it; none free: dropped
+ * (DROP_NODEPORT_NO_PORT). Anything else passes untouched.
  * Policy is applied at the backend pod's veth, as for any packet that reaches a pod.
  */
 #ifndef NETCC_NODEPORT_H
@@ -29,6 +31,14 @@
 #ifndef AF_INET
 #define AF_INET 2
 #endif
+
+/* Source ports of NodePort flows masqueraded to the node's address: above Linux's default
+ * ephemeral range (ip_local_port_range 32768-60999, the node's own connections) and the
+ * nodePort range, so no socket of the node and no NodePort uses them. netcc.services.select
+ * .nat_port is the Python reference of the choice. */
+#define NAT_PORT_MIN 61000
+#define NAT_PORT_MAX 65535
+#define NAT_PORT_PROBES 8
 
 static __always_inline void nat_key_of(struct ct_key *key, const struct flow *f)
 {
@@ -103,6 +113,32 @@ static __always_inline struct lb_nat *nat_lookup(const struct flow *f, __u64 now
 	return n;
 }
 
+/* Allocates the node's source port of a new masqueraded flow to `to` and stores its reverse
+ * entry `rev` under `key` (backend, node address, backend port, the port). Returns the port
+ * (network order), or 0 when every probed port is held by a live flow. */
+static __always_inline __be16 nat_port(const struct flow *f, const struct lb_target *to,
+				       struct ct_key *key, const struct lb_nat *rev, __u64 now)
+{
+	__u32 h = lb_hash(f->saddr, ((__u32)f->sport << 16) | f->dport, to->addr);
+	struct lb_nat *n;
+	__u32 i;
+
+	key->local = to->addr;
+	key->remote = f->daddr;
+	key->lport = to->port;
+	key->proto = f->proto;
+	for (i = 0; i < NAT_PORT_PROBES; i++) {
+		key->rport = bpf_htons(NAT_PORT_MIN + (h + i) % (NAT_PORT_MAX - NAT_PORT_MIN + 1));
+		n = bpf_map_lookup_elem(&netcc_lb_nat, key);
+		if (n && n->expires > now)
+			continue;
+		/* NOEXIST: a flow of another CPU may have taken the port since the lookup */
+		if (!bpf_map_update_elem(&netcc_lb_nat, key, rev, n ? BPF_ANY : BPF_NOEXIST))
+			return key->rport;
+	}
+	return 0;
+}
+
 static __always_inline int nodeport_from_uplink(struct __sk_buff *skb)
 {
 	struct ct_key key __attribute__((aligned(8))) = {};
@@ -138,17 +174,24 @@ static __always_inline int nodeport_from_uplink(struct __sk_buff *skb)
 	rev.sport = f.dport;
 	rev.daddr = f.saddr;
 	rev.dport = f.sport;
-	if (!(to.flags & LB_BACKEND_F_LOCAL)) {
+	if (to.flags & LB_BACKEND_F_LOCAL) {
+		key.local = to.addr;
+		key.remote = f.saddr;
+		key.lport = to.port;
+		key.rport = f.sport;
+		key.proto = f.proto;
+		bpf_map_update_elem(&netcc_lb_nat, &key, &rev, BPF_ANY);
+	} else {
 		fwd.saddr = f.daddr;
 		fwd.flags = rev.flags = LB_NAT_F_REDIRECT;
+		fwd.sport = nat_port(&f, &to, &key, &rev, now);
+		if (!fwd.sport) {
+			count_verdict(VERDICT_DROP_NODEPORT_NO_PORT, skb);
+			return TC_ACT_SHOT;
+		}
 	}
 	nat_key_of(&key, &f);
 	bpf_map_update_elem(&netcc_lb_nat, &key, &fwd, BPF_ANY);
-	key.local = to.addr;
-	key.remote = fwd.saddr;
-	key.lport = to.port;
-	key.rport = f.sport;
-	bpf_map_update_elem(&netcc_lb_nat, &key, &rev, BPF_ANY);
 	count_verdict(VERDICT_ALLOW_NODEPORT, skb);
 	return nat_apply(skb, &f, &fwd);
 }

@@ -19,7 +19,8 @@
 #define VERDICT_DROP_FRAGMENT 19 /* drop: fragment whose first fragment was not seen; ports unknown */
 #define VERDICT_DROP_IPV6 20 /* drop: IPv6 other than neighbour discovery (IPv4-only cluster) */
 #define VERDICT_DROP_NO_BACKEND 21 /* drop: service port without a backend (kube-proxy: REJECT) */
-#define VERDICT_DROP_SERVICE_HAIRPIN 22 /* drop: a pod reached itself through a service (unsupported) */
+#define VERDICT_DROP_SERVICE_HAIRPIN 22 /* drop: hairpin without a router address to masquerade */
+#define VERDICT_DROP_NODEPORT_NO_PORT 23 /* drop: NodePort: every probed source port is in use */
 
 #define FIRST_RULE_VERDICT 32
 #define FIRST_DENY_VERDICT 39

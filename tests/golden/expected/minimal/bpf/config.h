@@ -8,7 +8,7 @@
 #define NETCC_MAX_CIDRS 64 /* address regions cut by ipBlocks */
 #define NETCC_MAX_POLICY_EXACT 64 /* single-port policy entries on one node */
 #define NETCC_MAX_POLICY 64 /* port-range and wildcard policy entries on one node */
-#define NETCC_MAX_VERDICTS 23 /* verdict numbers */
+#define NETCC_MAX_VERDICTS 24 /* verdict numbers */
 #define NETCC_MAX_CT 262144 /* tracked connections on one node (LRU) */
 #define NETCC_MAX_FRAGS 8192 /* fragmented datagrams in flight on one node (LRU) */
 #define NETCC_FLOW_CACHE_SLOTS 4096 /* per-CPU established-flow cache slots (power of two) */

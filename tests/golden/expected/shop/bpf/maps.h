@@ -14,6 +14,7 @@
 #define CT_F_FIN_REMOTE 2
 #define CT_F_RST 4
 #define CT_F_SERVICE 16
+#define CT_F_HAIRPIN 32
 #define ENDPOINT_F_INGRESS_ISOLATED 1
 #define ENDPOINT_F_EGRESS_ISOLATED 2
 #define ENDPOINT_F_INGRESS_ANY 4
@@ -45,7 +46,7 @@ struct endpoint_info {
 	__u32 flags; /* ENDPOINT_F_* bits */
 	__u32 ingress_deny; /* verdict counted when ingress is denied */
 	__u32 egress_deny; /* verdict counted when egress is denied */
-	__u32 pad;
+	__be32 router; /* the pod's gateway (its node's router address): hairpin source */
 };
 
 /* An exact address (pods, nodes). */
@@ -136,10 +137,15 @@ struct flow_cache_entry {
 	__be16 rport;
 	__u8 proto;
 	__u8 dir; /* direction this shortcut is for: replies take the slow path once */
-	__u16 pad;
+	__u16 gen; /* the slot's generation in netcc_flow_cache_gen when made */
 	__u32 ifindex; /* the pod's veth when the entry was made (0: unbound) */
 	__u32 verdict; /* the connection's verdict, for the counters */
 	__u64 refresh_at; /* jiffies after which conntrack is asked again */
+};
+
+/* A flow cache slot's generation, shared by every CPU. */
+struct flow_cache_gen {
+	__u32 gen; /* bumped when a translated connection takes over the slot's tuples */
 };
 
 /* A service address: a cluster IP and port (scope 0), a node address and nodePort (1), or a nodePort on any node's address, for pods (2, vip 0). */
@@ -289,6 +295,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct flow_cache_entry);
 } netcc_flow_cache SEC(".maps");
+
+/* Generation of each flow cache slot: a shortcut of another generation is stale. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NETCC_FLOW_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct flow_cache_gen);
+} netcc_flow_cache_gen SEC(".maps");
 
 /* Service ports: cluster IPs for pods, this node's NodePorts for the uplink. */
 struct {
