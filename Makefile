@@ -30,6 +30,7 @@ python-package:
 demo: setup
 	bash scripts/demo.sh $(EXAMPLE) $(OUT)
 	bash scripts/lab-demo.sh $(EXAMPLE) $(OUT)
+	bash scripts/wireguard-demo.sh $(EXAMPLE) $(OUT)-encrypted
 
 # The Debian kernel the WireGuard kernel-backend test boots (cached in ~/.cache/netcc/vm-kernel).
 vm-kernel: test-packages
