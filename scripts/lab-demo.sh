@@ -38,7 +38,8 @@ probe shop/cart shop/frontend 8080/tcp                     # replies pass, new f
 
 step "services: backends answer with their name; the probe counts who answered"
 probe shop/frontend svc:shop/cart 7000/tcp --count 20      # ClusterIP 10.96.0.20 -> cart
-probe 192.0.2.7 node-2 30080/tcp --count 20                # NodePort on node-2 -> frontend
+probe 192.0.2.7 node-1 30080/tcp --count 20                # NodePort on node-1 -> frontend
+probe 192.0.2.7 node-2 30080/tcp                           # Local: node-2 has no frontend
 
 step "status"
 netcc lab status

@@ -84,10 +84,30 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_why(args: argparse.Namespace) -> int:
+    from netcc.review.services import format_service, service_target, why_service
     from netcc.review.source import load
-    from netcc.review.why import format_text, question, to_json, why
+    from netcc.review.why import (
+        WhyError,
+        format_text,
+        parse_protocol,
+        protocol_name,
+        question,
+        resolve_address,
+        to_json,
+        why,
+    )
 
     spec = load(args.spec)
+    protocol = protocol_name(parse_protocol(args.protocol))
+    try:
+        target = service_target(spec.cluster, args.dst, args.port, protocol)
+    except ValueError as e:
+        raise WhyError(str(e)) from None
+    if target is not None:
+        src = resolve_address(spec.cluster, args.src)
+        doc = why_service(spec.cluster, src, target, spec.sources)
+        _print(json.dumps(doc, indent=2) if args.json else format_service(doc, spec.filename))
+        return 0
     q = question(spec.cluster, args.src, args.dst, args.port, args.protocol)
     doc = to_json(spec.cluster, why(spec.cluster, q), spec.sources)
     _print(json.dumps(doc, indent=2) if args.json else format_text(doc, spec.filename))
@@ -147,7 +167,14 @@ def add_review_commands(sub: argparse._SubParsersAction) -> None:
     )
     w.add_argument("spec", metavar="SPEC")
     w.add_argument("--from", dest="src", required=True, metavar="SRC", help="IP or ns/workload")
-    w.add_argument("--to", dest="dst", required=True, metavar="DST", help="IP or ns/workload")
+    w.add_argument(
+        "--to",
+        dest="dst",
+        required=True,
+        metavar="DST",
+        help="IP or ns/workload; a service: svc:NS/NAME, its cluster IP, or a node (name or "
+        "address) with a nodePort as --port",
+    )
     w.add_argument("--port", type=int, metavar="P", help="required for TCP, UDP and SCTP")
     w.add_argument(
         "--protocol", default="TCP", metavar="PROTO", help="TCP (default), UDP, SCTP, ICMP or 0-255"

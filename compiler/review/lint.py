@@ -8,7 +8,9 @@ outside them), with the same exact connectivity `netcc review` uses:
 - a rule shadowed by broader ones: everything it allows, for every pod it applies to, other
   rules of the policies selecting that pod allow too (of two identical rules, the later one);
 - a named port that resolves on none of the pods it could apply to;
-- a namespace left fully open: no policy isolates any of its workloads, in either direction.
+- a namespace left fully open: no policy isolates any of its workloads, in either direction;
+- a NodePort with `externalTrafficPolicy: Cluster` in front of pods whose ingress policy denies
+  some outside addresses: through another node they arrive as that node's address.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from netcc.diagnostics import Diagnostic, SourceMap, join_key, join_path
 from netcc.model import Cluster, NetworkPolicy, PolicyPort, Rule, Workload
 from netcc.review.connectivity import Connectivity
 from netcc.review.portset import EMPTY, PortSet
+from netcc.review.services import nodeport_bypasses
 from netcc.semantics import policies_selecting, selector_matches
 
 RuleKey = tuple[str, str, int]  # policy, direction, index
@@ -224,7 +227,12 @@ class _Linter:
         self.shadowed(never)
         self.named_ports()
         self.open_namespaces()
+        self.nodeports()
         return sorted(set(self.found), key=Diagnostic.sort_key)
+
+    def nodeports(self) -> None:
+        for service, message in nodeport_bypasses(self.cluster, self.c):
+            self.warn(join_key(service.path, "externalTrafficPolicy"), message)
 
 
 def lint(cluster: Cluster, sources: SourceMap) -> list[Diagnostic]:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import random
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import yaml
+from clirun import Ran, run  # noqa: F401  (re-exported for the review tests)
 
-from netcc.cli import main
 from netcc.frontend import parse_spec
 from netcc.model import Cluster
 from netcc.review.connectivity import Connectivity, Party
@@ -19,24 +16,6 @@ from netcc.review.source import Spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = ROOT / "examples" / "shop.yaml"
-
-
-@dataclass
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def run(*args: object) -> Ran:
-    """`netcc ARGS` in this process (fast enough for hundreds of calls)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:  # argparse
-            code = e.code if isinstance(e.code, int) else 2
-    return Ran(code, out.getvalue(), err.getvalue())
 
 
 def spec_of(doc: dict | str, name: str = "spec.yaml") -> Spec:
