@@ -57,10 +57,10 @@ def test_allowed_chain_cites_both_rules_with_positions():
     eg, ing = doc["egress"], doc["ingress"]
     assert (eg["reason"], ing["reason"]) == ("rule", "rule")
     assert [(r["policy"], r["index"], r["line"]) for r in eg["rules"]] == [
-        ("shop/frontend-egress", 0, 92)
+        ("shop/frontend-egress", 0, 96)
     ]
     assert [(r["policy"], r["path"], r["line"], r["col"]) for r in ing["rules"]] == [
-        ("shop/cart", "spec.policies[3].spec.ingress[0]", 100, 13)
+        ("shop/cart", "spec.policies[3].spec.ingress[0]", 104, 13)
     ]
     assert "shop/default-deny" in eg["isolated_by"]
 
@@ -100,7 +100,7 @@ def test_text_answer():
     assert r.code == 0
     lines = r.stdout.splitlines()
     assert lines[0] == "shop/frontend (10.244.1.10) -> shop/cart (10.244.2.10) 7000/TCP: allow"
-    assert any("shop/frontend-egress egress[0] at" in line and ":92:13" in line for line in lines)
+    assert any("shop/frontend-egress egress[0] at" in line and ":96:13" in line for line in lines)
     r = run("why", SHOP, "--from", "shop/cart", "--to", "shop/frontend", "--port", "8080")
     assert "egress of shop/cart: DROP, default deny" in r.stdout
 
