@@ -231,7 +231,7 @@ class _Linter:
         return sorted(set(self.found), key=Diagnostic.sort_key)
 
     def nodeports(self) -> None:
-        for service, message in nodeport_bypasses(self.cluster, self.c):
+        for service, _, message in nodeport_bypasses(self.cluster, self.c):
             self.warn(join_key(service.path, "externalTrafficPolicy"), message)
 
 

@@ -4,7 +4,8 @@ Markdown and HTML reports render.
 Per workload: its isolation, who may reach it and whom it may reach (effective connections,
 allowed by both sides), each with the rules behind it on both sides. Then exposure (what is
 reachable from outside the cluster, and what every pod of every namespace may reach), the
-external address classes, and the connectivity matrix.
+external address classes, the services (backends, and for NodePorts what outside reaches
+through which node), and the connectivity matrix.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from netcc.diagnostics import SourceMap
 from netcc.review.connectivity import Connectivity, Flow, Grant, Party, Side, block_text
 from netcc.review.portset import ALL, OTHER, PortSet, range_text
+from netcc.review.services import services_report
 from netcc.review.source import Spec
 
 REPORT_VERSION = 1
@@ -251,6 +253,7 @@ class _Builder:
             "nodes": [self.party(p) for p in self.c.nodes],
             "workloads": workloads,
             "exposure": self.exposure(),
+            "services": services_report(self.cluster, self.c),
             "external": self.externals(),
             "matrix": self.matrix(),
         }

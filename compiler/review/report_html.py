@@ -7,6 +7,7 @@ from html import escape
 from pathlib import PurePosixPath
 from typing import Any
 
+from netcc.review.services import service_rows
 from netcc.review.svg import matrix_svg
 
 CSS = """
@@ -145,6 +146,10 @@ def render_html(report: dict[str, Any]) -> str:
             for e in exposure["every_namespace"]
         ],
     )
+    services = _table(
+        ["service port", "kind", "backends", "from outside, through which node"],
+        [[escape(c) for c in row] for row in service_rows(report["services"])],
+    )
     isolation = _table(
         [
             "workload",
@@ -202,6 +207,9 @@ receiver's ingress policy. Hover a cell for the exact ports.</p>
 <h3>Open to every pod of every namespace</h3>
 <p>What the workload's own ingress policy admits from every pod of the cluster.</p>
 {every}
+<h3>Services</h3>
+<p>NetworkPolicy judges each backend after translation, with the source it really sees.</p>
+{services}
 <h2>Isolation</h2>
 {isolation}
 <h2>Workloads</h2>

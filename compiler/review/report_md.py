@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
+from netcc.review.services import service_rows
+
 LIMIT = 60_000  # leaves room under GitHub's 65,536 for a bot's own header
 WARN = "⚠️"
 ROWS = 60  # rows of a summary table before the rest is left out
@@ -171,6 +173,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         for e in exposure["every_namespace"]
     ]
     head += table(["workload", "ports", "allowed by"], rows, ROWS) or ["nothing", ""]
+    head += ["**Services** (NetworkPolicy judges each backend after translation)", ""]
+    head += table(
+        ["service port", "kind", "backends", "from outside, through which node"],
+        service_rows(report["services"]),
+        ROWS,
+    ) or ["none", ""]
     head += ["### Isolation", ""]
     head += table(
         [

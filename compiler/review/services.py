@@ -185,14 +185,20 @@ def format_service(doc: dict[str, Any], filename: str) -> str:
     return "\n".join(lines)
 
 
-def nodeport_bypasses(cluster: Cluster, c: Connectivity) -> list[tuple[Service, str]]:
+def _outside(cluster: Cluster, c: Connectivity) -> list:
+    """The external address classes an outside client can come from (not the pod or service
+    CIDRs, whose unused addresses no client outside the cluster has)."""
+    inside = (cluster.pod_cidr, cluster.service_cidr)
+    return [
+        p for p in c.externals if not all(any(n.subnet_of(i) for i in inside) for n in p.networks())
+    ]
+
+
+def nodeport_bypasses(cluster: Cluster, c: Connectivity) -> list[tuple[Service, ServicePort, str]]:
     """NodePorts with `externalTrafficPolicy: Cluster` whose backends' ingress policy denies some
     outside addresses that still get through another node, whose address replaces theirs."""
     found = []
-    inside = (cluster.pod_cidr, cluster.service_cidr)  # no outside client comes from these
-    external = [
-        p for p in c.externals if not all(any(n.subnet_of(i) for i in inside) for n in p.networks())
-    ]
+    external = _outside(cluster, c)
     for s in cluster.services:
         if s.type != "NodePort" or s.external_traffic_policy != "Cluster":
             continue
@@ -209,15 +215,89 @@ def nodeport_bypasses(cluster: Cluster, c: Connectivity) -> list[tuple[Service, 
                     if any(not c.allows(ip, b.ip, proto, b.port) for ip in p.sample_ips(c.taken()))
                 ]
                 if denied:
+                    some = ", ".join(denied[:3]) + (", ..." if len(denied) > 3 else "")
                     found.append(
                         (
                             s,
+                            sp,
                             f"NodePort {port_label(s, sp)} with externalTrafficPolicy Cluster: "
-                            f"outside addresses that {b.workload}'s ingress policy denies "
-                            f"({', '.join(denied[:3])}{', ...' if len(denied) > 3 else ''}) reach "
-                            f"it through node {via.name}, which rewrites their source to "
+                            f"outside addresses that {b.workload}'s ingress policy denies ({some}) "
+                            f"reach it through node {via.name}, which rewrites their source to "
                             f"{via.address}; externalTrafficPolicy: Local keeps the client address",
                         )
                     )
                     break
     return found
+
+
+def services_report(cluster: Cluster, c: Connectivity) -> list[dict[str, Any]]:
+    """Every service port for `netcc review`: its backends and, for a NodePort, which outside
+    address classes reach which backends at which nodes, and the lint warning if any."""
+    warnings = {(s.key, sp): message for s, sp, message in nodeport_bypasses(cluster, c)}
+    outside = _outside(cluster, c)
+    out = []
+    for s in cluster.services:
+        for sp in s.ports:
+            backends = port_backends(cluster, s, sp)
+            entry: dict[str, Any] = {
+                "service": s.key,
+                "port": port_label(s, sp),
+                "kind": s.type,
+                "clusterIP": f"{s.cluster_ip}:{sp.port}",
+                "protocol": sp.protocol,
+                "nodePort": sp.node_port,
+                "externalTrafficPolicy": s.external_traffic_policy if sp.node_port else None,
+                "sessionAffinity": s.session_affinity,
+                "backends": [
+                    {"workload": b.workload, "address": f"{b.ip}:{b.port}", "node": b.node}
+                    for b in backends
+                ],
+                "from_outside": [],
+                "warning": warnings.get((s.key, sp)),
+            }
+            if sp.node_port:
+                entry["from_outside"] = [
+                    {"from": party.name, "reaches": _reached(cluster, c, s, sp, backends, party)}
+                    for party in outside
+                ]
+            out.append(entry)
+    return out
+
+
+def _reached(cluster: Cluster, c: Connectivity, s: Service, sp: ServicePort, backends, party):
+    """Which backends an outside address class reaches through each node's nodePort."""
+    ips = party.sample_ips(c.taken(), 1)
+    if not ips:
+        return []
+    proto = PROTOCOL_NUMBERS[sp.protocol]
+    reached = []
+    for node in cluster.nodes:
+        target = ServiceTarget(s, sp, node.address, node)
+        for b in backends:
+            seen, how = _seen_source(cluster, target, b, ips[0], from_pod=False)
+            if seen is not None and c.allows(seen, b.ip, proto, b.port):
+                reached.append({"node": node.name, "backend": b.workload, "source_seen": how})
+    return reached
+
+
+def service_rows(services: list[dict[str, Any]]) -> list[list[str]]:
+    """Plain-text cells of the services table of the reports: service port, kind and
+    addresses, backends, and what outside reaches (NodePorts), with the warning if any."""
+    rows = []
+    for e in services:
+        kind = e["kind"]
+        if e["nodePort"]:
+            kind += f" :{e['nodePort']} ({e['externalTrafficPolicy']})"
+        backends = ", ".join(f"{b['workload']} {b['address']} ({b['node']})" for b in e["backends"])
+        if not e["from_outside"]:
+            outside = "—" if not e["nodePort"] else "nothing"
+        else:
+            parts = []
+            for o in e["from_outside"]:
+                where = sorted({f"{r['node']} → {r['backend']}" for r in o["reaches"]})
+                parts.append(f"{o['from']}: {', '.join(where) or 'nothing'}")
+            outside = "; ".join(parts)
+        if e["warning"]:
+            outside = f"⚠️ {e['warning']}. {outside}"
+        rows.append([e["port"], f"{kind} at {e['clusterIP']}", backends or "no backend", outside])
+    return rows

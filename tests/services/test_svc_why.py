@@ -112,3 +112,29 @@ def test_lint_flags_nodeports_that_undo_ipblock_rules(cluster):
     found = [d for d in lint(c, sources) if "NodePort" in d.message]
     assert len(found) == 1 and "app/np-cluster" in found[0].message
     assert "203.0.113.0/24" in found[0].message and found[0].path.endswith("externalTrafficPolicy")
+
+
+def test_review_lists_services_and_what_outside_reaches_through_which_node():
+    from netcc.review.report import build_report
+    from netcc.review.report_md import render_markdown
+    from netcc.review.source import Spec
+
+    text = SPEC.replace("except: [10.244.0.0/16]", "except: [10.244.0.0/16, 203.0.113.0/24]")
+    c, sources = parse_spec(text.encode(), "spec.yaml")
+    report = build_report(Spec(text.encode(), "spec.yaml", c, sources))
+    by = {e["port"]: e for e in report["services"]}
+    cluster_np = by["app/np-cluster port http (TCP 80)"]
+    assert "203.0.113.0/24" in cluster_np["warning"]
+    blocked = next(
+        o for o in cluster_np["from_outside"] if "203.0.113.0/24" in o["from"].split("; ")
+    )
+    # denied where the backend sees the client, let in where another node's address replaces it
+    assert ("node-1", "app/web-1") not in {(r["node"], r["backend"]) for r in blocked["reaches"]}
+    assert ("node-2", "app/web-1") in {(r["node"], r["backend"]) for r in blocked["reaches"]}
+    local_np = by["app/np-local port http (TCP 80)"]
+    assert local_np["warning"] is None
+    blocked = next(o for o in local_np["from_outside"] if "203.0.113.0/24" in o["from"].split("; "))
+    assert blocked["reaches"] == []
+    assert by["app/empty port http (TCP 80)"]["backends"] == []
+    md = render_markdown(report)
+    assert "**Services**" in md and "⚠️ NodePort app/np-cluster" in md and "no backend" in md
