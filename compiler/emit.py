@@ -23,6 +23,7 @@ LIB_HEADERS = (
     "nat.h",
     "lb.h",
     "hairpin.h",
+    "icmp_nat.h",
     "enforce.h",
     "nodeport.h",
 )

@@ -15,7 +15,9 @@
  * node's address) is translated to its backend (lb.h), so every step judges the backend;
  * replies are translated back after step 1 on the way in. A pod reaching itself that way
  * (hairpin) is masqueraded to its router address and sent back into it (hairpin.h).
- * Translated flows bypass the flow cache.
+ * Translated flows bypass the flow cache. An ICMP error about a translated flow is first made
+ * to quote the packet the pod knows (icmp_nat.h), then judged like any ICMP error; a later
+ * fragment of a translated datagram is translated like its first (fragments.h).
  */
 #ifndef NETCC_ENFORCE_H
 #define NETCC_ENFORCE_H
@@ -32,6 +34,7 @@
 #include "stats.h"
 #include "lb.h"
 #include "hairpin.h"
+#include "icmp_nat.h"
 
 static __always_inline int verdict_action(__u32 verdict, struct __sk_buff *skb)
 {
@@ -114,6 +117,11 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 
 	if (unlikely(f.first_fragment || f.nonfirst_fragment))
 		fragment_track(&f);
+	if (unlikely(f.icmp_error)) {
+		now = bpf_ktime_get_coarse_ns();
+		if (icmp_error_of_service(skb, &f, dir, now) < 0)
+			return verdict_action(VERDICT_DROP_MALFORMED, skb);
+	}
 	if (dir == DIR_EGRESS && (lb_is_service_addr(f.daddr) || lb_is_node_port(&f))) {
 		now = bpf_ktime_get_coarse_ns();
 		verdict = lb_from_pod(skb, &f, &x, now, !lb_is_service_addr(f.daddr));

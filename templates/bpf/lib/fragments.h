@@ -4,6 +4,11 @@
  * the datagram takes them from there and is judged exactly like the first (in practice: as an
  * established packet of the same connection). A later fragment that overtook its first one
  * has no ports to be judged by and is dropped (DROP_FRAGMENT) unless a rule allows every port.
+ * The datagram's translation follows from the restored ports too: a later fragment of a
+ * datagram to a service, of a service's reply, or of a NodePort flow finds the flow's
+ * conntrack or netcc_lb_nat entry as its first fragment did and gets the same addresses; its
+ * ports and L4 checksum live in the first fragment only, so nothing else changes (nat.h).
+ * Every hook keeps its own entries: a key is the datagram as that hook sees it.
  */
 #ifndef NETCC_FRAGMENTS_H
 #define NETCC_FRAGMENTS_H

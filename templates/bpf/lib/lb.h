@@ -180,7 +180,7 @@ static __always_inline __u32 lb_from_pod(struct __sk_buff *skb, struct flow *f,
 		x->to.addr = ct->nat_addr;
 		x->to.port = ct->nat_port;
 	} else {
-		if (f->nonfirst_fragment || lb_select(svc, f, f->saddr, now, &x->to) < 0)
+		if (f->no_l4 || lb_select(svc, f, f->saddr, now, &x->to) < 0)
 			return VERDICT_DROP_NO_BACKEND;
 		x->fresh = 1;
 	}

@@ -49,7 +49,7 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, struct flow *f, in
 	__u64 flags = 0;
 
 	csum = nat_l4_csum(skb, f->proto, &l4, &flags);
-	if (csum && !f->nonfirst_fragment) {
+	if (csum && !f->no_l4) {
 		if (old_port != port) {
 			if (bpf_l4_csum_replace(skb, csum, old_port, port, flags | 2) < 0 ||
 			    bpf_skb_store_bytes(skb, l4 + (src ? 0 : 2), &port, 2, 0) < 0)

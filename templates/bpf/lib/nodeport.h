@@ -16,6 +16,10 @@
  * NAT_PORT_PROBES successors when a live reverse entry holds it; none free: dropped
  * (DROP_NODEPORT_NO_PORT). Anything else passes untouched.
  * Policy is applied at the backend pod's veth, as for any packet that reaches a pod.
+ * Fragments: the first fragment of a datagram is translated like any packet, its later ones
+ * take its ports from netcc_frags and get the same addresses (fragments.h); a later fragment
+ * that overtook its first one passes untouched. ICMP errors about a NodePort flow, in either
+ * direction, are made to quote the packet as its sender knows it (nodeport_icmp_error).
  */
 #ifndef NETCC_NODEPORT_H
 #define NETCC_NODEPORT_H
@@ -27,6 +31,8 @@
 #include "nat.h"
 #include "lb.h"
 #include "stats.h"
+#include "fragments.h"
+#include "icmp_nat.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -139,6 +145,44 @@ static __always_inline __be16 nat_port(const struct flow *f, const struct lb_tar
 	return 0;
 }
 
+/* An ICMP error at the uplink about a NodePort flow. The packet it quotes is one direction of
+ * the flow after translation, so netcc_lb_nat holds the entry of the other direction under
+ * the quote reversed; that entry's tuple, reversed, is the quoted packet as its sender knew
+ * it: the quote becomes that, and the outer destination (the quoted sender) and source (its
+ * peer: a backend reporting) follow. Examples: "fragmentation needed" from a router about a
+ * reply node:nodePort -> client reaches the backend as about backend -> client; a backend's
+ * "port unreachable" to an external client quotes client -> node:nodePort and comes from the
+ * node. Errors about anything else pass untouched. */
+static __always_inline int nodeport_icmp_error(struct __sk_buff *skb, struct flow *f, int ingress)
+{
+	struct ct_key key __attribute__((aligned(8))) = {
+		.local = f->inner.daddr,
+		.remote = f->inner.saddr,
+		.lport = f->inner.dport,
+		.rport = f->inner.sport,
+		.proto = f->inner.proto,
+	};
+	__be32 sender = f->inner.saddr, peer = f->inner.daddr;
+	struct lb_nat *n = bpf_map_lookup_elem(&netcc_lb_nat, &key);
+
+	if (!n || n->expires <= bpf_ktime_get_coarse_ns())
+		return TC_ACT_OK;
+	/* leaving: the flows redirected at the uplink's ingress never reach the stack */
+	if (!ingress && (n->flags & LB_NAT_F_REDIRECT))
+		return TC_ACT_OK;
+	if (icmp_quote_rewrite(skb, f, NAT_SRC, n->daddr, n->dport) < 0 ||
+	    icmp_quote_rewrite(skb, f, NAT_DST, n->saddr, n->sport) < 0)
+		return TC_ACT_SHOT;
+	if (f->daddr == sender && n->daddr != sender &&
+	    nat_rewrite(skb, f, NAT_DST, n->daddr, f->dport) < 0)
+		return TC_ACT_SHOT;
+	if (f->saddr == peer && n->saddr != peer && nat_rewrite(skb, f, NAT_SRC, n->saddr, f->sport) < 0)
+		return TC_ACT_SHOT;
+	if (n->flags & LB_NAT_F_REDIRECT)
+		return nat_redirect(skb, f);
+	return TC_ACT_OK;
+}
+
 static __always_inline int nodeport_from_uplink(struct __sk_buff *skb)
 {
 	struct ct_key key __attribute__((aligned(8))) = {};
@@ -149,13 +193,20 @@ static __always_inline int nodeport_from_uplink(struct __sk_buff *skb)
 	struct lb_nat *n;
 	__u64 now;
 
-	if (parse_packet(skb, &f) != PARSE_IPV4 || f.nonfirst_fragment || f.first_fragment ||
-	    (f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP))
+	if (parse_packet(skb, &f) != PARSE_IPV4)
+		return TC_ACT_OK;
+	if (unlikely(f.icmp_error))
+		return nodeport_icmp_error(skb, &f, 1);
+	if (unlikely(f.first_fragment || f.nonfirst_fragment))
+		fragment_track(&f);
+	if (f.nonfirst_fragment || (f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP))
 		return TC_ACT_OK;
 	now = bpf_ktime_get_coarse_ns();
 	n = nat_lookup(&f, now);
 	if (n)
 		return nat_apply(skb, &f, n);
+	if (f.no_l4) /* a later fragment: only its first fragment starts a flow */
+		return TC_ACT_OK;
 	svc = lb_service_lookup(f.daddr, f.dport, f.proto, LB_SCOPE_NODEPORT);
 	if (!svc)
 		return TC_ACT_OK;
@@ -201,8 +252,13 @@ static __always_inline int nodeport_to_uplink(struct __sk_buff *skb)
 	struct flow f = {};
 	struct lb_nat *n;
 
-	if (parse_packet(skb, &f) != PARSE_IPV4 || f.nonfirst_fragment ||
-	    (f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP))
+	if (parse_packet(skb, &f) != PARSE_IPV4)
+		return TC_ACT_OK;
+	if (unlikely(f.icmp_error))
+		return nodeport_icmp_error(skb, &f, 0);
+	if (unlikely(f.first_fragment || f.nonfirst_fragment))
+		fragment_track(&f);
+	if (f.nonfirst_fragment || (f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP))
 		return TC_ACT_OK;
 	n = nat_lookup(&f, bpf_ktime_get_coarse_ns());
 	if (!n || (n->flags & LB_NAT_F_REDIRECT))

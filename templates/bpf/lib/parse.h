@@ -41,8 +41,9 @@ struct flow {
 	__be16 dport;
 	__u8 proto;
 	__u8 tcp_flags;
-	__u8 nonfirst_fragment;
-	__u8 first_fragment; /* offset 0 with more fragments to come */
+	__u8 nonfirst_fragment; /* ports unknown (fragments.h clears it once restored) */
+	__u8 first_fragment;	/* offset 0 with more fragments to come */
+	__u8 no_l4;		/* a non-first fragment: no L4 header to rewrite (nat.h) */
 	__u8 icmpv6_nd;	     /* IPv6 neighbour discovery */
 	__u8 icmp_error;     /* `inner` holds the offending packet's tuple */
 	__be16 ip_id;
@@ -120,6 +121,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct flow *f)
 	f->ip_id = ip->id;
 	if (ip->frag_off & bpf_htons(IP_OFFSET)) {
 		f->nonfirst_fragment = 1;
+		f->no_l4 = 1;
 		return PARSE_IPV4;
 	}
 	f->first_fragment = !!(ip->frag_off & bpf_htons(IP_MF));

@@ -5,6 +5,7 @@
  *
  * row 1: shop/cart port api (TCP 7000): 1 backend(s)
  * row 2: shop/frontend port http (TCP 80): 1 backend(s)
+ * row 3: shop/frontend port http (TCP 80) local: the node's own backends only
  */
 #ifndef NETCC_SERVICES_H
 #define NETCC_SERVICES_H
