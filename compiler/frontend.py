@@ -11,6 +11,7 @@ from netcc.diagnostics import Diagnostic, SourceMap, SpecError
 from netcc.load import load_yaml
 from netcc.model import Cluster
 from netcc.validate import validate
+from netcc.validate.secrets import PRIVATE_KEY_MESSAGE, stray_keys
 
 INTERNAL_ERROR = "internal compiler error"
 
@@ -20,6 +21,9 @@ def parse_spec(text: str | bytes, filename: str) -> tuple[Cluster, SourceMap]:
     try:
         document, source_map = load_yaml(text, filename)
         diagnostics = validate(document, source_map)
+        if not any(d.message == PRIVATE_KEY_MESSAGE for d in diagnostics):  # said once
+            raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+            diagnostics += stray_keys(raw, document)
         if diagnostics:
             raise SpecError(diagnostics, filename)
         return build_cluster(document), source_map  # type: ignore[arg-type]

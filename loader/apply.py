@@ -372,12 +372,14 @@ def apply(
 def _apply_tunnel(art: Artifacts, paths: Paths, choice: str) -> dict[str, Any] | None:
     """The node's WireGuard tunnel, once the programs are in place (they judge what it
     decrypts). A failure leaves the datapath applied and says so."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
     from netcc.loader.wireguard.apply import apply_tunnel
     from netcc.loader.wireguard.backend import BackendError
 
     try:
         report = apply_tunnel(art.out, art.lock, art.node, paths.state_dir, choice)
-    except (BackendError, OSError) as e:
+    except (BackendError, NetlinkError, OSError) as e:
         raise ApplyError(f"the datapath is applied, but the WireGuard tunnel is not: {e}") from e
     return report.to_json() if report else None
 

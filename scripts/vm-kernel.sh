@@ -13,14 +13,17 @@ image_package() {
     | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ && !found { print $2; found = 1 }'
 }
 
-pkg="$(image_package)"
-if [ -z "$pkg" ]; then
-  apt-get update -qq
+resolve() {
   pkg="$(image_package)"
+  [ -n "$pkg" ] || { echo "vm-kernel: apt knows no linux-image-amd64" >&2; exit 1; }
+  version="${pkg#linux-image-}"
+  root="$cache/$version"
+}
+
+if [ -z "$(image_package)" ]; then
+  apt-get update -qq
 fi
-[ -n "$pkg" ] || { echo "vm-kernel: apt knows no linux-image-amd64" >&2; exit 1; }
-version="${pkg#linux-image-}"
-root="$cache/$version"
+resolve
 
 if [ ! -f "$root/.complete" ]; then
   mkdir -p "$cache"
@@ -29,7 +32,18 @@ if [ ! -f "$root/.complete" ]; then
   trap 'rm -rf "$tmp" "$download"' EXIT
   chmod 755 "$download"  # apt-get download runs as _apt, which cannot write under ~root
   echo "vm-kernel: fetching $pkg" >&2
-  (cd "$download" && apt-get download -qq "$pkg")
+  if ! (cd "$download" && apt-get download -qq "$pkg"); then
+    # Stale package lists name a version the mirror no longer has (404): refresh, retry once.
+    echo "vm-kernel: download failed; apt-get update and retry" >&2
+    apt-get update -qq
+    resolve
+    if [ -f "$root/.complete" ]; then
+      echo "$root"
+      exit 0
+    fi
+    echo "vm-kernel: fetching $pkg" >&2
+    (cd "$download" && apt-get download -qq "$pkg")
+  fi
   dpkg-deb -x "$download"/"$pkg"_*.deb "$tmp/root"
   depmod -b "$tmp/root" "$version"
   touch "$tmp/root/.complete"

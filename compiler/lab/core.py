@@ -42,6 +42,9 @@ from netcc.loader.wireguard.uapi import NETNS_SOCKET_BASE
 PIN_BASE = "/sys/fs/bpf/netcc-lab"
 OUT_NAME = "out"
 LOADER_UNAVAILABLE = "loader not available"
+# The lab, `netcc lab wg` and its tests drive wireguard-go (uapi.wg_command): never let the
+# loader's `auto` pick the kernel module where one exists.
+WIREGUARD_BACKEND = "userspace"
 
 
 class LabError(Exception):
@@ -206,7 +209,9 @@ def _load_all(plan: LabPlan, out: Path, state: LabState) -> dict[str, Any]:
         state.record("load", node=node.name, netns=node.netns, out=str(out), **where)
         try:
             with lab_netns.entered(node.netns):
-                results[node.name] = _jsonable(_call(apply, out=out, node=node.name, **where))
+                results[node.name] = _jsonable(
+                    _call(apply, out=out, node=node.name, wireguard=WIREGUARD_BACKEND, **where)
+                )
         except Exception as e:
             error = LabError(f"the loader failed on {node.name}: {type(e).__name__}: {e}")
             if getattr(e, "log", ""):

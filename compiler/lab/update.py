@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from netcc.lab import netns as lab_netns
-from netcc.lab.core import LabError, _call, _jsonable, _loader_function
+from netcc.lab.core import WIREGUARD_BACKEND, LabError, _call, _jsonable, _loader_function
 from netcc.lab.plan import plan_from_doc
 from netcc.lab.state import STATE_DIR, LabState
 
@@ -47,6 +47,7 @@ def apply_update(
                     node=r["node"],
                     pin_root=r["pin_root"],
                     state_dir=r.get("state_dir"),
+                    wireguard=WIREGUARD_BACKEND,
                 )
             )
         r["out"] = str(out)

@@ -7,7 +7,7 @@ import binascii
 import re
 from typing import Any
 
-from netcc.diagnostics import join_index, join_key
+from netcc.diagnostics import Diagnostic, join_index, join_key
 from netcc.validate.context import Context
 
 PRIVATE_KEY_MESSAGE = (
@@ -66,3 +66,40 @@ def check_secrets(ctx: Context, document: Any) -> list[str]:
 def is_under(path: str, ancestor: str) -> bool:
     """True when `path` is `ancestor` or inside it."""
     return path == ancestor or (path.startswith(ancestor) and path[len(ancestor)] in ".[")
+
+
+_KEY_TOKEN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}=(?![A-Za-z0-9+/=])")
+STRAY_KEY_MESSAGE = (
+    "this looks like a WireGuard key but is none of the spec's publicKey values; a private key "
+    "must not be in the spec, not even in a comment (OUT carries the spec as written)"
+)
+
+
+def _public_keys(document: Any) -> set[str]:
+    found: set[str] = set()
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if key == "publicKey" and isinstance(item, str):
+                    found.add(item.strip())
+                else:
+                    stack.append(item)
+    return found
+
+
+def stray_keys(text: str, document: Any) -> list[Diagnostic]:
+    """Key-shaped text anywhere in the spec (values, comments) that is not a declared public
+    key, located by line and column; the message never quotes it."""
+    public = _public_keys(document)
+    out = []
+    for m in _KEY_TOKEN.finditer(text):
+        if m.group() in public or not is_wireguard_key(m.group()):
+            continue
+        line = text.count("\n", 0, m.start()) + 1
+        col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+        out.append(Diagnostic(STRAY_KEY_MESSAGE, "", line, col))
+    return out

@@ -164,10 +164,25 @@ def _describe(change: DeviceChange, state: DeviceState, names: dict[str, str]) -
 
 
 def _link(plan: TunnelPlan) -> list[str]:
-    """MTU, address, up and routes of the device, each only if it differs."""
+    """MTU, address, up and routes of the device, each only if it differs; a refused netlink
+    call is a TunnelError naming the step (what was done before it stays)."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    done: list[str] = []
+    try:
+        _link_steps(plan, done)
+    except NetlinkError as e:
+        step = f" after {', '.join(done)}" if done else ""
+        raise TunnelError(
+            f"{plan.ifname}: setting up the device{step} failed: "
+            f"{os.strerror(e.code) if isinstance(e.code, int) and e.code > 0 else e}"
+        ) from None
+    return done
+
+
+def _link_steps(plan: TunnelPlan, done: list[str]) -> None:
     from pyroute2 import IPRoute
 
-    done = []
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=plan.ifname)
         if not found:
@@ -209,7 +224,6 @@ def _link(plan: TunnelPlan) -> list[str]:
                 "del", dst=dst, oif=index, table=MAIN_TABLE, proto=PROTO_STATIC, scope=SCOPE_LINK
             )
             done.append(f"route {dst} removed")
-    return done
 
 
 def reconcile(

@@ -133,7 +133,10 @@ class UserspaceBackend:
         lines = [tuple(line.split("=", 1)) for line in data.decode().splitlines() if line]
         if any(len(pair) != 2 for pair in lines) or not lines or lines[-1][0] != "errno":
             raise BackendError(f"{ifname}: malformed UAPI answer")
-        errno = int(lines[-1][1])
+        try:
+            errno = abs(int(lines[-1][1]))  # wireguard-go answers -EINVAL as errno=-22
+        except ValueError:
+            raise BackendError(f"{ifname}: malformed UAPI answer (errno={lines[-1][1]})") from None
         if errno:
             raise BackendError(
                 f"{ifname}: {self.daemon} refused the request (errno {errno}: {os.strerror(errno)})"
@@ -187,6 +190,7 @@ class UserspaceBackend:
                 str(STANDARD_SOCKET_DIR),
                 *cmd,
             ]
+        before = set(daemon_pids(ifname))
         try:
             run = subprocess.run(
                 cmd,
@@ -198,15 +202,25 @@ class UserspaceBackend:
                 start_new_session=True,  # the daemon outlives this process and its signals
             )
         except (OSError, subprocess.TimeoutExpired) as e:
+            self._abandon(ifname, before)
             raise BackendError(f"{ifname}: starting {self.daemon}: {e}") from None
         if run.returncode != 0:
+            self._abandon(ifname, before)
             tail = (run.stderr or run.stdout).strip().splitlines()[-3:]
             raise BackendError(f"{ifname}: {self.daemon} failed: {' / '.join(tail)}")
         deadline = time.monotonic() + TIMEOUT
         while not self.exists(ifname):
             if time.monotonic() > deadline:
+                self._abandon(ifname, before)
                 raise BackendError(f"{ifname}: {self.daemon} started but {path} does not answer")
             time.sleep(0.02)
+
+    def _abandon(self, ifname: str, before: set[int]) -> None:
+        """After a failed `create`: stop the daemons it started (not those in `before`; the
+        daemon runs in its own session, so nothing else would) and remove their socket."""
+        with contextlib.suppress(OSError):
+            self.socket_path(ifname).unlink()
+        stop_daemons([p for p in daemon_pids(ifname) if p not in before], grace=0.0)
 
     def read(self, ifname: str) -> DeviceState:
         device: dict[str, str] = {}
@@ -257,20 +271,25 @@ class UserspaceBackend:
         pids = daemon_pids(ifname)
         if path.exists():
             path.unlink()
-        for sig, wait in ((None, TIMEOUT), (signal.SIGTERM, 1.0), (signal.SIGKILL, 1.0)):
-            for pid in pids if sig else ():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while pids and time.monotonic() < deadline:
-                pids = [p for p in pids if process_alive(p)]
-                time.sleep(0.02)
-            if not pids:
-                break
+        stop_daemons(pids, grace=TIMEOUT)
         if path.parent != STANDARD_SOCKET_DIR:
             with contextlib.suppress(OSError):
                 path.parent.rmdir()
                 NETNS_SOCKET_BASE.rmdir()  # when no other namespace has a daemon
+
+
+def stop_daemons(pids: list[int], grace: float) -> None:
+    """Wait `grace` seconds for `pids` to exit, then SIGTERM, then SIGKILL the rest."""
+    for sig, wait in ((None, grace), (signal.SIGTERM, 1.0), (signal.SIGKILL, 1.0)):
+        for pid in pids if sig else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if process_alive(p)]
+            time.sleep(0.02)
+        if not pids:
+            return
 
 
 def process_alive(pid: int) -> bool:

@@ -79,3 +79,21 @@ def test_kernel_service_reply_after_a_plain_connection_on_the_same_tuple(k, out,
         assert r.retval == TC_ACT_OK
         back = fields(r.data_out)
         assert (back["src"], back["sport"]) == (VIP, 80), "the reply skipped reverse translation"
+
+
+def test_kernel_plain_flow_after_a_service_flow_on_the_same_tuple(k, out):
+    """The other way round: a pod asks the service over UDP, then the backend straight from the
+    same port while the service flow's entry lives. Replies to the direct flow come from the
+    backend, not the service address (the client's connected socket would drop them)."""
+    sport = 47100
+    ask = ipv4_packet(CLIENT, VIP, "udp", sport, 53, payload=b"q1")
+    fwd = fields(run(k, "node-1", "netcc_from_container", ask).data_out)
+    backend, bport = fwd["dst"], fwd["dport"]
+    answer = ipv4_packet(backend, CLIENT, "udp", bport, sport, payload=b"a1")
+    assert fields(run(k, "node-1", "netcc_to_container", answer).data_out)["src"] == VIP
+    direct = ipv4_packet(CLIENT, backend, "udp", sport, bport, payload=b"q2")
+    r = run(k, "node-1", "netcc_from_container", direct)
+    assert r.retval == TC_ACT_OK and fields(r.data_out)["dst"] == backend
+    r = run(k, "node-1", "netcc_to_container", answer)
+    assert r.retval == TC_ACT_OK
+    assert (fields(r.data_out)["src"], fields(r.data_out)["sport"]) == (backend, bport)

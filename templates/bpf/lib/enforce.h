@@ -152,6 +152,13 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 			ct->nat_addr = x.vip;
 			ct->nat_port = x.vport;
 			flow_cache_invalidate(&key);
+		} else if (!x.active && dir == DIR_EGRESS && ct->nat_addr &&
+			   !(ct->flags & CT_F_HAIRPIN)) {
+			/* The pod now sends straight to the backend on a tuple a service flow
+			 * used: the entry is this flow's from now on, and its replies must come
+			 * from the backend, not the service address. */
+			ct->nat_addr = 0;
+			ct->nat_port = 0;
 		}
 		/* A reply of a flow the pod sent to a service: from the service address again. */
 		if (dir == DIR_INGRESS && ct->nat_addr && !(ct->flags & CT_F_HAIRPIN)) {
@@ -171,9 +178,10 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		ct_create(&key, &f, dir, verdict, now, x.vip, x.vport, 0);
 		if (x.active)
 			flow_cache_invalidate(&key);
-		if (x.fresh)
-			lb_remember(&f, &x, verdict, now);
 	}
+	/* A new backend choice (also when only the original tuple's entry had expired). */
+	if (x.fresh)
+		lb_remember(&f, &x, verdict, now);
 	if (x.hairpin)
 		return enforce_hairpin(skb, ep, &f, verdict, now);
 	if (fc && !x.active)

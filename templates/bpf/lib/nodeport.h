@@ -138,8 +138,11 @@ static __always_inline __be16 nat_port(const struct flow *f, const struct lb_tar
 		n = bpf_map_lookup_elem(&netcc_lb_nat, key);
 		if (n && n->expires > now)
 			continue;
-		/* NOEXIST: a flow of another CPU may have taken the port since the lookup */
-		if (!bpf_map_update_elem(&netcc_lb_nat, key, rev, n ? BPF_ANY : BPF_NOEXIST))
+		/* An expired entry is removed first, so that the insert is always NOEXIST: a
+		 * flow of another CPU that took the port since the lookup makes it fail. */
+		if (n)
+			bpf_map_delete_elem(&netcc_lb_nat, key);
+		if (!bpf_map_update_elem(&netcc_lb_nat, key, rev, BPF_NOEXIST))
 			return key->rport;
 	}
 	return 0;
