@@ -21,12 +21,11 @@ programs judge it pod-to-pod by that source address, exactly as on the underlay.
 from __future__ import annotations
 
 from netcc.loader.wireguard.backend import PeerConfig, TunnelPlan, TunnelRoute
-from netcc.loader.wireguard.tunnel_doc import dumps, to_doc
+from netcc.loader.wireguard.tunnel_doc import PLAN_PATH, dumps, to_doc
 from netcc.model import Cluster
 
 IFNAME = "netcc-wg0"
 OVERHEAD = 80  # outer IPv6 header 40 + UDP 8 + WireGuard data header 16 + auth tag 16
-PLAN_PATH = "nodes/{node}/wireguard.json"
 
 
 def plan_tunnels(cluster: Cluster) -> dict[str, TunnelPlan]:

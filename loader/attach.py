@@ -202,18 +202,25 @@ def delete_clsact(ipr: Any, ifindex: int) -> None:
     ipr.tc("del", "clsact", ifindex)
 
 
+def _filter(ifindex: int, direction: str) -> dict[str, Any]:
+    """What names netcc's filter on a hook: its handle, parent, priority and protocol."""
+    return {
+        "kind": "bpf",
+        "index": ifindex,
+        "handle": TC_HANDLE,
+        "parent": TC_PARENT[direction],
+        "prio": TC_PRIO,
+        "protocol": ETH_P_ALL,
+    }
+
+
 def tc_replace(
     ipr: Any, ifindex: int, direction: str, prog_fd: int, name: str | None = None
 ) -> None:
     """Create netcc's filter on the hook, or atomically swap its program."""
     ipr.tc(
         "replace-filter",
-        kind="bpf",
-        index=ifindex,
-        handle=TC_HANDLE,
-        parent=TC_PARENT[direction],
-        prio=TC_PRIO,
-        protocol=ETH_P_ALL,
+        **_filter(ifindex, direction),
         fd=prog_fd,
         name=name or PROGRAM_FOR[direction],
         direct_action=True,
@@ -277,15 +284,7 @@ def tc_delete(ipr: Any, ifindex: int, direction: str) -> bool:
     """Delete netcc's filter from the hook; False if it was not there."""
     if tc_prog_id(ipr, ifindex, direction) is None:
         return False
-    ipr.tc(
-        "del-filter",
-        kind="bpf",
-        index=ifindex,
-        handle=TC_HANDLE,
-        parent=TC_PARENT[direction],
-        prio=TC_PRIO,
-        protocol=ETH_P_ALL,
-    )
+    ipr.tc("del-filter", **_filter(ifindex, direction))
     return True
 
 

@@ -24,6 +24,7 @@ allows in the datapath's `verdict_is_drop`).
 from __future__ import annotations
 
 import errno as errno_mod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,6 +170,15 @@ def _convert(
     return new.pack(new_struct, keep)
 
 
+def entries(fd: int, layout: Layout, name: str) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) of every entry of a hash-type map, skipping those gone meanwhile."""
+    m = layout.maps[name]
+    for key in libbpf.map_keys(fd, layout.size(m.key)):
+        raw = libbpf.map_lookup(fd, key, layout.size(m.value))
+        if raw is not None:
+            yield key, raw
+
+
 def copy_hash(
     old_fd: int,
     old: Layout,
@@ -182,10 +192,7 @@ def copy_hash(
     keys already in the new map are left alone."""
     om, nm = old.maps[name], new.maps[name]
     res = CopyResult()
-    for key in libbpf.map_keys(old_fd, old.size(om.key)):
-        raw = libbpf.map_lookup(old_fd, key, old.size(om.value))
-        if raw is None:  # expired meanwhile
-            continue
+    for key, raw in entries(old_fd, old, name):
         nkey = _convert(old, new, om.key, nm.key, key, None)
         nval = _convert(old, new, om.value, nm.value, raw, tr)
         if nkey is None or nval is None:
@@ -338,10 +345,7 @@ def flush_removed_backends(
         if name not in fds or name not in layout.maps:
             continue
         m = layout.maps[name]
-        for raw_key in libbpf.map_keys(fds[name], layout.size(m.key)):
-            raw = libbpf.map_lookup(fds[name], raw_key, layout.size(m.value))
-            if raw is None:
-                continue
+        for raw_key, raw in entries(fds[name], layout, name):
             key, val = layout.unpack(m.key, raw_key), layout.unpack(m.value, raw)
             if key["proto"] == TCP and not tcp:
                 continue

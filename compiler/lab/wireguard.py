@@ -41,10 +41,10 @@ def tunnel_ifname(out: Path, node: str) -> str | None:
 
 def record(state: LabState, node: str, netns: str, ifname: str) -> None:
     """Note a node's daemon before the loader starts it."""
-    from netcc.loader.wireguard.uapi import NETNS_SOCKET_BASE
+    from netcc.loader.wireguard.uapi import netns_socket_dir
 
     inode = lab_netns.inode(netns)
-    socket_dir = str(NETNS_SOCKET_BASE / f"net-{inode}")
+    socket_dir = str(netns_socket_dir(inode))
     state.record("wireguard", node=node, netns=netns, inode=inode, ifname=ifname, dir=socket_dir)
 
 

@@ -40,7 +40,7 @@ from netcc.loader.wireguard.backend import (
     TunnelPlan,
 )
 from netcc.loader.wireguard.select import choose_backend, named_backend
-from netcc.loader.wireguard.tunnel_doc import from_doc
+from netcc.loader.wireguard.tunnel_doc import PLAN_PATH, from_doc
 
 STATE_NAME = "wireguard.json"
 MAIN_TABLE, SCOPE_LINK, PROTO_STATIC = 254, 253, 4
@@ -69,7 +69,7 @@ class TunnelReport:
 
 
 def plan_path(node: str) -> str:
-    return f"nodes/{node}/wireguard.json"
+    return PLAN_PATH.format(node=node)
 
 
 def read_plan(

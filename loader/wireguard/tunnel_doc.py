@@ -18,6 +18,8 @@ from typing import Any
 from netcc.loader.wireguard.backend import BackendError, PeerConfig, TunnelPlan, TunnelRoute
 from netcc.loader.wireguard.values import check_plan
 
+PLAN_PATH = "nodes/{node}/wireguard.json"  # in OUT, one per node with a tunnel
+
 VERSION = 1
 
 

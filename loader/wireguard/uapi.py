@@ -64,7 +64,12 @@ def socket_dir() -> Path:
     namespace (`ip netns`), which shares the machine's /var/run with every other one."""
     if named_netns() is None:
         return STANDARD_SOCKET_DIR
-    return NETNS_SOCKET_BASE / f"net-{_netns_inode()}"
+    return netns_socket_dir(_netns_inode())
+
+
+def netns_socket_dir(inode: int) -> Path:
+    """The UAPI socket directory of the named namespace whose inode is `inode`."""
+    return NETNS_SOCKET_BASE / f"net-{inode}"
 
 
 def _b64_to_hex(key: str) -> str:
