@@ -10,14 +10,19 @@ from netcc import __version__
 from netcc.keys import add_keys_commands
 from netcc.lab.cli import add_lab_commands
 from netcc.loader.cli import add_load_commands
-from netcc.review.cli import add_review_commands
+from netcc.review.cli import add_review_commands, port_argument
 
 
 def _read_spec(path: str) -> bytes:
+    """The spec's bytes: bounded in size, and a FIFO nobody writes to reads as empty."""
+    from netcc.fsguard import read_input, shown
+
     try:
-        return Path(path).read_bytes()
+        return read_input(path)
+    except ValueError:  # a NUL byte in the path
+        raise _UserError(f"cannot read {shown(path)}: not a valid path") from None
     except OSError as e:
-        raise _UserError(f"cannot read {path}: {e.strerror}") from None
+        raise _UserError(f"cannot read {shown(path)}: {e.strerror or e}") from None
 
 
 class _UserError(Exception):
@@ -25,36 +30,51 @@ class _UserError(Exception):
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    """Compile SPEC into OUT, which is refused before compiling unless netcc may replace it."""
+    from netcc.fsguard import shown
     from netcc.pipeline import compile_spec
-    from netcc.write import write_tree
+    from netcc.write import OutputError, prepare_output, write_tree
 
-    tree = compile_spec(_read_spec(args.spec), args.spec)
+    protect = [args.spec]
     try:
-        write_tree(tree, Path(args.output))
+        prepare_output(args.output, protect)  # refused before compiling: nothing to waste
+        tree = compile_spec(_read_spec(args.spec), args.spec)
+        write_tree(tree, args.output, protect)
+    except OutputError as e:
+        raise _UserError(f"{e}; nothing written") from None
     except OSError as e:
-        raise _UserError(f"cannot write {args.output}: {e.strerror or e}") from None
+        where = shown(e.filename or args.output)
+        raise _UserError(f"cannot write {where}: {e.strerror or e}; nothing written") from None
     if not args.quiet:
         objects = sum(1 for p in tree if p.endswith(".o"))
-        print(f"netcc: wrote {len(tree)} files ({objects} BPF objects) to {args.output}")
+        print(f"netcc: wrote {len(tree)} files ({objects} BPF objects) to {shown(args.output)}")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when OUT is exactly the tree SPEC compiles to, 1 listing what differs."""
     from netcc.check import stale_files
+    from netcc.fsguard import shown
     from netcc.pipeline import compile_spec
 
+    if not args.out:
+        raise _UserError("OUT is empty (an unset variable?); name the directory to check")
     tree = compile_spec(_read_spec(args.spec), args.spec)
-    stale = stale_files(tree, Path(args.out))
+    try:
+        stale = stale_files(tree, Path(args.out))
+    except OSError as e:
+        where = shown(e.filename or args.out)
+        raise _UserError(f"cannot read {where}: {e.strerror or e}") from None
     for path, why in stale:
-        print(f"{Path(args.out) / path}: {why}")
+        print(f"{shown(Path(args.out) / path)}: {why}")
     if stale:
         print(
-            f"netcc: {args.out} is stale: {len(stale)} file(s) differ from what "
-            f"{args.spec} compiles to",
+            f"netcc: {shown(args.out)} is stale: {len(stale)} file(s) differ from what "
+            f"{shown(args.spec)} compiles to",
             file=sys.stderr,
         )
         return 1
-    print(f"netcc: {args.out} is up to date with {args.spec}")
+    print(f"netcc: {shown(args.out)} is up to date with {shown(args.spec)}")
     return 0
 
 
@@ -111,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("out")
     t.add_argument("--from", dest="src", required=True, metavar="IP")
     t.add_argument("--to", dest="dst", required=True, metavar="IP")
-    t.add_argument("--port", type=int, default=0)
+    t.add_argument("--port", type=port_argument, default=0)
     t.add_argument(
         "--protocol",
         default="TCP",
@@ -126,14 +146,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `netcc ARGV`: 0 on success, 1 on bad input, 2 on build errors, 3 on internal ones."""
     from netcc.build import BuildError
     from netcc.diagnostics import SpecError
+    from netcc.fsguard import shown
 
     args = parser().parse_args(argv)
     try:
         return args.func(args)
     except SpecError as e:
-        name = getattr(args, "spec", "spec")
+        name = shown(getattr(args, "spec", "spec"))
         for d in e.diagnostics:
             print(d.format(name), file=sys.stderr)
         n = sum(1 for d in e.diagnostics if d.severity == "error")

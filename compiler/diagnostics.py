@@ -2,6 +2,17 @@
 
 A spec path names a place in the document the way a user reads it: `spec.nodes[0].name`, with
 map keys that are not identifiers quoted (`spec.workloads[0].labels["app.kubernetes.io/name"]`).
+
+This module is the one place where text from the spec enters a message. `quote` and `show`
+render a spec value for a message, and every Diagnostic cleans its own message and path (and
+`format` the file name) the same way, whoever built them:
+
+- characters that are not printable (newline, CR, ESC and the other C0 and C1 controls, DEL,
+  bidi overrides and other format characters, separators) are escaped, so a diagnostic is
+  always exactly one line that cannot rewrite the terminal or forge another `FILE:LINE:COL`;
+- text shaped like a WireGuard key (base64 of 32 bytes: 43 base64 characters and `=`,
+  anywhere in the text) is never shown: CI logs keep messages, and a private key pasted into
+  the spec must not reach them.
 """
 
 from __future__ import annotations
@@ -10,18 +21,88 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMPONENT = re.compile(r'\.?[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\]')
 
+# Base64 of exactly 32 bytes, as `wg genkey` and `wg pubkey` print it, found anywhere in a
+# text: no look-behind, so no prefix (`/etc/wg/KEY`, `xKEY`) hides it. Hex digests
+# (`sha256:<64 hex>`) have no `=` and never match.
+KEY_SHAPED = re.compile(r"[A-Za-z0-9+/]{43}=")
+REDACTED = "<redacted: looks like a key>"
+MAX_QUOTED = 80  # characters of a spec value shown in a message; longer ones are shortened
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
 Location = tuple[int, int]
 
 
+def has_key_shape(text: str) -> bool:
+    """True when `text` holds key-shaped text anywhere (see KEY_SHAPED)."""
+    return KEY_SHAPED.search(text) is not None
+
+
+def escape(text: str) -> str:
+    """`text` with every unprintable character escaped (`\\n`, `\\x1b`, `\\u202e`).
+
+    Printable text, non-ASCII letters included, is kept; backslashes are kept as they are, so
+    that escaping twice changes nothing."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape_char(c) for c in text)
+
+
+def _escape_char(c: str) -> str:
+    if c in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[c]
+    code = ord(c)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def clean(text: str) -> str:
+    """`text` safe for a one-line message: escaped, and key-shaped text redacted."""
+    return KEY_SHAPED.sub(REDACTED, escape(text))
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 3] + "..."
+
+
+def quote(value: Any) -> str:
+    """A spec value for a message: JSON-quoted, shortened when long, escaped; a value holding
+    key-shaped text anywhere is replaced by `"<redacted: looks like a key>"` as a whole (it
+    is checked before shortening, so no prefix of a key is ever shown)."""
+    if isinstance(value, str):
+        if has_key_shape(value):
+            return f'"{REDACTED}"'
+        return _quoted(_shorten(value))
+    try:
+        rendered = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        rendered = repr(value)
+    return f'"{REDACTED}"' if has_key_shape(rendered) else escape(_shorten(rendered))
+
+
+def _quoted(text: str) -> str:
+    """`text` in double quotes: `"` and `\\` backslashed, unprintables escaped."""
+    return '"' + escape(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+
+
+def show(value: Any) -> str:
+    """A spec value for a message without quotes (a tag, a scalar as written): shortened,
+    escaped, and redacted as a whole when it holds key-shaped text."""
+    text = value if isinstance(value, str) else str(value)
+    return REDACTED if has_key_shape(text) else escape(_shorten(text))
+
+
 def join_key(base: str, key: str) -> str:
-    """Path of map key `key` under `base`."""
+    """Path of map key `key` under `base` (a key that is no identifier JSON-quoted, with any
+    unprintable character escaped)."""
     if _IDENT.fullmatch(key):
         return f"{base}.{key}" if base else key
-    return f"{base}[{json.dumps(key, ensure_ascii=False)}]"
+    return f"{base}[{_quoted(key)}]"
 
 
 def join_index(base: str, index: int) -> str:
@@ -54,8 +135,14 @@ class Diagnostic:
     col: int = 0
     severity: str = "error"  # "error" | "warning"
 
+    def __post_init__(self) -> None:
+        # Whoever built the message: one line, no control characters, no key.
+        object.__setattr__(self, "message", clean(self.message))
+        object.__setattr__(self, "path", clean(self.path))
+
     def format(self, filename: str) -> str:
         """`FILE:LINE:COL: error: MESSAGE (PATH)`, or `FILE: error: MESSAGE` without a line."""
+        filename = clean(filename)
         where = f"{filename}:{self.line}:{self.col}" if self.line else filename
         suffix = f" ({self.path})" if self.path else ""
         return f"{where}: {self.severity}: {self.message}{suffix}"
@@ -69,7 +156,7 @@ class SpecError(Exception):
 
     def __init__(self, diagnostics: Iterable[Diagnostic], filename: str = "<spec>") -> None:
         self.diagnostics: list[Diagnostic] = sorted(set(diagnostics), key=Diagnostic.sort_key)
-        self.filename = filename
+        self.filename = clean(filename)  # for messages only: one line, like every diagnostic
         super().__init__(self.format())
 
     def __reduce__(self) -> tuple[type[SpecError], tuple[list[Diagnostic], str]]:

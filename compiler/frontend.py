@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from netcc.build_model import build_cluster
 from netcc.diagnostics import Diagnostic, SourceMap, SpecError
-from netcc.load import load_yaml
+from netcc.load import decode, load_yaml
 from netcc.model import Cluster
 from netcc.validate import validate
-from netcc.validate.secrets import PRIVATE_KEY_MESSAGE, stray_keys
 
 INTERNAL_ERROR = "internal compiler error"
 
@@ -20,10 +19,7 @@ def parse_spec(text: str | bytes, filename: str) -> tuple[Cluster, SourceMap]:
     """Parse and validate a ClusterNetwork spec; raise SpecError (only) when it is invalid."""
     try:
         document, source_map = load_yaml(text, filename)
-        diagnostics = validate(document, source_map)
-        if not any(d.message == PRIVATE_KEY_MESSAGE for d in diagnostics):  # said once
-            raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-            diagnostics += stray_keys(raw, document)
+        diagnostics = validate(document, source_map, decode(text))
         if diagnostics:
             raise SpecError(diagnostics, filename)
         return build_cluster(document), source_map  # type: ignore[arg-type]

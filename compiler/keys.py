@@ -13,12 +13,17 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
+import errno
 import json
 import os
 import re
 import secrets
+import stat
 import sys
 from pathlib import Path
+
+from netcc.fsguard import kind_of, read_input, shown
 
 P = 2**255 - 19
 A24 = 121665
@@ -107,15 +112,17 @@ def _spec_nodes(path: str) -> list[str]:
     from netcc.load import load_yaml
 
     try:
-        doc, _ = load_yaml(Path(path).read_bytes(), path)
-    except OSError as e:
-        raise _UserError(f"cannot read {path}: {e.strerror}") from None
+        doc, _ = load_yaml(read_input(path), path)
     except SpecError as e:
-        raise _UserError(f"{path}: {e.diagnostics[0].message}") from None
+        raise _UserError(f"{shown(path)}: {e.diagnostics[0].message}") from None
+    except ValueError:  # a NUL byte in the path
+        raise _UserError(f"cannot read {shown(path)}: not a valid path") from None
+    except OSError as e:
+        raise _UserError(f"cannot read {shown(path)}: {e.strerror or e}") from None
     spec = doc.get("spec") if isinstance(doc, dict) else None
     nodes = spec.get("nodes") if isinstance(spec, dict) else None
     if not isinstance(nodes, list):
-        raise _UserError(f"{path}: no spec.nodes list")
+        raise _UserError(f"{shown(path)}: no spec.nodes list")
     return [n.get("name") for n in nodes if isinstance(n, dict)]
 
 
@@ -130,44 +137,109 @@ def _check_names(names: list[object]) -> list[str]:
     return [str(n) for n in names]
 
 
-def _write_private(path: Path, key: str, force: bool) -> None:
-    """Create the file 0600 (never readable by others, not even for a moment)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(key + "\n")
-    if force:
-        os.replace(tmp, path)
-    else:
-        os.link(tmp, path)  # fails if `path` appeared meanwhile
-        os.unlink(tmp)
+def _open_key_dir(out: Path) -> int:
+    """A directory fd on `out`, created 0700 when missing; a symlink or non-directory refused.
+
+    Missing directories are created along `out`'s real path (so `a/../keys` never creates
+    `a`). Every key file is then created relative to this fd, so swapping `out` for a link
+    after this check changes nothing.
+    """
+    if out.is_symlink():
+        raise _UserError(f"{shown(out)} is a symlink; give the key directory itself")
+    real = Path(os.path.realpath(out))
+    if os.path.lexists(real) and not real.is_dir():
+        raise _UserError(f"{shown(out)} exists and is not a directory")
+    if not os.path.lexists(real):
+        real.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(real, 0o700)
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _UserError(f"{shown(out)} is not a directory (a symlink?)") from None
+        raise
+    if os.fstat(fd).st_mode & 0o077:
+        print(f"netcc: warning: {shown(out)} is readable by others; chmod 700 it", file=sys.stderr)
+    return fd
+
+
+def _existing(dirfd: int, name: str) -> os.stat_result | None:
+    """lstat of `name` in the key directory, or None when there is nothing by that name."""
+    try:
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _check_targets(dirfd: int, out: Path, nodes: list[str], force: bool) -> None:
+    """Refuse, before writing anything, key paths that are links or that exist without force."""
+    existing = []
+    for node in nodes:
+        for name in (f"{node}{KEY_SUFFIX}", f"{node}{PUB_SUFFIX}"):
+            st = _existing(dirfd, name)
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                raise _UserError(
+                    f"{shown(out / name)} is a {kind_of(st.st_mode)}, not a regular file; "
+                    "remove it (netcc never writes a key through a link); nothing written"
+                )
+            if st is not None and name.endswith(KEY_SUFFIX):
+                existing.append(node)
+    if existing and not force:
+        raise _UserError(
+            f"{shown(out)}: key files exist for {', '.join(existing)}; nothing written "
+            "(--force replaces them)"
+        )
+
+
+def _write_file(dirfd: int, name: str, text: str, mode: int, replace: bool) -> None:
+    """Create `name` in the key directory with `mode` from the first byte on.
+
+    The data goes to a new file of a random name (O_CREAT|O_EXCL|O_NOFOLLOW: never an existing
+    file or a planted link), which is then renamed over `name` (`replace`) or hard-linked to it,
+    which fails if `name` exists (a key is never overwritten without --force).
+    """
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, mode, dir_fd=dirfd)
+    try:
+        with open(fd, "w") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(text + "\n")
+        if replace:
+            os.replace(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+        else:
+            os.link(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd, follow_symlinks=False)
+            os.unlink(tmp, dir_fd=dirfd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dirfd)
+        raise
 
 
 def generate(
     out: str | Path, nodes: list[str], force: bool = False, key_path: str | None = None
 ) -> dict[str, dict[str, str]]:
-    """Write a key pair per node into `out`; the spec's `nodes:` entries, by node name."""
+    """Write a key pair per node into `out`; the spec's `nodes:` entries, by node name.
+
+    Private keys are 0600 and never written through a symlink; `out` is created 0700 and
+    refused when it is a symlink; an existing key is replaced only with `force`.
+    """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise _UserError(f"{out} exists and is not a directory")
-    existing = [n for n in nodes if (out / f"{n}{KEY_SUFFIX}").exists()]
-    if existing and not force:
-        raise _UserError(
-            f"{out}: key files exist for {', '.join(existing)}; nothing written "
-            "(--force replaces them)"
-        )
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if out.stat().st_mode & 0o077:
-        print(f"netcc: warning: {out} is readable by others; chmod 700 it", file=sys.stderr)
-    entries = {}
-    for node in nodes:
-        private = generate_private_key()
-        path = out / f"{node}{KEY_SUFFIX}"
-        _write_private(path, private, force)
-        public = public_key(private)
-        (out / f"{node}{PUB_SUFFIX}").write_text(public + "\n")
-        where = key_path.replace("{node}", node) if key_path else str(path.resolve())
-        entries[node] = {"publicKey": public, "privateKeyFile": where}
+    dirfd = _open_key_dir(out)
+    try:
+        _check_targets(dirfd, out, nodes, force)
+        entries = {}
+        for node in nodes:
+            private = generate_private_key()
+            path = out / f"{node}{KEY_SUFFIX}"
+            _write_file(dirfd, path.name, private, 0o600, replace=force)
+            public = public_key(private)
+            _write_file(dirfd, f"{node}{PUB_SUFFIX}", public, 0o644, replace=True)
+            where = key_path.replace("{node}", node) if key_path else str(path.resolve())
+            entries[node] = {"publicKey": public, "privateKeyFile": where}
+    finally:
+        os.close(dirfd)
     return entries
 
 
@@ -183,10 +255,14 @@ def nodes_block(entries: dict[str, dict[str, str]]) -> str:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     try:
+        if not args.out or "\0" in args.out:
+            raise _UserError("--out is empty (an unset variable?); name the key directory")
         if args.key_path is not None and not args.key_path.startswith("/"):
             raise _UserError("--key-path must be an absolute path (the file on each node)")
         names: list[object] = (
-            _spec_nodes(args.spec) if args.spec else [n for n in args.nodes.split(",") if n]
+            _spec_nodes(args.spec)
+            if args.spec is not None
+            else [n for n in args.nodes.split(",") if n]
         )
         nodes = _check_names(names)
         entries = generate(args.out, nodes, args.force, args.key_path)
@@ -194,9 +270,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"netcc: error: {e}", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"netcc: error: {e.filename or args.out}: {e.strerror}", file=sys.stderr)
+        print(f"netcc: error: {shown(e.filename or args.out)}: {e.strerror}", file=sys.stderr)
         return 1
-    print(f"# spec.encryption.wireguard ({len(nodes)} key pairs in {args.out})")
+    print(f"# spec.encryption.wireguard ({len(nodes)} key pairs in {shown(args.out)})")
     print(nodes_block(entries))
     return 0
 

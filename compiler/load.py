@@ -2,21 +2,29 @@
 
 PyYAML composes the node graph (SafeLoader: no arbitrary tags); the objects are built here so that
 duplicate keys, non-string keys, unsupported tags and alias bombs are caught with their positions.
+
+Before anything is composed, the text is bounded: at most MAX_SPEC_BYTES, and at most MAX_DEPTH
+nested collections, found by a pass over the parser's events (an iterative state machine, in C
+when libyaml is there). libyaml's composer recurses once per level in C, and a deep enough
+document overflows the stack (a segfault, not an exception), so the depth is known first.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent
+from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from netcc.diagnostics import Diagnostic, SourceMap, SpecError, join_index, join_key
+from netcc.diagnostics import Diagnostic, SourceMap, SpecError, join_index, join_key, quote, show
 
 ALIAS_BUDGET = 100_000  # nodes that aliases may expand to, in total
 MAX_DEPTH = 64  # nesting of collections; real specs use about 12
+MAX_SPEC_BYTES = 64 << 20  # far above any real spec (10,000 services take a few MB)
+TOO_DEEP = f"document is nested more than {MAX_DEPTH} levels deep"
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TYPES = {
@@ -29,6 +37,7 @@ _SCALAR_TYPES = {
     "value": "string",  # the YAML 1.1 `=` scalar, harmless text
 }
 _CONSTRUCT = SafeConstructor()
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Abort(Exception):
@@ -39,10 +48,30 @@ class _Abort(Exception):
         self.node, self.path = node, path
 
 
+class _TooDeep(Exception):
+    """Composing reached a collection nested more than MAX_DEPTH levels deep, at `mark`."""
+
+    def __init__(self, mark: Any) -> None:
+        super().__init__(TOO_DEEP)
+        self.mark = mark
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose alias nodes are copies carrying the alias's own position."""
+    """SafeLoader whose alias nodes are copies carrying the alias's own position, and which
+    stops at MAX_DEPTH nested collections (the pre-pass already did; this keeps the recursive
+    composer bounded whatever the parsers disagree on)."""
+
+    netcc_depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if self.check_event(CollectionStartEvent):
+            self.netcc_depth += 1
+            try:
+                if self.netcc_depth > MAX_DEPTH:
+                    raise _TooDeep(self.peek_event().start_mark)
+                return super().compose_node(parent, index)
+            finally:
+                self.netcc_depth -= 1
         if not self.check_event(AliasEvent):
             return super().compose_node(parent, index)
         event = self.peek_event()
@@ -69,9 +98,20 @@ def _position(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def _decode(data: str | bytes) -> str:
+def _check_size(data: str | bytes) -> None:
+    """Refuse a spec over MAX_SPEC_BYTES, located where the bound is crossed."""
+    if len(data) <= MAX_SPEC_BYTES:
+        return
+    line = data.count(b"\n" if isinstance(data, bytes) else "\n", 0, MAX_SPEC_BYTES) + 1
+    start = data.rfind(b"\n" if isinstance(data, bytes) else "\n", 0, MAX_SPEC_BYTES) + 1
+    message = f"the spec is larger than {MAX_SPEC_BYTES >> 20} MiB; netcc reads no more"
+    raise SpecError([Diagnostic(message, "", line, MAX_SPEC_BYTES - start + 1)])
+
+
+def decode(data: str | bytes) -> str:
+    """The spec's text: UTF-8 without a byte order mark; SpecError (located) otherwise."""
     if isinstance(data, str):
-        return data
+        return data.removeprefix("\ufeff")
     try:
         text = bytes(data).decode("utf-8")
     except UnicodeDecodeError as e:
@@ -82,17 +122,46 @@ def _decode(data: str | bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
+def check_depth(text: str) -> None:
+    """Refuse a document nested more than MAX_DEPTH collections deep, at the first collection
+    too deep, before anything is composed. A syntax error ends the pass quietly: composing
+    reports it, with the same message whichever parser is used."""
+    try:
+        loader = (_FAST_LOADER or yaml.SafeLoader)(text)
+    except UnicodeError:  # a lone surrogate in a str: the reader reports it
+        return
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line, col = event.start_mark.line + 1, event.start_mark.column + 1
+                    raise SpecError([Diagnostic(TOO_DEEP, "", line, col)])
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except (yaml.YAMLError, UnicodeError):
+        return
+    finally:
+        loader.dispose()
+
+
 def _compose(text: str) -> Node | None:
+    check_depth(text)
     if _FAST_LOADER is not None and "&" not in text and "*" not in text:
         # Without anchors there are no aliases, and libyaml builds the very same node graph
         # with the same marks, ~6x faster. Any error is left to the pure-Python composer so
         # that messages are the same everywhere.
         try:
             return yaml.compose(text, Loader=_FAST_LOADER)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, UnicodeError):
             pass
     try:
         return yaml.compose(text, Loader=_Loader)
+    except _TooDeep as e:
+        line, col = e.mark.line + 1, e.mark.column + 1
+        raise SpecError([Diagnostic(TOO_DEEP, "", line, col)]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         if e.context == "expected a single document in the stream":
@@ -100,7 +169,7 @@ def _compose(text: str) -> Node | None:
         elif e.context and e.context.startswith("found duplicate anchor"):
             first = e.context_mark.line + 1 if e.context_mark else 0
             anchor = e.context.split(";")[0].removeprefix("found duplicate anchor ")
-            message = f"duplicate anchor {anchor} (first defined on line {first})"
+            message = f"duplicate anchor {show(anchor)} (first defined on line {first})"
         else:
             parts = [p for p in (e.context, e.problem) if p]
             message = "YAML syntax error: " + ", ".join(parts)
@@ -116,8 +185,8 @@ def _compose(text: str) -> Node | None:
         raise SpecError([Diagnostic(message, "", line, col)]) from None
     except yaml.YAMLError as e:  # any other PyYAML complaint, without a position
         raise SpecError([Diagnostic(f"YAML error: {e}")]) from None
-    except RecursionError:
-        raise SpecError([Diagnostic("document is nested too deeply")]) from None
+    except RecursionError:  # not expected: the depth is bounded before
+        raise SpecError([Diagnostic(TOO_DEEP, "", 1, 1)]) from None
 
 
 class _Builder:
@@ -160,7 +229,7 @@ class _Builder:
 
     def collection(self, node: Node, path: str, depth: int) -> tuple[Any, int]:
         if depth >= MAX_DEPTH:
-            raise _Abort(f"document is nested more than {MAX_DEPTH} levels deep", node, "")
+            raise _Abort(TOO_DEEP, node, "")
         ident = id(node.value)
         if ident in self.active:
             raise _Abort("recursive alias: an anchored collection contains itself", node, path)
@@ -176,7 +245,7 @@ class _Builder:
             self.nodes += 1
             self.built[ident] = (value, self.nodes - before, height)
         if depth + height > MAX_DEPTH:
-            raise _Abort(f"document is nested more than {MAX_DEPTH} levels deep", node, "")
+            raise _Abort(TOO_DEEP, node, "")
         return value, height
 
     def children(self, node: Node, path: str, depth: int) -> tuple[Any, int]:
@@ -191,7 +260,7 @@ class _Builder:
             return items, height + 1
         if isinstance(node, MappingNode) and node.tag == _TAG + "map":
             return self.mapping(node, path, depth)
-        self.error(node, path, f"unsupported YAML tag {_tag(node.tag)}")
+        self.error(node, path, f"unsupported YAML tag {show(_tag(node.tag))}")
         return None, 1
 
     def mapping(self, node: MappingNode, path: str, depth: int) -> tuple[dict[str, Any], int]:
@@ -206,7 +275,7 @@ class _Builder:
             if key in first:
                 line = _mark(first[key])[0]
                 self.error(
-                    key_node, key_path, f'duplicate key "{key}" (first defined on line {line})'
+                    key_node, key_path, f"duplicate key {quote(key)} (first defined on line {line})"
                 )
                 continue
             first[key] = key_node
@@ -218,25 +287,35 @@ class _Builder:
     def scalar(self, node: ScalarNode, path: str) -> Any:
         kind = node.tag.removeprefix(_TAG)
         if not node.tag.startswith(_TAG) or kind not in _SCALAR_TYPES:
-            self.error(node, path, f"unsupported YAML tag {_tag(node.tag)}")
+            self.error(node, path, f"unsupported YAML tag {show(_tag(node.tag))}")
             return None
         if kind in ("str", "timestamp", "value"):
-            return node.value
+            return self.text(node, path)
         try:
             return getattr(_CONSTRUCT, f"construct_yaml_{kind}")(node)
         except (ValueError, TypeError, KeyError, OverflowError):
-            self.error(node, path, f"invalid {_SCALAR_TYPES[kind]} {node.value[:40]!r}")
+            self.error(node, path, f"invalid {_SCALAR_TYPES[kind]} {quote(node.value)}")
             return None
+
+    def text(self, node: ScalarNode, path: str) -> str | None:
+        """A string scalar's text. A lone surrogate (`"\\ud800"`: the pure-Python scanner takes
+        it, libyaml does not) is no Unicode character and could be written nowhere."""
+        if m := _SURROGATE.search(node.value):
+            code = ord(m.group())
+            message = f"invalid escape: U+{code:04X} is a lone surrogate, no character"
+            self.error(node, path, message)
+            return None
+        return node.value
 
     def key(self, node: Node, path: str) -> str | None:
         if isinstance(node, ScalarNode) and node.tag == _TAG + "merge":
             self.error(node, path, 'YAML merge keys ("<<") are not supported; write the fields out')
             return None
         if isinstance(node, ScalarNode) and node.tag in (_TAG + "str", _TAG + "timestamp"):
-            return node.value
+            return self.text(node, path)
         if isinstance(node, ScalarNode):
             kind = _SCALAR_TYPES.get(node.tag.removeprefix(_TAG), node.tag)
-            got = f"{kind} {node.value}" if node.value else kind
+            got = f"{kind} {show(node.value)}" if node.value else kind
             self.error(node, path, f"mapping keys must be strings, got {got} (quote the key)")
         else:
             self.error(node, path, "mapping keys must be strings, got a collection")
@@ -249,10 +328,13 @@ def load_yaml(text: str | bytes, filename: str) -> tuple[object, SourceMap]:
     `filename` is only used to name the file in the raised error's text.
     """
     try:
-        source = _decode(text)
+        _check_size(text)
+        source = decode(text)
         root = _compose(source)
         if root is None or (isinstance(root, ScalarNode) and root.tag == _TAG + "null"):
-            raise SpecError([Diagnostic("empty document: expected a ClusterNetwork spec")])
+            line, col = _mark(root) if root is not None else (1, 1)
+            message = "empty document: expected a ClusterNetwork spec"
+            raise SpecError([Diagnostic(message, "", line, col)])
         builder = _Builder()
         try:
             document, _ = builder.build(root, "", 0)
@@ -262,6 +344,5 @@ def load_yaml(text: str | bytes, filename: str) -> tuple[object, SourceMap]:
         if builder.errors:
             raise SpecError(builder.errors)
     except SpecError as e:
-        e.filename = filename
         raise SpecError(e.diagnostics, filename) from None
     return document, builder.source_map

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from netcc.cache import load_tree, store_tree, tree_key
 
 
@@ -11,9 +15,30 @@ def compile_spec(spec: bytes, filename: str) -> dict[str, bytes]:
     cached = load_tree(key)
     if cached is not None:
         return cached
-    tree = _compile(spec, filename)
+    with _no_cyclic_gc():
+        tree = _compile(spec, filename)
     store_tree(key, tree)
     return tree
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Run the block without the cyclic garbage collector.
+
+    A compile allocates millions of small objects that live until it ends (the document, the
+    model, map entries, manifests) and makes almost no cycles. Each full pass of the
+    collector walks all of them and frees next to nothing, and the passes added up to about
+    as much CPU as the compile itself (a spec of 5,000 policies: 9.7 s with, 5.0 s without).
+    Reference counting still frees everything else as usual; the collector is back on (if
+    it was on) when the block ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _compile(spec: bytes, filename: str) -> dict[str, bytes]:

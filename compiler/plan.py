@@ -19,10 +19,10 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import NamedTuple
 
 from netcc import layout
-from netcc.cidr import port_range_prefixes, region_inside, regions
+from netcc.cidr import BlockIndex, port_range_prefixes, regions
 from netcc.identity import Identity, workload_identities
-from netcc.model import PROTOCOL_NUMBERS, Cluster, ContainerPort, IPBlock, Rule, Workload
-from netcc.semantics import Endpoint, ip_in_block, peer_matches, policies_selecting
+from netcc.model import PROTOCOL_NUMBERS, Cluster, ContainerPort, IPBlock, Peer, Rule, Workload
+from netcc.semantics import Endpoint, peer_matches, policies_selecting
 from netcc.services import maglev
 from netcc.services.lbplan import plan_services
 
@@ -142,17 +142,9 @@ def _ipv4_blocks(cluster: Cluster) -> list[IPBlock]:
     return sorted(found, key=lambda b: _block_text(b))
 
 
-def _region_blocks(region: IPv4Network, blocks: list[IPBlock]) -> frozenset[int]:
-    return frozenset(
-        i
-        for i, b in enumerate(blocks)
-        if region_inside(region, b.cidr)
-        and not any(isinstance(e, IPv4Network) and region_inside(region, e) for e in b.excepts)
-    )
-
-
-def _ip_blocks(ip: IPv4Address, blocks: list[IPBlock]) -> frozenset[int]:
-    return frozenset(i for i, b in enumerate(blocks) if ip_in_block(ip, b))
+def block_index(blocks: list[IPBlock]) -> BlockIndex:
+    """The index of `blocks` (IPv4 cidrs) that tells which hold an address or a region."""
+    return BlockIndex((b.cidr, b.excepts) for b in blocks)  # type: ignore[misc]
 
 
 def _verdicts(cluster: Cluster) -> tuple[list[VerdictInfo], dict, dict]:
@@ -213,23 +205,24 @@ def _peer_classes(
     cluster: Cluster, identities: dict[str, Identity], blocks: list[IPBlock]
 ) -> tuple[list[PeerClass], dict[IPv4Address, int], dict[IPv4Network, int]]:
     """Classes, the class of every exact address, and the class of every LPM region."""
+    index = block_index(blocks)
     keys: dict[tuple, Workload | None] = {}
     addr_key: dict[IPv4Address, tuple] = {}
     for w in sorted(cluster.workloads, key=lambda w: w.key):
         ports = tuple(sorted(w.ports, key=lambda p: (p.protocol, p.port, p.name or "")))
         for ip in w.ips:
-            k = ("pod", identities[w.key].number, ports, tuple(sorted(_ip_blocks(ip, blocks))))
+            k = ("pod", identities[w.key].number, ports, tuple(sorted(index.of_address(ip))))
             keys.setdefault(k, w)
             addr_key[ip] = k
     for n in cluster.nodes:
         for ip in (n.address, n.router_ip):
-            k = ("external", 0, (), tuple(sorted(_ip_blocks(ip, blocks))))
+            k = ("external", 0, (), tuple(sorted(index.of_address(ip))))
             keys.setdefault(k, None)
             addr_key[ip] = k
     region_key: dict[IPv4Network, tuple] = {}
     prefixes = {b.cidr for b in blocks} | {e for b in blocks for e in b.excepts}
     for region in regions({p for p in prefixes if isinstance(p, IPv4Network)}):
-        k = ("external", 0, (), tuple(sorted(_region_blocks(region, blocks))))
+        k = ("external", 0, (), tuple(sorted(index.of_region(region))))
         keys.setdefault(k, None)
         region_key[region] = k
 
@@ -248,17 +241,10 @@ def _peer_classes(
     )
 
 
-def _class_matches(cluster, policy, peers, cls: PeerClass, block_ids: list[int | None]) -> bool:
-    """Whether any peer matches the class; `block_ids[i]` indexes peer i's IPv4 ipBlock."""
-    for peer, block in zip(peers, block_ids, strict=True):
-        if peer.ip_block is not None:
-            if block is not None and block in cls.blocks:
-                return True
-        elif cls.kind == "pod" and peer_matches(
-            cluster, policy, peer, Endpoint(IPv4Address(0), workload=cls.representative)
-        ):
-            return True
-    return False
+def _selects_class(cluster: Cluster, policy, selector_peers: list[Peer], cls: PeerClass) -> bool:
+    """Whether any selector peer (no ipBlock) matches the pod class `cls`."""
+    remote = Endpoint(IPv4Address(0), workload=cls.representative)
+    return any(peer_matches(cluster, policy, peer, remote) for peer in selector_peers)
 
 
 def _block_index(block: IPBlock, cluster: Cluster) -> int:
@@ -291,6 +277,11 @@ class _Expander:
         self.by_namespace: dict[str, list[PeerClass]] = defaultdict(list)
         for c in self.pod_classes:
             self.by_namespace[c.representative.namespace].append(c)
+        assert all(c.number == i for i, c in enumerate(classes, start=1))  # classes[n - 1]
+        self.by_block: dict[int, list[int]] = defaultdict(list)  # block -> class numbers
+        for c in classes:
+            for b in c.blocks:
+                self.by_block[b].append(c.number)
         self.rule_verdict = rule_verdict
         self._peers: dict[tuple[str, str, int], list[PeerClass] | None] = {}
 
@@ -302,19 +293,29 @@ class _Expander:
         return self._peers[k]
 
     def _match(self, policy, rule: Rule) -> list[PeerClass]:
-        # A peer without namespaceSelector or ipBlock only reaches pods of the policy's own
-        # namespace; when all peers are so, only those classes need a look.
-        local_only = all(p.namespace_selector is None and p.ip_block is None for p in rule.peers)
-        candidates = self.by_namespace.get(policy.namespace, []) if local_only else self.classes
-        blocks = [
-            _block_index(p.ip_block, self.cluster)
-            if p.ip_block is not None and isinstance(p.ip_block.cidr, IPv4Network)
-            else None
-            for p in rule.peers
-        ]
-        return [
-            c for c in candidates if _class_matches(self.cluster, policy, rule.peers, c, blocks)
-        ]
+        """Classes any peer of the rule matches, in class order.
+
+        An ipBlock peer matches the classes inside its block (looked up, not searched); a
+        selector peer is tried on the pod classes only, and only on those of the policy's
+        namespace when no peer has a namespaceSelector or an ipBlock.
+        """
+        numbers: set[int] = set()
+        for peer in rule.peers:
+            block = peer.ip_block
+            if block is not None and isinstance(block.cidr, IPv4Network):
+                numbers.update(self.by_block.get(_block_index(block, self.cluster), ()))
+        selectors = [p for p in rule.peers if p.ip_block is None]
+        if selectors:
+            local_only = all(
+                p.namespace_selector is None and p.ip_block is None for p in rule.peers
+            )
+            pods = self.by_namespace.get(policy.namespace, []) if local_only else self.pod_classes
+            numbers.update(
+                c.number
+                for c in pods
+                if c.number not in numbers and _selects_class(self.cluster, policy, selectors, c)
+            )
+        return [self.classes[n - 1] for n in sorted(numbers)]
 
     def entries(self, profile: int, subject: Workload, direction: str):
         """Yields (key, verdict, note) for every allow of `subject` in `direction`."""
@@ -380,22 +381,17 @@ def plan(cluster: Cluster) -> ClusterPlan:
     for w in cluster.workloads:
         by_node[w.node].append(w)
 
+    ipcache = _ipcache(cluster, identities, workload_numbers, addr_class)
+    cidrs = _cidr_entries(region_class)
     nodes = []
     for node in sorted(cluster.nodes, key=lambda n: n.name):
         local = sorted(by_node[node.name], key=lambda w: w.key)
-        nodes.append(
-            _plan_node(
-                cluster,
-                node,
-                local,
-                identities,
-                workload_numbers,
-                addr_class,
-                region_class,
-                expander,
-                deny_verdict,
-            )
+        maps, profiles = _plan_node(
+            cluster, node, local, identities, workload_numbers, expander, deny_verdict
         )
+        maps["netcc_ipcache"] = ipcache.for_node(node.name)
+        maps["netcc_ipcache_cidr"] = cidrs
+        nodes.append(NodePlan(node.name, _map_order(maps), profiles))
 
     try:
         lb = plan_services(cluster)
@@ -450,17 +446,105 @@ def plan(cluster: Cluster) -> ClusterPlan:
     )
 
 
+# Maps whose entries are the same objects on every node (emit renders each entry once).
+SHARED_MAPS = ("netcc_ipcache", "netcc_ipcache_cidr")
+MAP_ORDER = (
+    "netcc_endpoints",
+    "netcc_ipcache",
+    "netcc_ipcache_cidr",
+    "netcc_policy_exact",
+    "netcc_policy",
+)
+
+
+def _map_order(maps: dict[str, tuple[MapEntry, ...]]) -> dict[str, tuple[MapEntry, ...]]:
+    """A node's policy maps in the order the emitter lists them."""
+    return {name: maps[name] for name in MAP_ORDER}
+
+
+@dataclass(frozen=True)
+class _Ipcache:
+    """Every node's ipcache: one list of entries, but for each node's own addresses.
+
+    All nodes hold every pod and node address; only a node's own two addresses (address and
+    router address) read differently there (identity host). So the entries are built and
+    sorted once, as remote nodes see them, and each node's copy swaps its own in place.
+    """
+
+    shared: tuple[MapEntry, ...]  # sorted by address, every node address as seen remotely
+    own: dict[str, list[tuple[int, MapEntry]]]  # node -> (position in shared, its own entry)
+
+    def for_node(self, name: str) -> tuple[MapEntry, ...]:
+        """The ipcache of node `name`, sorted by address."""
+        entries = list(self.shared)
+        for position, entry in self.own.get(name, ()):
+            entries[position] = entry
+        return tuple(entries)
+
+
+def _ipcache(cluster: Cluster, identities, workload_numbers, addr_class) -> _Ipcache:
+    """Every node's ipcache (see `_Ipcache`)."""
+    rows: list[tuple[int, MapEntry]] = []  # (address, entry), in spec order
+    for w in cluster.workloads:
+        for ip in w.ips:
+            value = {
+                "identity": identities[w.key].number,
+                "peer": addr_class[ip],
+                "workload": workload_numbers[w.key],
+                "flags": layout.IPCACHE_FLAGS["IPCACHE_F_POD"],
+            }
+            rows.append((int(ip), MapEntry({"ip": str(ip)}, value, w.key)))
+    own_rows: dict[str, list[tuple[int, MapEntry]]] = defaultdict(list)  # node -> (row, entry)
+    for n in cluster.nodes:
+        for ip, what in ((n.address, "address"), (n.router_ip, "router address")):
+            own_rows[n.name].append((len(rows), _node_address(ip, what, n.name, addr_class, True)))
+            rows.append((int(ip), _node_address(ip, what, n.name, addr_class, False)))
+    order = sorted(range(len(rows)), key=lambda i: rows[i][0])  # stable, as sorting entries
+    position = {row: pos for pos, row in enumerate(order)}
+    own = {
+        name: [(position[row], entry) for row, entry in entries]
+        for name, entries in own_rows.items()
+    }
+    return _Ipcache(tuple(rows[i][1] for i in order), own)
+
+
+def _node_address(ip: IPv4Address, what: str, node: str, addr_class, own: bool) -> MapEntry:
+    """The ipcache entry of a node's address, on that node (`own`) or on another."""
+    return MapEntry(
+        {"ip": str(ip)},
+        {
+            "identity": layout.IDENTITY_HOST if own else layout.IDENTITY_REMOTE_NODE,
+            "peer": addr_class[ip],
+            "workload": 0,
+            "flags": layout.IPCACHE_FLAGS["IPCACHE_F_HOST"] if own else 0,
+        },
+        f"{'this node' if own else 'node ' + node}: {what}",
+    )
+
+
+def _cidr_entries(region_class: dict[IPv4Network, int]) -> tuple[MapEntry, ...]:
+    """The ipcache LPM entries (the same on every node), sorted by address and length."""
+    regions = sorted(region_class, key=lambda r: (int(r.network_address), r.prefixlen))
+    return tuple(
+        MapEntry(
+            {"prefixlen": r.prefixlen, "ip": str(r.network_address)},
+            {"identity": layout.IDENTITY_WORLD, "peer": region_class[r], "workload": 0, "flags": 0},
+            str(r),
+        )
+        for r in regions
+    )
+
+
 def _plan_node(
-    cluster,
+    cluster: Cluster,
     node,
-    local,
-    identities,
-    workload_numbers,
-    addr_class,
-    region_class,
+    local: list[Workload],
+    identities: dict[str, Identity],
+    workload_numbers: dict[str, int],
     expander: _Expander,
-    deny_verdict,
-) -> NodePlan:
+    deny_verdict: dict[tuple[str, str], int],
+) -> tuple[dict[str, tuple[MapEntry, ...]], tuple[tuple[int, tuple[str, ...]], ...]]:
+    """A node's endpoints and policy maps, and its profiles (what depends on its pods)."""
     profiles: dict[tuple, list[Workload]] = {}
     for w in local:
         ports = tuple(sorted(w.ports, key=lambda p: (p.protocol, p.port, p.name or "")))
@@ -469,20 +553,7 @@ def _plan_node(
     policy: dict[tuple, tuple[int, str]] = {}
     flags_of: dict[int, int] = {}
     for number, members in enumerate(profiles.values(), start=1):
-        subject = members[0]
-        flags = 0
-        for direction in DIRECTIONS:
-            if policies_selecting(cluster, subject, direction):
-                flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ISOLATED"]
-            for key, verdict, note in expander.entries(number, subject, direction):
-                if key in policy and policy[key][0] <= verdict:
-                    continue
-                policy[key] = (verdict, note)
-                if key[2] == layout.PEER_ANY:
-                    flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ANY"]
-                if key[0] < layout.POLICY_PREFIX_FULL:
-                    flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_RANGES"]
-        flags_of[number] = flags
+        flags_of[number] = _expand_profile(cluster, number, members[0], expander, policy)
         for w in members:
             profile_of[w.key] = number
 
@@ -505,51 +576,42 @@ def _plan_node(
                     w.key,
                 )
             )
+    maps = {"netcc_endpoints": tuple(sorted(endpoints, key=_ip_order))}
+    maps.update(_policy_maps(policy))
+    return maps, tuple(
+        (number, tuple(w.key for w in members))
+        for number, members in enumerate(profiles.values(), start=1)
+    )
 
-    ipcache = []
-    for w in cluster.workloads:
-        for ip in w.ips:
-            ipcache.append(
-                MapEntry(
-                    {"ip": str(ip)},
-                    {
-                        "identity": identities[w.key].number,
-                        "peer": addr_class[ip],
-                        "workload": workload_numbers[w.key],
-                        "flags": layout.IPCACHE_FLAGS["IPCACHE_F_POD"],
-                    },
-                    w.key,
-                )
-            )
-    for n in cluster.nodes:
-        local_node = n.name == node.name
-        for ip, what in ((n.address, "address"), (n.router_ip, "router address")):
-            ipcache.append(
-                MapEntry(
-                    {"ip": str(ip)},
-                    {
-                        "identity": layout.IDENTITY_HOST
-                        if local_node
-                        else layout.IDENTITY_REMOTE_NODE,
-                        "peer": addr_class[ip],
-                        "workload": 0,
-                        "flags": layout.IPCACHE_FLAGS["IPCACHE_F_HOST"] if local_node else 0,
-                    },
-                    f"{'this node' if local_node else 'node ' + n.name}: {what}",
-                )
-            )
-    cidrs = [
-        MapEntry(
-            {"prefixlen": r.prefixlen, "ip": str(r.network_address)},
-            {"identity": layout.IDENTITY_WORLD, "peer": cls, "workload": 0, "flags": 0},
-            str(r),
-        )
-        for r, cls in region_class.items()
-    ]
-    # Sorted by (profile, dir, peer, proto, port, prefixlen), on the key tuples themselves.
+
+def _expand_profile(
+    cluster: Cluster,
+    number: int,
+    subject: Workload,
+    expander: _Expander,
+    policy: dict[tuple, tuple[int, str]],
+) -> int:
+    """Adds profile `number`'s entries to `policy` (lowest verdict wins); returns its flags."""
+    flags = 0
+    for direction in DIRECTIONS:
+        if policies_selecting(cluster, subject, direction):
+            flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ISOLATED"]
+        for key, verdict, note in expander.entries(number, subject, direction):
+            if key in policy and policy[key][0] <= verdict:
+                continue
+            policy[key] = (verdict, note)
+            if key[2] == layout.PEER_ANY:
+                flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ANY"]
+            if key[0] < layout.POLICY_PREFIX_FULL:
+                flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_RANGES"]
+    return flags
+
+
+def _policy_maps(policy: dict[tuple, tuple[int, str]]) -> dict[str, tuple[MapEntry, ...]]:
+    """Single ports to the hash map, ranges and wildcards to the LPM trie; both sorted by
+    (profile, dir, peer, proto, port, prefixlen), on the key tuples themselves."""
     order = sorted(policy, key=lambda k: (k[1], k[3], k[2], k[4], k[5], k[0]))
-    # Single ports go to the hash map; ranges and wildcards to the LPM trie.
-    exact_entries = [
+    exact = tuple(
         MapEntry(
             {"profile": k[1], "peer": k[2], "dir": k[3], "proto": k[4], "port": k[5]},
             {"verdict": policy[k][0]},
@@ -557,8 +619,8 @@ def _plan_node(
         )
         for k in order
         if k[0] == layout.POLICY_PREFIX_FULL
-    ]
-    policy_entries = [
+    )
+    ranges = tuple(
         MapEntry(
             {
                 "prefixlen": k[0],
@@ -573,22 +635,9 @@ def _plan_node(
         )
         for k in order
         if k[0] < layout.POLICY_PREFIX_FULL
-    ]
-
-    def ip_order(e: MapEntry) -> tuple:
-        return (int(IPv4Address(e.key["ip"])), e.key.get("prefixlen", 32))
-
-    return NodePlan(
-        node.name,
-        {
-            "netcc_endpoints": tuple(sorted(endpoints, key=ip_order)),
-            "netcc_ipcache": tuple(sorted(ipcache, key=ip_order)),
-            "netcc_ipcache_cidr": tuple(sorted(cidrs, key=ip_order)),
-            "netcc_policy_exact": tuple(exact_entries),
-            "netcc_policy": tuple(policy_entries),
-        },
-        tuple(
-            (number, tuple(w.key for w in members))
-            for number, members in enumerate(profiles.values(), start=1)
-        ),
     )
+    return {"netcc_policy_exact": exact, "netcc_policy": ranges}
+
+
+def _ip_order(e: MapEntry) -> tuple:
+    return (int(IPv4Address(e.key["ip"])), e.key.get("prefixlen", 32))

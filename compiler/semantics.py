@@ -136,19 +136,72 @@ def rule_matches(
     return not rule.ports or any(port_matches(p, proto, port, destination) for p in rule.ports)
 
 
+class SelectorIndex:
+    """The policies of each namespace, found by a pod's labels without trying every one.
+
+    A podSelector with matchLabels can only select pods that carry its first (key, value)
+    pair, so each such policy is filed under that pair; the others (empty selectors, or
+    matchExpressions only) are tried for every pod. A pod's candidates are the policies filed
+    under one of its own labels plus those: each is then checked in full, and the answer
+    keeps spec order. Answers are kept per (namespace, labels, direction), which replicas
+    share.
+    """
+
+    def __init__(self, policies: tuple[NetworkPolicy, ...]) -> None:
+        self._policies: dict[str, list[NetworkPolicy]] = {}
+        self._by_label: dict[str, dict[tuple[str, str], list[int]]] = {}
+        self._always: dict[str, list[int]] = {}
+        for p in policies:
+            members = self._policies.setdefault(p.namespace, [])
+            labels = p.pod_selector.match_labels
+            if labels:
+                by_label = self._by_label.setdefault(p.namespace, {})
+                by_label.setdefault(labels[0], []).append(len(members))
+            else:
+                self._always.setdefault(p.namespace, []).append(len(members))
+            members.append(p)
+        self._answers: dict[tuple, list[NetworkPolicy]] = {}
+        self.checked = 0  # selectors tried so far: the work, for tests
+
+    def candidates(self, namespace: str, labels: Mapping[str, str]) -> list[int]:
+        """Positions (in the namespace's spec order) of the policies that may select a pod."""
+        found = list(self._always.get(namespace, ()))
+        by_label = self._by_label.get(namespace, {})
+        for pair in labels.items():
+            found.extend(by_label.get(pair, ()))
+        return sorted(found)
+
+    def selecting(self, pod: Workload, direction: str) -> list[NetworkPolicy]:
+        """Policies of the pod's namespace that select it and isolate it in `direction`."""
+        key = (pod.namespace, pod.labels, direction)
+        answer = self._answers.get(key)
+        if answer is None:
+            labels = dict(pod.labels)
+            members = self._policies.get(pod.namespace, [])
+            positions = self.candidates(pod.namespace, labels)
+            self.checked += len(positions)
+            answer = self._answers[key] = [
+                members[i]
+                for i in positions
+                if members[i].isolates(direction)
+                and selector_matches(members[i].pod_selector, labels)
+            ]
+        return answer
+
+
+def selector_index(cluster: Cluster) -> SelectorIndex:
+    """The cluster's `SelectorIndex`, built on first use."""
+    index = cluster._index.get("selecting")
+    if index is None:
+        index = cluster._index["selecting"] = SelectorIndex(cluster.policies)
+    return index
+
+
 def policies_selecting(cluster: Cluster, pod: Workload, direction: str) -> list[NetworkPolicy]:
-    """Policies of the pod's namespace that select it and isolate it in `direction`."""
-    by_namespace = cluster._index.get("policies")
-    if by_namespace is None:
-        by_namespace = cluster._index["policies"] = {}
-        for p in cluster.policies:
-            by_namespace.setdefault(p.namespace, []).append(p)
-    labels = dict(pod.labels)
-    return [
-        p
-        for p in by_namespace.get(pod.namespace, ())
-        if p.isolates(direction) and selector_matches(p.pod_selector, labels)
-    ]
+    """Policies of the pod's namespace that select it and isolate it in `direction`.
+
+    The list is shared between calls (and replicas): callers must not change it."""
+    return selector_index(cluster).selecting(pod, direction)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,17 @@
-"""Check an artifact directory against its lock file before anything is loaded."""
+"""Check an artifact directory against its lock file before anything is loaded.
+
+OUT is read as `lstat` sees it: no symlink inside it is followed and no FIFO is opened, the
+lock file is bounded in size, and a lock of the wrong shape is a LockError, never a crash.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
+
+from netcc.fsguard import TooLarge, read_beneath, safe_relpath, shown
+from netcc.lock import MAX_LOCK_BYTES, LockFormatError, load_json_bounded
+from netcc.write import MAX_ARTIFACT_BYTES, scan_tree
 
 LOCK_NAME = "netcc.lock.json"
 
@@ -13,32 +20,57 @@ class LockError(Exception):
     """The artifacts are missing, tampered with, or not what the lock describes."""
 
 
+def _read_lock(out: Path) -> dict:
+    """The lock document with its `artifacts` map (path -> sha256); LockError otherwise."""
+    where = out / LOCK_NAME
+    try:
+        data = read_beneath(out, LOCK_NAME, MAX_LOCK_BYTES)
+        if data is None:
+            raise LockError(f"{where}: unreadable lock file (missing)")
+        lock = load_json_bounded(data)
+    except (OSError, LockFormatError) as e:
+        raise LockError(f"{where}: unreadable lock file ({e})") from None
+    artifacts = lock.get("artifacts") if isinstance(lock, dict) else None
+    if not isinstance(artifacts, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in artifacts.items()
+    ):
+        raise LockError(f"{where}: unreadable lock file (no artifacts map)")
+    return lock
+
+
+def _artifact_problem(out: Path, rel: str, digest: str) -> str | None:
+    """What is wrong with one artifact the lock lists, or None."""
+    if safe_relpath(rel) is None:
+        return f"{shown(rel)}: path escapes the artifact directory"
+    try:
+        data = read_beneath(out, rel, MAX_ARTIFACT_BYTES)
+    except TooLarge:
+        return f"{shown(rel)}: larger than {MAX_ARTIFACT_BYTES} bytes"
+    except OSError as e:
+        return f"{shown(rel)}: not a regular file ({e.strerror or e})"
+    if data is None:
+        return f"{shown(rel)}: missing"
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != digest:
+        return f"{shown(rel)}: sha256 {actual[:12]}… does not match the lock"
+    return None
+
+
 def verify_lock(out: Path) -> dict:
     """The lock document, after checking every artifact's digest; raises LockError."""
     out = Path(out)
-    try:
-        lock = json.loads((out / LOCK_NAME).read_text())
-        artifacts = lock["artifacts"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise LockError(f"{out / LOCK_NAME}: unreadable lock file ({e})") from None
-    problems = []
-    for rel, digest in sorted(artifacts.items()):
-        path = out / rel
-        if ".." in Path(rel).parts or Path(rel).is_absolute():
-            problems.append(f"{rel}: path escapes the artifact directory")
-            continue
-        try:
-            actual = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            problems.append(f"{rel}: missing")
-            continue
-        if actual != digest:
-            problems.append(f"{rel}: sha256 {actual[:12]}… does not match the lock")
+    lock = _read_lock(out)
+    artifacts = lock["artifacts"]
+    problems = [p for rel, d in sorted(artifacts.items()) if (p := _artifact_problem(out, rel, d))]
     known = set(artifacts) | {LOCK_NAME}
-    for path in sorted(p for p in out.rglob("*") if p.is_file()):
-        rel = path.relative_to(out).as_posix()
-        if rel not in known:
-            problems.append(f"{rel}: not in the lock")
+    try:
+        entries = scan_tree(out)
+    except OSError as e:
+        raise LockError(f"{out}: cannot read the artifact directory ({e.strerror or e})") from None
+    for rel, entry in entries.items():
+        if entry.kind != "directory" and rel not in known:
+            kind = "" if entry.kind == "regular file" else f" (a {entry.kind})"
+            problems.append(f"{shown(rel)}: not in the lock{kind}")
     if problems:
         raise LockError("artifacts do not match the lock file:\n  " + "\n  ".join(problems))
     return lock

@@ -86,24 +86,32 @@ def render_k8s(
     spec: bytes, filename: str, cluster: Cluster, tree: dict[str, bytes], budget: int = BUDGET
 ) -> dict[str, bytes]:
     """`k8s/...` files for the compiled `tree` (OUT without `k8s/` and its lock); `budget`:
-    payload bytes per artifact ConfigMap (see artifacts.py)."""
+    payload bytes per artifact ConfigMap (see artifacts.py).
+
+    Each document is dumped as soon as it is made: the artifact ConfigMaps copy every node's
+    files, so holding them all as objects next to their YAML would double the peak memory.
+    """
     from netcc.load import load_yaml
 
     document, _ = load_yaml(spec, filename)
+    assert isinstance(document, dict)
     packed = pack(tree, [n.name for n in cluster.nodes], spec, budget)
-    docs: dict[str, tuple[dict[str, Any], list[str] | tuple[str, ...]]] = {
-        "namespace.yaml": (namespace(), NAMESPACE_COMMENTS),
-        "serviceaccount.yaml": (service_account(), SERVICE_ACCOUNT_COMMENTS),
-        "daemonset.yaml": (daemonset(cluster, packed), COMMENTS),
-    }
-    for path, configmap in packed.configmaps.items():
+    files: dict[str, bytes] = {}
+
+    def put(path: str, doc: dict[str, Any], comments: list[str] | tuple[str, ...]) -> None:
+        files[f"{K8S_DIR}/{path}"] = dump(doc, comments)
+
+    put("namespace.yaml", namespace(), NAMESPACE_COMMENTS)
+    put("serviceaccount.yaml", service_account(), SERVICE_ACCOUNT_COMMENTS)
+    put("daemonset.yaml", daemonset(cluster, packed), COMMENTS)
+    for path in packed.configmaps:
+        configmap = packed.configmaps[path]  # built now, let go once dumped
         node = configmap["metadata"].get("annotations", {}).get("netcc.io/node")
         whose = f"node {node} (and its own lock)" if node else "every node"
-        docs[path] = (configmap, [f"Compiled artifacts for {whose}: see {KUSTOMIZATION}."])
-    assert isinstance(document, dict)
+        put(path, configmap, [f"Compiled artifacts for {whose}: see {KUSTOMIZATION}."])
     for path, policy in policy_objects(document).items():
-        docs[path] = (policy, [f"A NetworkPolicy of ClusterNetwork {cluster.name}, as written."])
-    files = {f"{K8S_DIR}/{p}": dump(doc, comments) for p, (doc, comments) in docs.items()}
+        put(path, policy, [f"A NetworkPolicy of ClusterNetwork {cluster.name}, as written."])
+    resources = [p.removeprefix(f"{K8S_DIR}/") for p in files]
     comments = kustomization_comments(cluster, packed)
-    files[f"{K8S_DIR}/{KUSTOMIZATION}"] = dump(kustomization(list(docs)), comments)
+    files[f"{K8S_DIR}/{KUSTOMIZATION}"] = dump(kustomization(resources), comments)
     return dict(sorted(files.items()))

@@ -29,13 +29,14 @@ import base64
 import hashlib
 import json
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from netcc import __version__
 from netcc.k8s.constants import NAMESPACE, labels
-from netcc.lock import LOCK_NAME, SPEC_IN_OUT, make_lock
+from netcc.lock import LOCK_NAME, SPEC_IN_OUT, make_lock, sha256
 
 BUDGET = 192 * 1024  # encoded payload bytes per ConfigMap
 PART = ".netcc-part-"  # FILE.netcc-part-0000, -0001...: pieces of one large file
@@ -54,7 +55,7 @@ class Piece:
 
     key: str
     path: str  # relative to the projected volume
-    data: bytes
+    data: bytes | memoryview  # a part of a large file is a view of it, not a copy
     binary: bool
 
     @cached_property
@@ -86,7 +87,7 @@ class Packed:
     """Every artifact ConfigMap, and the projected volume sources that put them back."""
 
     generation: str
-    configmaps: dict[str, dict[str, Any]]  # file under k8s/ -> ConfigMap
+    configmaps: Mapping[str, dict[str, Any]]  # file under k8s/ -> ConfigMap (`ConfigMaps`)
     sources: list[dict[str, Any]]  # projected volume sources, in order
 
 
@@ -105,11 +106,25 @@ def own_files(tree: dict[str, bytes], node: str) -> dict[str, bytes]:
     return {p: d for p, d in tree.items() if p.startswith(f"nodes/{node}/")}
 
 
-def node_lock(files: dict[str, bytes], spec: bytes) -> bytes:
-    """The node's own lock: OUT's format, listing exactly `files`."""
+def files_by_node(tree: dict[str, bytes], nodes: list[str]) -> dict[str, dict[str, bytes]]:
+    """`own_files` of every node in `nodes`, in one pass over the tree (a node name has no
+    `/`, so a file's node is the second part of its path)."""
+    out: dict[str, dict[str, bytes]] = {node: {} for node in nodes}
+    for path, data in tree.items():
+        parts = path.split("/", 2)
+        if len(parts) == 3 and parts[0] == "nodes" and parts[1] in out:
+            out[parts[1]][path] = data
+    return out
+
+
+def node_lock(
+    files: dict[str, bytes], spec: bytes, digests: Mapping[str, str] | None = None
+) -> bytes:
+    """The node's own lock: OUT's format, listing exactly `files` (`digests`: the sha256 of
+    some of them, known already)."""
     from netcc.build import clang_version
 
-    return make_lock(files, spec, __version__, clang_version())
+    return make_lock(files, spec, __version__, clang_version(), digests)
 
 
 def _is_text(path: str, data: bytes) -> bool:
@@ -139,16 +154,21 @@ def pieces(prefix: str, files: dict[str, bytes], budget: int = BUDGET) -> list[P
     taken: set[str] = set()
     for path in sorted(files):
         data = files[path]
-        whole = Piece(_key(path, taken), f"{prefix}/{path}", data, not _is_text(path, data))
-        if whole.size <= budget:
-            out.append(whole)
-            continue
-        taken.discard(whole.key)
+        key = _key(path, taken)
+        # Encoded, a file takes at least its own length (base64 and JSON escapes only grow
+        # it): one that cannot fit is cut without being encoded first.
+        if len(data) + len(key) + 8 <= budget:
+            whole = Piece(key, f"{prefix}/{path}", data, not _is_text(path, data))
+            if whole.size <= budget:
+                out.append(whole)
+                continue
+        taken.discard(key)
         step = (budget - KEY_MAX - 64) // 4 * 3
+        view = memoryview(data)
         for n, start in enumerate(range(0, len(data), step)):
             part = f"{path}{PART}{n:04d}"
             out.append(
-                Piece(_key(part, taken), f"{prefix}/{part}", data[start : start + step], True)
+                Piece(_key(part, taken), f"{prefix}/{part}", view[start : start + step], True)
             )
     return out
 
@@ -205,17 +225,41 @@ def _configmap(b: Bundle, name: str, gen: str) -> dict[str, Any]:
 def pack(tree: dict[str, bytes], nodes: list[str], spec: bytes, budget: int = BUDGET) -> Packed:
     """The artifact ConfigMaps of `tree` (OUT without `k8s/` and its lock) for `nodes`."""
     common = common_files(tree)
+    common_digests = {path: sha256(data) for path, data in common.items()}
     bundles = bundle(None, pieces(COMMON, common, budget), budget)
+    by_node = files_by_node(tree, nodes)
     for node in sorted(nodes):
-        own = own_files(tree, node)
-        own[LOCK_NAME] = node_lock({**common, **own}, spec)
+        own = by_node[node]
+        own[LOCK_NAME] = node_lock({**common, **own}, spec, common_digests)
         bundles += bundle(node, pieces(f"node/{node}", own, budget), budget)
     gen = generation(bundles)
-    configmaps, sources = {}, []
+    named, sources = {}, []
     for b in bundles:
         name = configmap_name(gen, b.node, b.index)
         where = COMMON if b.node is None else f"nodes/{b.node}"
-        configmaps[f"artifacts/{where}/{b.index}.yaml"] = _configmap(b, name, gen)
+        named[f"artifacts/{where}/{b.index}.yaml"] = (b, name)
         items = [{"key": p.key, "path": p.path} for p in b.pieces]
         sources.append({"configMap": {"name": name, "items": items}})
-    return Packed(gen, configmaps, sources)
+    return Packed(gen, ConfigMaps(named, gen), sources)
+
+
+class ConfigMaps(Mapping[str, dict[str, Any]]):
+    """The artifact ConfigMaps by file under k8s/, each built when it is looked up.
+
+    Together they hold every node's files again (base64 for the large ones), so they are
+    not kept: whoever writes them out takes one at a time and lets it go.
+    """
+
+    def __init__(self, named: dict[str, tuple[Bundle, str]], gen: str) -> None:
+        self._named = named  # file -> (bundle, ConfigMap name)
+        self._gen = gen
+
+    def __getitem__(self, path: str) -> dict[str, Any]:
+        b, name = self._named[path]
+        return _configmap(b, name, self._gen)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._named)
+
+    def __len__(self) -> int:
+        return len(self._named)

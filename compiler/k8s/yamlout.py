@@ -75,11 +75,37 @@ def _printable(comment: str) -> str:
     return "".join(ch if " " <= ch <= "~" else "?" for ch in comment)
 
 
-def dump(document: dict[str, Any], comments: Iterable[str] = (), dumper: type = _Dumper) -> bytes:
-    """One YAML file: the generated-code header, `comments` as `#` lines, the document."""
-    lines = [HEADER] + [f"# {_printable(c)}".rstrip() + "\n" for c in comments]
-    body = yaml.dump(
-        ordered(document, top=True),
+# Long base64 values (ConfigMap binaryData: the BPF object, parts of large map files) are
+# emitted as plain scalars, verbatim: no character of the alphabet needs quoting or escaping,
+# and without spaces nothing is folded. The emitter still scans them character by character
+# (~100 MB/s), so they are set aside and put back into its output (see `_stash`).
+LONG = 1024
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_TOKEN = "netcc-long-scalar-{:08d}"
+_TOKEN_RE = re.compile(r"netcc-long-scalar-(\d{8})")
+
+
+def _stash(value: Any, stash: list[str]) -> Any:
+    """`value` with every long base64 string (one a YAML parser reads back as that string
+    without quotes) replaced by a token that emits plain as well, appended to `stash`."""
+    if isinstance(value, dict):
+        return {k: _stash(v, stash) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stash(v, stash) for v in value]
+    if (
+        isinstance(value, str)
+        and len(value) >= LONG
+        and not ambiguous(value)
+        and _BASE64.fullmatch(value)
+    ):
+        stash.append(value)
+        return _TOKEN.format(len(stash) - 1)
+    return value
+
+
+def _emit(document: Any, dumper: type) -> str:
+    return yaml.dump(
+        document,
         Dumper=dumper,
         sort_keys=False,
         default_flow_style=False,
@@ -87,6 +113,24 @@ def dump(document: dict[str, Any], comments: Iterable[str] = (), dumper: type = 
         width=2**31 - 1,
         explicit_start=False,
     )
-    text = "".join(lines) + body
+
+
+def _body(document: dict[str, Any], dumper: type) -> str:
+    """The document's YAML, long base64 values emitted around instead of through PyYAML."""
+    doc = ordered(document, top=True)
+    stash: list[str] = []
+    skeleton = _emit(_stash(doc, stash), dumper)
+    if not stash:
+        return skeleton
+    found = [int(m) for m in _TOKEN_RE.findall(skeleton)]
+    if found != list(range(len(stash))):  # a token-like string of the document's own
+        return _emit(doc, dumper)
+    return _TOKEN_RE.sub(lambda m: stash[int(m.group(1))], skeleton)
+
+
+def dump(document: dict[str, Any], comments: Iterable[str] = (), dumper: type = _Dumper) -> bytes:
+    """One YAML file: the generated-code header, `comments` as `#` lines, the document."""
+    lines = [HEADER] + [f"# {_printable(c)}".rstrip() + "\n" for c in comments]
+    text = "".join(lines) + _body(document, dumper)
     assert text.isascii()
     return text.encode()

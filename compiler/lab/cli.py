@@ -121,11 +121,17 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _port_proto(text: str) -> tuple[int, str]:
+    """PORT/PROTO in ASCII (`int()` would take '٦'), protocol defaulting to TCP."""
+    from netcc.fsguard import shown
+
     port, _, proto = text.partition("/")
-    try:
-        return int(port), (proto or "TCP").upper()
-    except ValueError:
-        raise ValueError(f"{text}: expected PORT/PROTO, e.g. 8080/tcp") from None
+    proto = (proto or "TCP").upper() if proto.isascii() else ""
+    if not (port.isascii() and port.isdigit() and len(port) <= 5) or proto not in PROTOCOLS:
+        raise ValueError(f"{shown(text)}: expected PORT/PROTO, e.g. 8080/tcp or 53/udp")
+    return int(port), proto
+
+
+PROTOCOLS = ("TCP", "UDP")  # what lab probes speak
 
 
 def cmd_probe(args: argparse.Namespace) -> int:

@@ -7,13 +7,17 @@ except by `diff`, whose exit 1 means "changed": it exits 2 on any error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import stat
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from netcc.diagnostics import SpecError
+from netcc.fsguard import kind_of, shown
 
 EXIT_ERROR = 1
 DIFF_ERROR = 2
@@ -43,7 +47,8 @@ def _guarded(func: Callable[[argparse.Namespace], int], error_code: int = EXIT_E
             print(f"netcc: error: {e}", file=sys.stderr)
             return error_code
         except OSError as e:
-            print(f"netcc: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+            where = shown(e.filename) if e.filename else "error"
+            print(f"netcc: error: {where}: {e.strerror or e}", file=sys.stderr)
             return error_code
 
     return run
@@ -58,12 +63,47 @@ def _print(text: str) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _emit(text: str, output: str | None) -> None:
+def _emit(text: str, output: str | None, inputs: tuple[str | None, ...] = ()) -> None:
+    """Print `text`, or write it to the file `output` (never one of `inputs`)."""
     if output is None:
         _print(text)
         return
-    Path(output).write_text(text, encoding="utf-8")
-    print(f"netcc: wrote {output}", file=sys.stderr)
+    write_report(text.encode("utf-8"), output, [i for i in inputs if i])
+    print(f"netcc: wrote {shown(output)}", file=sys.stderr)
+
+
+def write_report(data: bytes, output: str, inputs: list[str]) -> None:
+    """Replace `output` with `data` atomically (a temporary sibling renamed over it).
+
+    `output` must be new or a regular file: a symlink, FIFO, directory or device is refused
+    (SourceError), as is the file of a spec being reviewed. An existing file keeps its mode.
+    """
+    from netcc.review.source import SourceError
+
+    if not output or "\0" in output:
+        raise SourceError("-o names no file; name one, or leave -o out to print to stdout")
+    try:
+        st = os.lstat(output)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise SourceError(
+            f"-o {shown(output)} is a {kind_of(st.st_mode)}; name a new or regular file, "
+            "or leave -o out to print to stdout"
+        )
+    for spec in inputs:
+        if st is not None and os.path.exists(spec) and os.path.samefile(spec, output):
+            raise SourceError(f"-o {shown(output)} is the spec being reviewed; name another file")
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(output).name}.tmp-", dir=Path(output).parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode) if st is not None else 0o644)
+        os.replace(tmp, output)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -79,7 +119,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         text = render_html(report)
     else:
         text = render_markdown(report)
-    _emit(text, args.output)
+    _emit(text, args.output, (args.spec, args.with_spec))
     return 0
 
 
@@ -137,8 +177,18 @@ def cmd_lint(args: argparse.Namespace) -> int:
     if found:
         _print("".join(d.format(spec.filename) + "\n" for d in found))
     kind = "error" if args.strict else "warning"
-    print(f"netcc: {len(found)} {kind}(s) in {spec.filename}", file=sys.stderr)
+    print(f"netcc: {len(found)} {kind}(s) in {shown(spec.filename)}", file=sys.stderr)
     return 1 if args.strict and found else 0
+
+
+def port_argument(text: str) -> int:
+    """argparse type for --port: ASCII decimal digits only (int() takes '٦' and ' 7_0')."""
+    from netcc.review.why import parse_port
+
+    try:
+        return parse_port(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_review_commands(sub: argparse._SubParsersAction) -> None:
@@ -175,7 +225,7 @@ def add_review_commands(sub: argparse._SubParsersAction) -> None:
         help="IP or ns/workload; a service: svc:NS/NAME, its cluster IP, or a node (name or "
         "address) with a nodePort as --port",
     )
-    w.add_argument("--port", type=int, metavar="P", help="required for TCP, UDP and SCTP")
+    w.add_argument("--port", type=port_argument, metavar="P", help="required for TCP, UDP and SCTP")
     w.add_argument(
         "--protocol", default="TCP", metavar="PROTO", help="TCP (default), UDP, SCTP, ICMP or 0-255"
     )

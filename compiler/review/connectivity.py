@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
-from netcc.cidr import region_inside, regions
+from netcc.cidr import BlockIndex, regions
 from netcc.model import Cluster, IPBlock, NetworkPolicy, Node, Rule, Workload
 from netcc.review.portset import ALL, EMPTY, PortSet
 from netcc.semantics import (
     Endpoint,
     RuleRef,
-    ip_in_block,
     peer_matches,
     policies_selecting,
 )
@@ -93,13 +92,16 @@ class Region:
 
 def split_regions(prefixes: set[IPv4Network]) -> list[Region]:
     """The address space cut along `prefixes`: disjoint regions covering all of IPv4."""
-    nets = regions(prefixes)
-    out = []
+    nets = regions(prefixes)  # sorted by address, then length: each after its ancestors
+    holes: dict[IPv4Network, list[IPv4Network]] = {n: [] for n in nets}
+    chain: list[IPv4Network] = []  # the prefixes holding the current one, outermost first
     for n in nets:
-        inner = [m for m in nets if m != n and m.subnet_of(n)]
-        holes = [m for m in inner if not any(o != m and m.subnet_of(o) for o in inner)]
-        out.append(Region(n, tuple(sorted(holes))))
-    return out
+        while chain and not n.subnet_of(chain[-1]):
+            chain.pop()
+        if chain:
+            holes[chain[-1]].append(n)  # the most specific prefix holding n: a hole of it
+        chain.append(n)
+    return [Region(n, tuple(sorted(holes[n]))) for n in nets]
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,7 @@ class Connectivity:
         self.cluster = cluster
         self.blocks = ipv4_blocks(cluster)
         self._block_index = {b: i for i, b in enumerate(self.blocks)}
+        self._containing = BlockIndex((b.cidr, b.excepts) for b in self.blocks)  # type: ignore[misc]
         self.regions = split_regions(block_prefixes(cluster) | set(extra_prefixes))
         self.pods: list[Party] = []
         self.nodes: list[Party] = []
@@ -252,17 +255,12 @@ class Connectivity:
     # -- parties -----------------------------------------------------------------------------
 
     def _signature(self, ip: IPv4Address) -> Signature:
-        return frozenset(i for i, b in enumerate(self.blocks) if ip_in_block(ip, b))
+        """The blocks holding `ip` (as `ip_in_block`), looked up in the block index."""
+        return self._containing.of_address(ip)
 
     def _region_signature(self, region: Region) -> Signature:
-        return frozenset(
-            i
-            for i, b in enumerate(self.blocks)
-            if region_inside(region.prefix, b.cidr)  # type: ignore[arg-type]
-            and not any(
-                isinstance(e, IPv4Network) and region_inside(region.prefix, e) for e in b.excepts
-            )
-        )
+        """The blocks holding all of `region` (as `region_inside`), looked up likewise."""
+        return self._containing.of_region(region.prefix)
 
     def _group(self, ips: Iterable[IPv4Address]) -> dict[Signature, list[IPv4Address]]:
         groups: dict[Signature, list[IPv4Address]] = {}

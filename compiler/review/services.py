@@ -17,6 +17,7 @@ from ipaddress import AddressValueError, IPv4Address
 from typing import Any
 
 from netcc.diagnostics import SourceMap
+from netcc.fsguard import shown
 from netcc.model import PROTOCOL_NUMBERS, Cluster, Node, Service, ServicePort
 from netcc.review.connectivity import Connectivity
 from netcc.services.backends import Backend, port_backends, port_label
@@ -55,7 +56,7 @@ def service_target(
         service = next((s for s in cluster.services if s.key == key), None)
         if service is None:
             known = ", ".join(sorted(s.key for s in cluster.services)) or "none"
-            raise ValueError(f"no service {key} in the spec (services: {known})")
+            raise ValueError(f"no service {shown(key)} in the spec (services: {known})")
         sp = _ports(service, port, protocol, node_port=False)
         if sp is None:
             have = ", ".join(f"{p.port}/{p.protocol}" for p in service.ports)

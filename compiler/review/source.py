@@ -5,19 +5,32 @@ of the spec (`spec.yaml`, or the file the lock names under `spec.path`), it is u
 digest is checked against the lock; otherwise the reviewer must pass the spec, and
 `--spec SPEC` beside `OUT` checks that it is the one `OUT` was compiled from.
 `git:REV:PATH` reads `git show REV:PATH` in the current directory's repository; PATH may name
-a spec or an `OUT` directory at that revision.
+a spec or an `OUT` directory at that revision. REV is resolved to a commit first
+(`git rev-parse --verify --end-of-options REV^{commit}`) and refused when it could be an option.
+Files inside an `OUT` are read without following a symlink and never from a FIFO, and a lock
+file is bounded in size and checked field by field before anything it names is read.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from netcc.diagnostics import SourceMap
 from netcc.frontend import parse_spec
-from netcc.lock import LOCK_NAME, SPEC_IN_OUT, sha256
+from netcc.fsguard import MAX_SPEC_BYTES, TooLarge, read_beneath, read_input, safe_relpath, shown
+from netcc.lock import (
+    LOCK_NAME,
+    MAX_LOCK_BYTES,
+    SPEC_IN_OUT,
+    LockFormatError,
+    is_sha256,
+    load_json_bounded,
+    sha256,
+)
 from netcc.model import Cluster
 
 
@@ -39,40 +52,104 @@ class Spec:
         return sha256(self.text)
 
 
-def _git_show(rev: str, path: str) -> bytes:
-    try:
-        proc = subprocess.run(
-            ["git", "show", f"{rev}:{path}"], capture_output=True, check=False, timeout=60
+_GIT_TIMEOUT = 60
+
+
+def check_revision(rev: str) -> None:
+    """Refuse a revision git could take for an option or that no ref name can hold."""
+    if not rev or rev.startswith("-"):
+        raise SourceError(
+            f"git revision {shown(rev)} is not a revision (it must not be empty or "
+            "start with '-'); pass git:REV:PATH with a commit, branch or tag as REV"
         )
-    except OSError as e:
-        raise SourceError(f"cannot run git: {e.strerror}") from None
+    if len(rev) > 256 or any(c.isspace() or not c.isprintable() for c in rev):
+        raise SourceError(
+            f"git revision {shown(rev)} holds whitespace or control characters, or is longer "
+            "than 256 characters; pass a commit, branch or tag"
+        )
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run git in the current directory; every revision argument was checked before."""
+    try:
+        return subprocess.run(
+            ["git", *args], capture_output=True, check=False, timeout=_GIT_TIMEOUT
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SourceError(f"cannot run git: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _git_error(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """git's last line of complaint, escaped for a message."""
+    reason = proc.stderr.decode(errors="replace").strip().splitlines()
+    return shown(reason[-1]) if reason else "error"
+
+
+def _git_commit(rev: str) -> str:
+    """The commit `rev` names, as a full object name (which git can never read as an option)."""
+    check_revision(rev)
+    proc = _git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+    name = proc.stdout.decode(errors="replace").strip()
+    if proc.returncode != 0 or not re.fullmatch(r"[0-9a-f]{40,64}", name):
+        raise SourceError(f"git: {shown(rev)} names no commit in this repository")
+    return name
+
+
+def _git_object(commit: str, path: str) -> str:
+    """`COMMIT:PATH` for git. It starts with the commit's hex name, so git never takes it for
+    an option, and git reads it from its object store, never the file system; PATH only
+    must hold no control characters."""
+    if not path or not path.isprintable():
+        raise SourceError(f"git path {shown(path)} is empty or holds control characters")
+    return f"{commit}:{path.rstrip('/') or path}"
+
+
+def _git_show(rev: str, path: str) -> bytes:
+    """The blob at `rev:path` (as `git show` prints it), bounded in size."""
+    obj = _git_object(_git_commit(rev), path)
+    size = _git("cat-file", "-s", "--end-of-options", obj)
+    if size.returncode != 0:
+        raise SourceError(f"git show {shown(rev)}:{shown(path)} failed: {_git_error(size)}")
+    if int(size.stdout.strip() or 0) > MAX_SPEC_BYTES:
+        raise SourceError(f"{shown(rev)}:{shown(path)} is larger than {MAX_SPEC_BYTES} bytes")
+    proc = _git("cat-file", "blob", "--end-of-options", obj)
     if proc.returncode != 0:
-        reason = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise SourceError(f"git show {rev}:{path} failed: {reason[-1] if reason else 'error'}")
+        raise SourceError(f"git show {shown(rev)}:{shown(path)} failed: {_git_error(proc)}")
     return proc.stdout
 
 
 def _git_is_tree(rev: str, path: str) -> bool:
-    try:
-        proc = subprocess.run(
-            ["git", "cat-file", "-t", f"{rev}:{path}"], capture_output=True, check=False, timeout=60
-        )
-    except OSError as e:
-        raise SourceError(f"cannot run git: {e.strerror}") from None
+    """Whether `rev:path` is a directory (an OUT, then) at that commit."""
+    proc = _git("cat-file", "-t", "--end-of-options", _git_object(_git_commit(rev), path))
     return proc.returncode == 0 and proc.stdout.strip() == b"tree"
 
 
 def _lock_spec(lock_text: bytes, where: str) -> tuple[str, str]:
-    """(sha256, spec file name inside OUT) from a lock file."""
+    """(sha256, spec file name inside OUT) from a lock file; SourceError for anything else.
+
+    Only what review needs is required (the spec's digest); a `spec.path` must be a plain
+    relative path inside OUT.
+    """
     try:
-        doc = json.loads(lock_text)
-        spec = doc["spec"]
-        return spec["sha256"], spec.get("path", SPEC_IN_OUT)
-    except (ValueError, KeyError, TypeError):
-        raise SourceError(f"{where}: not a netcc lock file") from None
+        doc = load_json_bounded(lock_text)
+    except LockFormatError as e:
+        raise SourceError(f"{where}: not a netcc lock file ({e})") from None
+    spec = doc.get("spec") if isinstance(doc, dict) else None
+    if not isinstance(spec, dict) or not is_sha256(spec.get("sha256")):
+        raise SourceError(f"{where}: not a netcc lock file (no spec.sha256 digest)")
+    name = spec.get("path", SPEC_IN_OUT)
+    if not isinstance(name, str):
+        raise SourceError(f"{where}: not a netcc lock file (spec.path is not a string)")
+    if safe_relpath(name) is None:
+        raise SourceError(
+            f"{where}: spec.path {shown(name)} is not a plain relative path inside OUT; "
+            "refusing to read it"
+        )
+    return spec["sha256"], name
 
 
-def _from_out(lock: bytes, read, where: str) -> tuple[bytes, str]:
+def _from_out(lock: bytes, read: Callable[[str], bytes | None], where: str) -> tuple[bytes, str]:
+    """The spec an OUT carries (read through `read`), checked against its lock's digest."""
     digest, name = _lock_spec(lock, f"{where}/{LOCK_NAME}")
     text = read(name)
     if text is None:
@@ -81,55 +158,69 @@ def _from_out(lock: bytes, read, where: str) -> tuple[bytes, str]:
             "compiled from instead (`netcc review OUT --spec SPEC` checks that it is)"
         )
     if sha256(text) != digest:
-        raise SourceError(f"{where}/{name} does not match the spec digest in {LOCK_NAME}")
-    return text, f"{where}/{name}"
+        raise SourceError(f"{where}/{shown(name)} does not match the spec digest in {LOCK_NAME}")
+    return text, f"{where}/{shown(name)}"
+
+
+def _read_in_out(out: Path, name: str, limit: int) -> bytes | None:
+    """A file inside OUT: no link followed out of it, no FIFO opened, bounded in size."""
+    try:
+        return read_beneath(out, name, limit)
+    except TooLarge:
+        raise SourceError(f"{shown(out / name)} is larger than {limit} bytes") from None
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or str(e)
+        raise SourceError(f"cannot read {shown(out / name)}: {why} (not a regular file?)") from None
+
+
+def _read_git(arg: str) -> tuple[bytes, str]:
+    """`git:REV:PATH`: a spec, or an OUT directory carrying its spec, at a revision."""
+    rev, sep, path = arg[4:].partition(":")
+    if not sep or not rev or not path:
+        raise SourceError(f"{shown(arg)}: expected git:REV:PATH")
+    if not _git_is_tree(rev, path):
+        return _git_show(rev, path), shown(arg)
+    base = path.rstrip("/")
+
+    def read_git(name: str) -> bytes | None:
+        try:
+            return _git_show(rev, f"{base}/{name}")
+        except SourceError:
+            return None
+
+    return _from_out(_git_show(rev, f"{base}/{LOCK_NAME}"), read_git, shown(arg))
 
 
 def read_text(arg: str) -> tuple[bytes, str]:
     """The spec bytes and a display name for a file, `OUT` or `git:REV:PATH` argument."""
     if arg.startswith("git:"):
-        rev, sep, path = arg[4:].partition(":")
-        if not sep or not rev or not path:
-            raise SourceError(f"{arg}: expected git:REV:PATH")
-        if _git_is_tree(rev, path):
-            lock = _git_show(rev, f"{path.rstrip('/')}/{LOCK_NAME}")
-
-            def read_git(name: str) -> bytes | None:
-                try:
-                    return _git_show(rev, f"{path.rstrip('/')}/{name}")
-                except SourceError:
-                    return None
-
-            return _from_out(lock, read_git, arg)
-        return _git_show(rev, path), arg
+        return _read_git(arg)
     p = Path(arg)
     if p.is_dir():
-        lock_path = p / LOCK_NAME
-        if not lock_path.is_file():
-            raise SourceError(f"{arg} is a directory without {LOCK_NAME}: not an OUT directory")
-
-        def read_file(name: str) -> bytes | None:
-            f = p / name
-            return f.read_bytes() if f.is_file() else None
-
-        return _from_out(lock_path.read_bytes(), read_file, arg)
+        lock = _read_in_out(p, LOCK_NAME, MAX_LOCK_BYTES)
+        if lock is None:
+            raise SourceError(
+                f"{shown(arg)} is a directory without {LOCK_NAME}: not an OUT directory"
+            )
+        return _from_out(lock, lambda name: _read_in_out(p, name, MAX_SPEC_BYTES), shown(arg))
     try:
-        return p.read_bytes(), arg
+        return read_input(p), shown(arg)  # past the bound, the parser says where
+    except ValueError:
+        raise SourceError(f"cannot read {shown(arg)}: not a valid path") from None
     except OSError as e:
-        raise SourceError(f"cannot read {arg}: {e.strerror}") from None
+        raise SourceError(f"cannot read {shown(arg)}: {e.strerror or e}") from None
 
 
 def check_out_matches(out: str, spec_text: bytes, spec_name: str) -> None:
     """Refuse a `--spec` that is not the spec `OUT` was compiled from."""
-    lock = Path(out) / LOCK_NAME
-    try:
-        digest, _ = _lock_spec(lock.read_bytes(), str(lock))
-    except OSError as e:
-        raise SourceError(f"cannot read {lock}: {e.strerror}") from None
+    lock = _read_in_out(Path(out), LOCK_NAME, MAX_LOCK_BYTES)
+    if lock is None:
+        raise SourceError(f"{shown(out)} is a directory without {LOCK_NAME}: not an OUT directory")
+    digest, _ = _lock_spec(lock, f"{shown(out)}/{LOCK_NAME}")
     if sha256(spec_text) != digest:
         raise SourceError(
-            f"{spec_name} is not the spec {out} was compiled from (its sha256 differs from "
-            f"{LOCK_NAME}); recompile, or review the spec itself"
+            f"{spec_name} is not the spec {shown(out)} was compiled from (its sha256 differs "
+            f"from {LOCK_NAME}); recompile, or review the spec itself"
         )
 
 
@@ -140,7 +231,7 @@ def load(arg: str, *, spec: str | None = None) -> Spec:
     """
     if spec is not None:
         if not Path(arg).is_dir():
-            raise SourceError(f"--spec goes with an OUT directory; {arg} is not one")
+            raise SourceError(f"--spec goes with an OUT directory; {shown(arg)} is not one")
         text, name = read_text(spec)
         check_out_matches(arg, text, name)
     else:

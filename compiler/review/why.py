@@ -8,11 +8,13 @@ whether its peers and its ports match.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address
 from typing import Any
 
 from netcc.diagnostics import SourceMap
+from netcc.fsguard import shown
 from netcc.model import PROTOCOL_NUMBERS, Cluster, Workload
 from netcc.semantics import (
     Endpoint,
@@ -41,12 +43,24 @@ class Question:
 
 
 def parse_protocol(text: str) -> int:
-    """TCP, UDP, SCTP, ICMP (any case) or an IP protocol number."""
-    if text.upper() in PROTOCOLS:
-        return PROTOCOLS[text.upper()]
-    if text.isdigit() and 0 <= int(text) <= 255:
-        return int(text)
-    raise WhyError(f"unknown protocol {text!r}: use TCP, UDP, SCTP, ICMP or a number 0-255")
+    """TCP, UDP, SCTP, ICMP (any case) or an IP protocol number 0-255, in ASCII only.
+
+    `str.isdigit` and `str.upper` are not enough: they take other scripts' digits ('٦') and
+    letters that upper-case into ASCII ('ſctp'), which would silently pick a protocol.
+    """
+    if text.isascii():
+        if text.upper() in PROTOCOLS:
+            return PROTOCOLS[text.upper()]
+        if re.fullmatch(r"[0-9]{1,3}", text) and int(text) <= 255:
+            return int(text)
+    raise WhyError(f"unknown protocol '{shown(text)}': use TCP, UDP, SCTP, ICMP or a number 0-255")
+
+
+def parse_port(text: str) -> int:
+    """A port number for --port, in ASCII decimal digits (range checks come later)."""
+    if not text.isascii() or not re.fullmatch(r"[0-9]{1,5}", text):
+        raise ValueError(f"'{shown(text)}' is not a port number (1-65535)")
+    return int(text)
 
 
 def protocol_name(proto: int) -> str:
@@ -61,11 +75,13 @@ def resolve_address(cluster: Cluster, text: str) -> IPv4Address:
             if w.namespace == namespace and w.name == name:
                 return w.ips[0]
         known = ", ".join(sorted(w.key for w in cluster.workloads)) or "none"
-        raise WhyError(f"no workload {text} in the spec (workloads: {known})")
+        raise WhyError(f"no workload {shown(text)} in the spec (workloads: {known})")
     try:
         return IPv4Address(text)
     except AddressValueError:
-        raise WhyError(f"{text!r} is neither an IPv4 address nor namespace/workload") from None
+        raise WhyError(
+            f"'{shown(text)}' is neither an IPv4 address nor namespace/workload"
+        ) from None
 
 
 def question(cluster: Cluster, src: str, dst: str, port: int | None, protocol: str) -> Question:

@@ -6,13 +6,12 @@ these helpers: a value of the wrong type reads as absent and is left to the sche
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
-from netcc.diagnostics import join_index
+from netcc.diagnostics import join_index, quote
 
-MAX_QUOTED = 80
+__all__ = ["entries", "integer", "items", "mapping", "quote", "text"]
 
 
 def mapping(value: Any) -> dict[str, Any]:
@@ -40,13 +39,3 @@ def text(value: Any) -> str | None:
 def integer(value: Any) -> int | None:
     """`value` if it is an integer (booleans are not)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def quote(value: Any) -> str:
-    """`value` for a message: JSON-quoted, shortened when long."""
-    if isinstance(value, str) and len(value) > MAX_QUOTED:
-        value = value[: MAX_QUOTED - 3] + "..."
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)

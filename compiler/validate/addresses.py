@@ -18,6 +18,26 @@ from netcc.validate.context import Context
 Network = IPv4Network | IPv6Network
 
 
+# IPv4 ranges no node, pod or service can be addressed from (RFC 6890 and its forerunners).
+SPECIAL_RANGES = (
+    (IPv4Network("0.0.0.0/8"), 'an unspecified or "this network" address (0.0.0.0/8)'),
+    (IPv4Network("127.0.0.0/8"), "a loopback address (127.0.0.0/8)"),
+    (IPv4Network("169.254.0.0/16"), "a link-local address (169.254.0.0/16)"),
+    (IPv4Network("224.0.0.0/4"), "a multicast address (224.0.0.0/4)"),
+    (IPv4Network("240.0.0.0/4"), "a reserved or broadcast address (240.0.0.0/4)"),
+)
+
+
+def special_address(address: IPv4Address) -> str | None:
+    """What `address` is when no host may use it (loopback, multicast...), else None."""
+    return next((what for net, what in SPECIAL_RANGES if address in net), None)
+
+
+def special_network(network: IPv4Network) -> str | None:
+    """The special range `network` overlaps (as `special_address` words it), else None."""
+    return next((what for net, what in SPECIAL_RANGES if network.overlaps(net)), None)
+
+
 def parse_cidr(value: str) -> tuple[Network | None, str | None]:
     """(network, None), or (None, why it is not a valid CIDR)."""
     if "/" not in value:

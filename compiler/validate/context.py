@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
-from netcc.diagnostics import Diagnostic, SourceMap
+from netcc.diagnostics import Diagnostic, SourceMap, quote
 
 
 @dataclass
@@ -37,5 +37,5 @@ class Context:
         if name is None or known is None or name in known:
             return True
         section = "nodes" if kind == "node" else "namespaces"
-        self.error(path, f'{kind} "{name}" is not declared in spec.{section}', at_key=at_key)
+        self.error(path, f"{kind} {quote(name)} is not declared in spec.{section}", at_key=at_key)
         return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 import re
 from typing import Any
 
@@ -10,6 +9,7 @@ from netcc.diagnostics import join_key
 from netcc.k8s.constants import RESERVED_PATHS
 from netcc.validate.access import mapping, quote, text
 from netcc.validate.context import Context
+from netcc.validate.wireguard import key_file_problems as wireguard_key_file_problems
 
 DEPLOY_PATH = "spec.deploy"
 NAME_MAX = 255  # distribution/reference: NameTotalLengthMax
@@ -63,10 +63,8 @@ def _lower_path(name: str) -> str:
 
 def key_file_problems(path: str) -> list[str]:
     """Why the loader pod cannot mount a WireGuard key at `path` (empty when it can)."""
-    if not path.startswith("/"):
-        return []  # reported by the WireGuard checks
-    if posixpath.normpath(path) != path or path.startswith("//") or path == "/":
-        return ["privateKeyFile must be a normalized file path (no '.', '..', '//' or trailing /)"]
+    if problems := wireguard_key_file_problems(path):
+        return problems
     for reserved in RESERVED_PATHS:
         if path == reserved or path.startswith(reserved + "/") or reserved.startswith(path + "/"):
             return [
@@ -85,10 +83,29 @@ def check_deploy(ctx: Context, spec: dict[str, Any]) -> None:
             f"invalid image {quote(image)}: {'; '.join(problems)} ({_EXPECTED})",
         )
     wireguard = mapping(mapping(spec.get("encryption")).get("wireguard"))
-    if wireguard.get("enabled") is not True:
-        return  # no key is mounted
+    if wireguard.get("enabled") is True:  # else no key is mounted
+        _check_key_mounts(ctx, mapping(wireguard.get("nodes")))
+
+
+def _check_key_mounts(ctx: Context, nodes: dict[str, Any]) -> None:
+    """Each key path is a file the loader pod mounts: clear of the pod's own paths, and none
+    inside another (a file cannot hold a mount)."""
     nodes_path = "spec.encryption.wireguard.nodes"
-    for node, entry in mapping(wireguard.get("nodes")).items():
+    mounted: dict[str, str] = {}
+    for node, entry in nodes.items():
         key_file = text(mapping(entry).get("privateKeyFile"))
-        if key_file is not None and (problems := key_file_problems(key_file)):
-            ctx.error(join_key(join_key(nodes_path, node), "privateKeyFile"), problems[0])
+        if key_file is None or wireguard_key_file_problems(key_file):
+            continue  # reported by the WireGuard checks
+        path = join_key(join_key(nodes_path, node), "privateKeyFile")
+        if problems := key_file_problems(key_file):
+            ctx.error(path, problems[0])
+            continue
+        for other, other_node in mounted.items():
+            if key_file.startswith(other + "/") or other.startswith(key_file + "/"):
+                ctx.error(
+                    path,
+                    f"privateKeyFile {quote(key_file)} is inside or above {quote(other)} of "
+                    f"node {quote(other_node)}: the loader pod mounts a key file at each",
+                )
+                break
+        mounted.setdefault(key_file, node)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from netcc.diagnostics import join_key, join_path
+from netcc.diagnostics import join_key, join_path, show
 from netcc.validate.access import entries, integer, items, mapping, quote, text
 from netcc.validate.addresses import parse_cidr
 from netcc.validate.context import Context
 from netcc.validate.k8s_names import describe, dns1123_subdomain, port_name
-from netcc.validate.labels import check_selector
+from netcc.validate.labels import check_annotations, check_labels, check_selector
 
 DIRECTIONS = (("ingress", "from"), ("egress", "to"))
 SELECTORS = ("podSelector", "namespaceSelector")
@@ -36,6 +36,9 @@ def _check_metadata(
 ) -> None:
     meta_path = join_key(path, "metadata")
     name, namespace = text(meta.get("name")), text(meta.get("namespace"))
+    # Both reach OUT/k8s as written: the API server must accept them.
+    check_labels(ctx, meta.get("labels"), join_key(meta_path, "labels"))
+    check_annotations(ctx, meta.get("annotations"), join_key(meta_path, "annotations"))
     ctx.check_reference("namespace", namespace, ctx.namespaces, join_key(meta_path, "namespace"))
     if name is None:
         return
@@ -45,7 +48,8 @@ def _check_metadata(
     if namespace is not None:
         if (namespace, name) in names:
             first = names[namespace, name]
-            ctx.error(name_path, f"policy {namespace}/{name} is already declared by {first}")
+            message = f"policy {show(namespace)}/{show(name)} is already declared by {first}"
+            ctx.error(name_path, message)
         names.setdefault((namespace, name), path)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import Any
 
-from netcc.diagnostics import join_key
+from netcc.diagnostics import join_key, show
 from netcc.validate.access import entries, integer, items, quote, text
 from netcc.validate.addresses import ipv4_address
 from netcc.validate.context import Context
@@ -55,7 +55,8 @@ def _check_name(ctx: Context, service: dict[str, Any], path: str, seen: _Seen) -
         return
     if (namespace, name) in seen.names:
         first = seen.names[namespace, name]
-        ctx.error(name_path, f"service {namespace}/{name} is already declared by {first}")
+        message = f"service {show(namespace)}/{show(name)} is already declared by {first}"
+        ctx.error(name_path, message)
     seen.names.setdefault((namespace, name), path)
 
 
@@ -102,7 +103,7 @@ def _check_ports(ctx: Context, ports: Any, path: str, node_port_type: bool, seen
                 first = numbers[number, protocol]
                 ctx.error(
                     join_key(port_path, "port"),
-                    f"port {number}/{protocol} is already used by {first}",
+                    f"port {number}/{show(protocol)} is already used by {first}",
                 )
             numbers.setdefault((number, protocol), port_path)
         target = text(port.get("targetPort"))
@@ -127,5 +128,5 @@ def _check_node_port(
         return
     if (number, protocol) in seen.node_ports:
         first = seen.node_ports[number, protocol]
-        ctx.error(node_port_path, f"nodePort {number}/{protocol} is already used by {first}")
+        ctx.error(node_port_path, f"nodePort {number}/{show(protocol)} is already used by {first}")
     seen.node_ports.setdefault((number, protocol), path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 from netcc.diagnostics import join_key
@@ -10,6 +11,31 @@ from netcc.validate.context import Context
 from netcc.validate.secrets import is_wireguard_key
 
 WIREGUARD_PATH = "spec.encryption.wireguard"
+MAX_KEY_FILE = 1024  # characters of a privateKeyFile: far above any real path
+MAX_COMPONENT = 255  # bytes of one component (NAME_MAX)
+COLON = (
+    "privateKeyFile must not contain ':' (the loader pod mounts the key there; runtimes split "
+    "mounts at ':')"
+)
+
+
+def key_file_problems(path: str) -> list[str]:
+    """Why `path` is not a key file path every consumer takes as written: an absolute,
+    normalized path of printable characters without ':' (a DaemonSet mountPath, a
+    wireguard.json field, a file the loader opens). Empty when it is one."""
+    if not path.startswith("/"):
+        return ["privateKeyFile must be an absolute path"]
+    if len(path) > MAX_KEY_FILE:
+        return [f"privateKeyFile must be no more than {MAX_KEY_FILE} characters"]
+    if not path.isprintable():
+        return ["privateKeyFile must hold only printable characters (no control characters)"]
+    if ":" in path:
+        return [COLON]
+    if posixpath.normpath(path) != path or path.startswith("//") or path == "/":
+        return ["privateKeyFile must be a normalized file path (no '.', '..', '//' or trailing /)"]
+    if any(len(part.encode()) > MAX_COMPONENT for part in path.split("/")):
+        return [f"privateKeyFile components must be no more than {MAX_COMPONENT} bytes"]
+    return []
 
 
 def check_wireguard(ctx: Context, spec: dict[str, Any]) -> None:
@@ -34,8 +60,8 @@ def check_wireguard(ctx: Context, spec: dict[str, Any]) -> None:
                 )
             public_keys.setdefault(public_key, node)
         key_file = text(entry.get("privateKeyFile"))
-        if key_file is not None and not is_wireguard_key(key_file) and not key_file.startswith("/"):
-            ctx.error(join_key(path, "privateKeyFile"), "privateKeyFile must be an absolute path")
+        if key_file is not None and (problems := key_file_problems(key_file)):
+            ctx.error(join_key(path, "privateKeyFile"), problems[0])
     readable = isinstance(wireguard.get("nodes", {}), dict)
     if wireguard.get("enabled") is True and ctx.nodes is not None and readable:
         for node in ctx.nodes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import Any
 
-from netcc.diagnostics import join_key, join_path
+from netcc.diagnostics import join_key, join_path, show
 from netcc.validate.access import entries, integer, items, quote, text
 from netcc.validate.addresses import ipv4_address
 from netcc.validate.context import Context
@@ -26,7 +26,8 @@ def check_workloads(ctx: Context, workloads: Any) -> None:
                 ctx.error(name_path, describe("workload name", name, problems))
             if namespace is not None and (namespace, name) in names:
                 first = names[(namespace, name)]
-                ctx.error(name_path, f"workload {namespace}/{name} is already declared by {first}")
+                message = f"workload {show(namespace)}/{show(name)} is already declared by {first}"
+                ctx.error(name_path, message)
             names.setdefault((namespace or "", name), path)
         ctx.check_reference("namespace", namespace, ctx.namespaces, join_key(path, "namespace"))
         node_known = ctx.check_reference("node", node, ctx.nodes, join_key(path, "node"))
@@ -47,7 +48,7 @@ def check_workloads(ctx: Context, workloads: Any) -> None:
 def _check_ip_on_node(ctx: Context, ip: IPv4Address, node: str, cidr: Any, path: str) -> None:
     if cidr is None:
         return
-    where = f'podCIDR {cidr} of node "{node}"'
+    where = f"podCIDR {cidr} of node {quote(node)}"
     if ip not in cidr:
         ctx.error(path, f"IP {ip} is outside the {where}")
     elif ip == cidr.network_address:
@@ -55,7 +56,9 @@ def _check_ip_on_node(ctx: Context, ip: IPv4Address, node: str, cidr: Any, path:
     elif ip == cidr.broadcast_address:
         ctx.error(path, f"IP {ip} is the broadcast address of the {where}")
     elif ip == cidr.network_address + 1:
-        ctx.error(path, f'IP {ip} is the router address of node "{node}" (first host of {cidr})')
+        ctx.error(
+            path, f"IP {ip} is the router address of node {quote(node)} (first host of {cidr})"
+        )
 
 
 def _check_ports(ctx: Context, ports: Any, path: str) -> None:
@@ -75,8 +78,9 @@ def _check_ports(ctx: Context, ports: Any, path: str) -> None:
         protocol = port.get("protocol", "TCP")
         if number is not None and isinstance(protocol, str):
             if (number, protocol) in numbers:
+                first = numbers[number, protocol]
                 ctx.error(
                     join_key(port_path, "port"),
-                    f"port {number}/{protocol} is already declared by {numbers[number, protocol]}",
+                    f"port {number}/{show(protocol)} is already declared by {first}",
                 )
             numbers.setdefault((number, protocol), port_path)

@@ -198,9 +198,9 @@ def test_spec_is_a_directory(run, tmp_path):
         (b"key: value\n\tbad: tab\n", "spec.yaml:"),
         (b"just some text\n", "spec.yaml:1:1: error: expected mapping, got string"),
         (b"- 1\n- 2\n", "spec.yaml:1:1: error: expected mapping, got "),
-        (b"", "spec.yaml: error: empty document"),
+        (b"", "spec.yaml:1:1: error: empty document"),
         (b"{{{{", "spec.yaml:"),
-        (b"\xef\xbb\xbf", "spec.yaml: error: empty document"),
+        (b"\xef\xbb\xbf", "spec.yaml:1:1: error: empty document"),
     ],
     ids=[
         "invalid-utf8",
@@ -322,11 +322,13 @@ def test_same_tree_from_two_cwds_and_two_empty_caches(run, tmp_path):
     assert r.returncode == 0, r.stdout
 
 
-def test_out_that_is_a_file_is_replaced(run, work):
+def test_out_that_is_a_file_is_refused_and_kept(run, work):
     (work / "out").write_text("not a directory")
     r = run("compile", "spec.yaml", "-o", "out", cwd=work)
-    assert r.returncode == 0, r.stderr
-    assert (work / "out" / LOCK_NAME).is_file()
+    assert r.returncode == 1
+    assert "out exists and is a regular file, not a directory" in r.stderr
+    assert (work / "out").read_text() == "not a directory"
+    assert sorted(p.name for p in work.iterdir()) == ["out", "spec.yaml"]
 
 
 def test_unwritable_out_is_a_user_error(run, work):

@@ -42,3 +42,23 @@ def errors(document: Any) -> list[tuple[str, str]]:
     except SpecError as e:
         return [(d.path, d.message) for d in e.diagnostics]
     return []
+
+
+def assert_clean(
+    error: SpecError, filename: str = "test.yaml", secrets: tuple[str, ...] = ()
+) -> None:
+    """Every diagnostic of `error` is exactly one line of printable text, no internal error, and
+    shows no key-shaped text nor any 12-character piece of one of `secrets`."""
+    from netcc.diagnostics import KEY_SHAPED
+    from netcc.frontend import INTERNAL_ERROR
+
+    assert error.diagnostics, "SpecError without diagnostics"
+    for d in error.diagnostics:
+        line = d.format(filename)
+        assert line.isprintable(), repr(line)  # no newline, CR, ESC, C1, bidi override...
+        assert len(line.splitlines()) == 1, repr(line)
+        assert INTERNAL_ERROR not in line, line
+        assert not KEY_SHAPED.search(line), line
+        for secret in secrets:
+            pieces = {secret[i : i + 12] for i in range(0, len(secret) - 11)}
+            assert not any(p in line for p in pieces), line

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from netcc.diagnostics import SpecError
+from netcc.diagnostics import KEY_SHAPED, SpecError
 from netcc.frontend import INTERNAL_ERROR, parse_spec
 
 BADSPECS = Path(__file__).parent / "badspecs"
@@ -44,6 +44,8 @@ def test_golden_bad_spec(case: Path) -> None:
     else:
         assert len(lines) == 1, "a bad spec should fail for exactly one reason"
     assert all(line.startswith(f"{case.name}:") for line in lines)
+    assert all(line.isprintable() for line in lines), "a control character reached a message"
+    assert not KEY_SHAPED.search(actual), "a message shows a key"
 
 
 def test_golden_no_orphan_expectations() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
 
+from netcc import load
 from netcc.diagnostics import SpecError
 from netcc.load import ALIAS_BUDGET, MAX_DEPTH, load_yaml
 
@@ -68,11 +71,15 @@ def test_more_than_one_document() -> None:
     assert (line, col) == (2, 1)
 
 
-@pytest.mark.parametrize("text", ["", "   \n", "# just a comment\n", "~\n", "---\n"])
-def test_empty_document(text: str) -> None:
-    [(message, line, _, _)] = load_error(text)
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("", (1, 1)), ("   \n", (1, 1)), ("# just a comment\n", (1, 1)), ("~\n", (1, 1)),
+     ("---\n", (2, 1)), ("# a\n\n~\n", (3, 1))],
+)  # fmt: skip
+def test_empty_document_is_located(text: str, where: tuple[int, int]) -> None:
+    [(message, line, col, _)] = load_error(text)
     assert message.startswith("empty document")
-    assert line == 0
+    assert (line, col) == where
 
 
 def test_invalid_utf8_position() -> None:
@@ -121,7 +128,7 @@ def test_unsupported_tags(tag: str) -> None:
 
 def test_invalid_explicit_scalar() -> None:
     [(message, *_)] = load_error("a: !!int nope\n")
-    assert message == "invalid integer 'nope'"
+    assert message == 'invalid integer "nope"'
 
 
 def test_huge_integer() -> None:
@@ -172,3 +179,72 @@ def test_duplicate_anchor() -> None:
     [(message, line, *_)] = load_error("a: &x 1\nb: &x 2\n")
     assert message == "duplicate anchor 'x' (first defined on line 1)"
     assert line == 2
+
+
+TOO_DEEP = f"document is nested more than {MAX_DEPTH} levels deep"
+BLOCK_MAPPINGS = "".join("  " * i + "k:\n" for i in range(100)) + "  " * 100 + "v\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("a: " + "[" * 100 + "]" * 100 + "\n", (1, 4 + MAX_DEPTH - 1)),
+        ("a: " + "{b: " * 100 + "c" + "}" * 100 + "\n", (1, 4 + 4 * (MAX_DEPTH - 1))),
+        ("- " * 100 + "x\n", (1, 1 + 2 * MAX_DEPTH)),
+        (BLOCK_MAPPINGS, (MAX_DEPTH + 1, 1 + 2 * MAX_DEPTH)),
+        ("a: &x 1\nb: " + "[" * 100 + "*x" + "]" * 100 + "\n", (2, 4 + MAX_DEPTH - 1)),
+        ("a: [" + "[" * 200 + "\n", (1, 5 + MAX_DEPTH - 2)),  # unclosed: still located
+    ],
+    ids=["flow-sequences", "flow-mappings", "compact-sequences", "block-mappings", "anchors",
+         "unclosed"],
+)  # fmt: skip
+def test_depth_is_bounded_before_composing_at_the_first_collection_too_deep(
+    text: str, where: tuple[int, int]
+) -> None:
+    assert load_error(text) == [(TOO_DEEP, *where, "")]
+
+
+def test_depth_at_the_bound_is_fine() -> None:
+    doc, _ = load_yaml("[" * MAX_DEPTH + "]" * MAX_DEPTH, "f")
+    assert isinstance(doc, list)
+
+
+@pytest.mark.parametrize("opener", ["[", "{a: ", "- ", "[{a: "])
+def test_nesting_that_overflows_libyaml_fails_cleanly(opener: str) -> None:
+    # Tens of thousands of levels overflow the stack of libyaml's recursive composer (a
+    # segfault): run in a child so that a regression fails this test, not the whole run.
+    code = (
+        "from netcc.frontend import parse_spec\nfrom netcc.diagnostics import SpecError\n"
+        f"text = {opener!r} * 200000\n"
+        "try:\n    parse_spec(text, 'deep.yaml')\nexcept SpecError as e:\n    print(e.format())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("deep.yaml:1:") and TOO_DEEP in run.stdout
+
+
+def test_size_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(load, "MAX_SPEC_BYTES", 64)
+    load_yaml("a: " + "b" * 59 + "\n", "f")  # 63 bytes
+    [(message, line, col, _)] = load_error(b"a: 1\n" + b"b" * 100)
+    assert "larger than" in message and (line, col) == (2, 60)
+    [(message, *_)] = load_error("x" * 65)
+    assert "larger than" in message
+
+
+def test_a_lone_surrogate_is_a_located_error() -> None:
+    [(message, line, col, _)] = load_error("a: 1\nb: \ud800\n")
+    assert message == "YAML syntax error: unacceptable character U+D800"
+    assert (line, col) == (2, 4)
+
+
+def test_messages_quoting_scalars_are_escaped_and_redacted() -> None:
+    key = "IKbn3RwfPbsEp7lyD6XuLDCO5yJcGAQyQfYuRDlIWH8="
+    [(message, *_)] = load_error(f"a: !!int {key}\n")
+    assert message == 'invalid integer "<redacted: looks like a key>"'
+    [(message, *_)] = load_error('a: !!int "1\\e[2J"\n')
+    assert message == 'invalid integer "1\\x1b[2J"'
+    [(message, *_)] = load_error("a: !<%1B[31m%0A> x\n")
+    assert message == "unsupported YAML tag \\x1b[31m\\n"
+    [(message, *_)] = load_error('a: 1\n"a\\n": 2\n"a\\n": 3\n')
+    assert message == 'duplicate key "a\\n" (first defined on line 2)'

@@ -6,12 +6,14 @@ import base64
 import copy
 from typing import Any
 
-from frontend_helpers import SHOP_TEXT, dump, shop
+import yaml
+from frontend_helpers import SHOP_TEXT, assert_clean, dump, shop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netcc.diagnostics import SpecError
 from netcc.frontend import INTERNAL_ERROR, parse_spec
+from netcc.load import MAX_DEPTH, TOO_DEEP
 from netcc.model import Cluster
 
 SETTINGS = settings(
@@ -344,3 +346,147 @@ def test_text_edits_of_a_valid_spec_never_crash(data: st.DataObject) -> None:
         )
         text = text[:at] + insert + text[at + cut :]
     outcome(text)
+
+
+# --- hostile values: keys hidden by escapes, control characters, nesting ---------------------
+
+SLOT = "NETCCSLOT"
+HOSTILE_CHARS = "\n\r\t\x00\x07\x08\x1b\x7f\x85\x9b\xa0\u200b\u200e\u202e\u2066\u2028\u2029\ufeff"
+hostile_text = st.text(
+    alphabet=st.sampled_from(HOSTILE_CHARS)
+    | st.sampled_from("ab-./:[]{}#&*!|>'%@ ")
+    | st.characters(),
+    min_size=1,
+    max_size=12,
+)
+
+
+def string_slots(doc: Any) -> list[tuple[tuple, str]]:
+    """(path, kind) of every string value ("value") and every mapping ("key": a new key goes
+    there) of `doc`; publicKey values are left out (a public key written with escapes there is
+    still the public key)."""
+    slots: list[tuple[tuple, str]] = []
+    for path in all_paths(doc):
+        parent: Any = doc
+        for part in path:
+            parent = parent[part]
+        if isinstance(parent, dict):
+            slots.append((path, "key"))
+        elif isinstance(parent, str) and path[-1:] != ("publicKey",):
+            slots.append((path, "value"))
+    return slots
+
+
+def with_slot(doc: Any, path: tuple, kind: str) -> str:
+    """YAML text of `doc` with the placeholder SLOT at `path` (the value, or a new key)."""
+    doc = copy.deepcopy(doc)
+    parent = doc
+    for part in path[:-1] if kind == "value" else path:
+        parent = parent[part]
+    if kind == "value":
+        parent[path[-1]] = SLOT
+    else:
+        parent[SLOT] = "x"
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text = yaml.dump(doc, Dumper=dumper, sort_keys=False, allow_unicode=True, width=10**9)
+    assert text.count(SLOT) == 1
+    return text
+
+
+@st.composite
+def double_quoted(draw: st.DrawFn, text: str, *, continuations: bool) -> str:
+    """`text` as a YAML double-quoted scalar, each character written as itself or as one of
+    YAML's escapes, with `\\`-newline continuations between characters."""
+    out = []
+    for c in text:
+        if continuations and draw(st.integers(0, 9)) == 0:
+            out.append("\\\n" + " " * draw(st.integers(20, 40)))
+        style = draw(st.sampled_from(["plain", "x", "u", "U"]))
+        if style == "plain" and c.isascii() and c.isprintable() and c not in '"\\':
+            out.append(c)
+        elif style == "x" and ord(c) <= 0xFF:
+            out.append(f"\\x{ord(c):02x}")
+        elif style == "U" or ord(c) > 0xFFFF:
+            out.append(f"\\U{ord(c):08x}")
+        else:
+            out.append(f"\\u{ord(c):04x}")
+    return '"' + "".join(out) + '"'
+
+
+def refused_cleanly(text: str, filename: str = "p.yaml", secrets: tuple[str, ...] = ()) -> bool:
+    """True when `text` is refused with clean diagnostics, False when it is accepted."""
+    try:
+        parse_spec(text, filename)
+    except SpecError as e:
+        assert_clean(e, filename, secrets)
+        return True
+    return False
+
+
+@settings(SETTINGS, max_examples=80)
+@given(
+    valid_specs(),
+    st.data(),
+    st.binary(min_size=32, max_size=32),
+    st.sampled_from(["", "/", "+", "x", "/etc/wg/", "a b ", "==", "Zm9v"]),
+    st.sampled_from(["", "=", "x", "/y", " z"]),
+)
+def test_a_key_escaped_anywhere_is_refused_and_never_shown(
+    doc: dict[str, Any], data: st.DataObject, raw: bytes, prefix: str, suffix: str
+) -> None:
+    key = base64.b64encode(raw).decode()
+    path, kind = data.draw(st.sampled_from(string_slots(doc)))
+    text = with_slot(doc, path, kind)
+    if data.draw(st.booleans()):
+        scalar = data.draw(double_quoted(prefix + key + suffix, continuations=True))
+        text = text.replace(SLOT, scalar)
+    else:  # as written, in a comment at the end of a random line
+        lines = text.replace(SLOT, "x").splitlines(keepends=True)
+        at = data.draw(st.integers(0, len(lines) - 1))
+        lines[at] = lines[at].rstrip("\n") + f" # {prefix}{key}{suffix}\n"
+        text = "".join(lines)
+    assert refused_cleanly(text, secrets=(key,)), "a key in the spec was accepted"
+
+
+@settings(SETTINGS, max_examples=80)
+@given(valid_specs(), st.data(), hostile_text)
+def test_control_characters_in_any_string_never_break_a_diagnostic_line(
+    doc: dict[str, Any], data: st.DataObject, value: str
+) -> None:
+    path, kind = data.draw(st.sampled_from(string_slots(doc)))
+    text = with_slot(doc, path, kind)
+    text = text.replace(SLOT, data.draw(double_quoted(value, continuations=False)))
+    refused_cleanly(text, data.draw(st.sampled_from(["p.yaml", "p\n\x1b[2J\u202e.yaml"])))
+
+
+NESTINGS = {
+    "flow-sequences": lambda d: "[" * d + "x" + "]" * d,
+    "flow-mappings": lambda d: "{a: " * d + "x" + "}" * d,
+    "mixed": lambda d: "[{a: " * (d // 2) + "[" * (d % 2) + "x" + "]" * (d % 2) + "}]" * (d // 2),
+    "unclosed": lambda d: "[" * d,
+    "compact": lambda d: "\n" + "  " * 40 + "- " * d + "x",
+    "block": lambda d: (
+        "\n" + "".join(f"{'  ' * (i + 40)}k{i}:\n" for i in range(d)) + "  " * (d + 40) + "x"
+    ),
+}
+
+
+@settings(SETTINGS, max_examples=80)
+@given(valid_specs(), st.data(), st.sampled_from(sorted(NESTINGS)), st.integers(1, 3000))
+def test_random_nesting_never_crashes(
+    doc: dict[str, Any], data: st.DataObject, style: str, depth: int
+) -> None:
+    depth = min(depth, 300) if style == "block" else depth  # its text grows with depth²
+    block = style in ("compact", "block")
+    path, kind = data.draw(st.sampled_from(string_slots(doc)))
+    if block and kind == "key":  # a block collection cannot be a key
+        kind, path = "value", ("metadata", "name")
+    text = with_slot(doc, path, kind).replace(SLOT, NESTINGS[style](depth))
+    try:
+        parse_spec(text, "p.yaml")
+    except SpecError as e:
+        assert_clean(e, "p.yaml")
+        if depth > MAX_DEPTH and kind == "value":  # a key that long is a syntax error first
+            assert any(d.message == TOO_DEEP and d.line > 0 for d in e.diagnostics), e.format()
+    else:
+        assert depth < MAX_DEPTH, "a document nested too deeply was accepted"

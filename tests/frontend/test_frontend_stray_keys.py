@@ -15,9 +15,12 @@ STRAY = "IKbn3RwfPbsEp7lyD6XuLDCO5yJcGAQyQfYuRDlIWH8="  # 32 bytes, declared now
 
 
 def errors(text: str) -> list:
-    with pytest.raises(SpecError) as e:
+    """The diagnostics of `text`; [] when it is valid."""
+    try:
         parse_spec(text, "spec.yaml")
-    return e.value.diagnostics
+    except SpecError as e:
+        return e.diagnostics
+    return []
 
 
 def test_declared_public_keys_are_fine():
@@ -42,3 +45,93 @@ def test_a_key_in_private_key_file_is_reported_once():
     text = ENCRYPTED.replace('"/etc/netcc/wg/private.key"', f'"{STRAY}"', 1)
     found = [d for d in errors(text) if "key" in d.message]
     assert len(found) == 1 and STRAY not in found[0].message
+
+
+PUBLIC = "MsPAnE9IISWl9FsGgDIkcxOO+cz2rkKEXrBy78VyQH4="  # node-a's, declared in ENCRYPTED
+NAMESPACES = "  namespaces:\n    - {name: web}\n"
+
+
+def with_namespace_field(field: str) -> str:
+    """ENCRYPTED with `field` (YAML text) added to its namespace."""
+    text = ENCRYPTED.replace(NAMESPACES, f"  namespaces:\n    - name: web\n      {field}\n")
+    assert text != ENCRYPTED
+    return text
+
+
+def x_escaped(text: str) -> str:
+    return "".join(f"\\x{ord(c):02x}" for c in text)
+
+
+def assert_refused_silently(text: str) -> list:
+    found = errors(text)
+    shown = "\n".join(d.format("spec.yaml") for d in found)
+    assert STRAY[:12] not in shown and STRAY[-12:] not in shown, shown
+    assert all(d.format("spec.yaml").isprintable() for d in found)
+    return found
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f'"{x_escaped(STRAY)}"',
+        '"' + "".join(f"\\u{ord(c):04x}" for c in STRAY) + '"',
+        '"' + "".join(f"\\U{ord(c):08x}" for c in STRAY) + '"',
+        f'"{STRAY[:20]}\\\n        {STRAY[20:]}"',
+        f'"{STRAY[:1]}\\\n   {STRAY[1:30]}\\\n   {STRAY[30:]}"',
+    ],
+    ids=["x-escapes", "u-escapes", "U-escapes", "continuation", "two-continuations"],
+)
+def test_a_key_hidden_by_yaml_escapes_is_refused_at_its_value(value: str) -> None:
+    text = with_namespace_field(f"labels: {{team: {value}}}")
+    found = assert_refused_silently(text)
+    assert any(
+        d.path == "spec.namespaces[0].labels.team" and "looks like a WireGuard key" in d.message
+        for d in found
+    ), found
+
+
+@pytest.mark.parametrize("prefix", ["/", "+", "x", "/etc/wg/", "a+b/", "0"])
+def test_a_prefix_does_not_hide_a_key(prefix: str) -> None:
+    text = ENCRYPTED + f"# the key: {prefix}{STRAY}\n"
+    [d] = assert_refused_silently(text)
+    assert (d.line, d.col) == (text.count("\n"), len(f"# the key: {prefix}") + 1)
+
+
+def test_a_key_in_a_key_file_path_is_refused() -> None:
+    text = ENCRYPTED.replace('"/etc/netcc/wg/private.key"', f'"/etc/wg/{STRAY}"', 1)
+    [d] = assert_refused_silently(text)
+    assert d.path == 'spec.encryption.wireguard.nodes["node-a"].privateKeyFile'
+
+
+def test_a_key_escaped_as_a_map_key_is_refused_at_the_key() -> None:
+    text = with_namespace_field(f'labels: {{"{x_escaped(STRAY)}": x}}')
+    found = assert_refused_silently(text)
+    assert any("looks like a WireGuard key" in d.message for d in found)
+
+
+def test_a_public_key_is_accepted_only_in_its_place() -> None:
+    assert errors(ENCRYPTED + f"# node-a: {PUBLIC}\n") == []  # public, and said where
+    misplaced = with_namespace_field(f'labels: {{team: "{x_escaped(PUBLIC)}"}}')
+    assert any("looks like a WireGuard key" in d.message for d in errors(misplaced))
+    declared_anywhere = with_namespace_field(f'publicKey: "{x_escaped(STRAY)}"')
+    assert_refused_silently(declared_anywhere)  # a field named publicKey declares nothing
+
+
+def test_a_public_key_written_with_escapes_is_still_a_public_key() -> None:
+    text = ENCRYPTED.replace(f'"{PUBLIC}"', f'"{x_escaped(PUBLIC)}"')
+    assert text != ENCRYPTED and errors(text) == []
+
+
+def test_digests_and_long_names_are_not_keys() -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    text = ENCRYPTED.replace(
+        "  namespaces:", f"  deploy: {{image: 'ghcr.io/netcc/netcc:1.0@{digest}'}}\n  namespaces:"
+    )
+    text += "# " + "a" * 80 + "\n# x-" + "b" * 42 + "=c\n# " + "=" * 60 + "\n"
+    assert errors(text) == []
+
+
+def test_other_messages_about_a_key_never_quote_it() -> None:
+    text = ENCRYPTED.replace("name: encrypted", f'name: "{x_escaped(STRAY)}"')
+    found = assert_refused_silently(text)
+    assert any(d.message.startswith("invalid cluster name") for d in found)

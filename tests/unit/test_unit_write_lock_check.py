@@ -11,15 +11,18 @@ import pytest
 
 import netcc.write
 from netcc.check import stale_files
-from netcc.lock import LOCK_NAME, make_lock, sha256
-from netcc.write import read_tree, write_tree
+from netcc.loader.lockfile import LockError, verify_lock
+from netcc.lock import LOCK_NAME, LockFormatError, make_lock, parse_lock, sha256
+from netcc.write import OutputError, prepare_output, read_tree, write_tree
 
-TREE = {
+FILES = {
     "a.txt": b"alpha\n",
     "bpf/datapath.c": b"int x;\n",
     "bpf/lib/common.h": b"/* c */\n",
     "nodes/n1/maps/m.json": b"{}\n",
 }
+# A tree as netcc writes it: with its lock, so that netcc may replace it later.
+TREE = {**FILES, LOCK_NAME: make_lock(FILES, b"spec", "0.0.0", "clang 0")}
 
 
 def _snapshot(path: Path) -> dict[str, tuple[bytes, int]]:
@@ -164,7 +167,7 @@ def test_read_tree_uses_posix_relative_paths(tmp_path):
 
 
 def test_lock_lists_every_artifact_with_its_sha256():
-    tree = {**TREE, "bpf/datapath.o": b"\x7fELF..."}
+    tree = {**FILES, "bpf/datapath.o": b"\x7fELF..."}
     raw = make_lock(tree, b"spec bytes", "9.9.9", "clang version 99")
     doc = json.loads(raw)
     assert doc == {
@@ -180,10 +183,10 @@ def test_lock_lists_every_artifact_with_its_sha256():
 
 
 def test_lock_never_lists_itself():
-    tree = {**TREE, LOCK_NAME: b"old lock"}
+    tree = {**FILES, LOCK_NAME: b"old lock"}
     doc = json.loads(make_lock(tree, b"", "1", "c"))
     assert LOCK_NAME not in doc["artifacts"]
-    assert set(doc["artifacts"]) == set(TREE)
+    assert set(doc["artifacts"]) == set(FILES)
 
 
 def test_sha256_is_hex():
@@ -215,6 +218,7 @@ def test_stale_files_reports_missing_extra_and_differing(tmp_path):
     assert stale_files(TREE, out) == [
         ("a.txt", "differs"),
         ("bpf/lib/common.h", "missing"),
+        ("new-dir", "directory not produced by this spec"),
         ("new-dir/f", "not produced by this spec"),
         ("nodes/extra.json", "not produced by this spec"),
     ]
@@ -229,3 +233,92 @@ def test_stale_files_sees_a_one_byte_change_and_truncation(tmp_path):
         ("bpf/datapath.c", "differs"),
         ("nodes/n1/maps/m.json", "differs"),
     ]
+
+
+# --- lock format, and the loader's reading of OUT --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"[]", b"{}", b"[" * 50_000, TREE[LOCK_NAME].replace(b'"lockVersion": 1', b'"x": 1')],
+)
+def test_parse_lock_refuses_what_make_lock_never_writes(data):
+    with pytest.raises(LockFormatError):
+        parse_lock(data)
+
+
+def test_parse_lock_accepts_make_lock():
+    assert parse_lock(TREE[LOCK_NAME])["artifacts"] == {p: sha256(d) for p, d in FILES.items()}
+
+
+def test_prepare_output_refuses_without_touching(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "f").write_text("x")
+    for out in ("", ".", "..", "/", "mine"):
+        with pytest.raises(OutputError):
+            prepare_output(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert prepare_output("new/out") == tmp_path / "new" / "out"
+    assert not (tmp_path / "new").exists()
+
+
+def test_write_tree_refuses_paths_out_of_the_tree(tmp_path):
+    for bad in ("../x", "/abs", "a//b", "a/./b", ""):
+        with pytest.raises(ValueError):
+            write_tree({bad: b"x"}, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_tree_skips_links_and_fifos(tmp_path):
+    out = tmp_path / "out"
+    write_tree(TREE, out)
+    (tmp_path / "outside").write_bytes(b"secret")
+    (out / "link").symlink_to(tmp_path / "outside")
+    os.mkfifo(out / "fifo")
+    assert read_tree(out) == TREE
+
+
+def test_verify_lock_never_follows_links_nor_opens_fifos(tmp_path):
+    out = tmp_path / "out"
+    write_tree(TREE, out)
+    assert verify_lock(out)["lockVersion"] == 1
+    (tmp_path / "copy.c").write_bytes(TREE["bpf/datapath.c"])
+    (out / "bpf" / "datapath.c").unlink()
+    (out / "bpf" / "datapath.c").symlink_to(tmp_path / "copy.c")  # same bytes, still refused
+    os.mkfifo(out / "bpf" / "extra")
+    with pytest.raises(LockError) as e:
+        verify_lock(out)
+    assert "bpf/datapath.c: not a regular file" in str(e.value)
+    assert "bpf/extra: not in the lock (a FIFO)" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "lock",
+    [b"[" * 100_000, b'{"artifacts": []}', b'{"artifacts": {"a": 1}}', b"null", b"\xff"],
+)
+def test_verify_lock_hostile_lock_is_a_lock_error(tmp_path, lock):
+    (tmp_path / LOCK_NAME).write_bytes(lock)
+    with pytest.raises(LockError):
+        verify_lock(tmp_path)
+
+
+def test_verify_lock_refuses_escaping_paths(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "secret").write_bytes(b"s")
+    doc = {"artifacts": {"../secret": sha256(b"s"), "/etc/hostname": "0" * 64}}
+    (tmp_path / "out" / LOCK_NAME).write_text(json.dumps(doc))
+    with pytest.raises(LockError, match="escapes the artifact directory"):
+        verify_lock(tmp_path / "out")
+
+
+def test_inputs_are_bounded_like_the_front_end_and_fifos_never_hang(tmp_path):
+    from netcc.fsguard import MAX_SPEC_BYTES, read_input
+    from netcc.load import MAX_SPEC_BYTES as FRONT_END_BOUND
+
+    assert MAX_SPEC_BYTES == FRONT_END_BOUND
+    assert len(read_input("/dev/zero", 1000)) == 1001  # stops there; the parser reports it
+    os.mkfifo(tmp_path / "fifo")
+    assert read_input(tmp_path / "fifo") == b""  # nobody writes: empty, not a hang
+    with pytest.raises(IsADirectoryError):
+        read_input(tmp_path)
