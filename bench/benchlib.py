@@ -167,7 +167,7 @@ def write_spec(spec: dict, path: Path) -> Path:
 def compile_in_process(spec_path: Path, out: Path) -> dict[str, bytes]:
     """`netcc compile SPEC -o OUT` without a child process; returns the tree."""
     from netcc.pipeline import compile_spec
-    from netcc.write import write_tree
+    from netcc.write.tree import write_tree
 
     tree = compile_spec(spec_path.read_bytes(), str(spec_path))
     write_tree(tree, out)

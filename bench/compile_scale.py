@@ -74,14 +74,14 @@ def stages(spec_path: Path, out: Path) -> dict:
         t = now
 
     from netcc import __version__
-    from netcc.build import clang_version, compile_objects
-    from netcc.build_model import build_cluster
-    from netcc.emit import render_bpf, render_data
-    from netcc.load import load_yaml
-    from netcc.lock import LOCK_NAME, make_lock
-    from netcc.plan import plan
+    from netcc.build.clang import clang_version, compile_objects
+    from netcc.contract.lock import LOCK_NAME, make_lock
+    from netcc.emit.bpf import render_bpf, render_data
+    from netcc.load.document import load_yaml
+    from netcc.model.build import build_cluster
+    from netcc.plan.planner import plan
     from netcc.validate import validate
-    from netcc.write import write_tree
+    from netcc.write.tree import write_tree
 
     lap("import netcc")
     spec = spec_path.read_bytes()

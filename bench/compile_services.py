@@ -21,12 +21,12 @@ from services_vs_iptables import spec_text
 
 
 def one_compile(spec: bytes) -> dict[str, float]:
-    import netcc.plan as plan_mod
-    from netcc.build import compile_objects
-    from netcc.emit import render_bpf, render_data
+    import netcc.plan.planner as plan_mod
+    from netcc.build.clang import compile_objects
+    from netcc.emit.bpf import render_bpf, render_data
+    from netcc.emit.k8s import render_k8s
     from netcc.frontend import parse_spec
-    from netcc.k8s import render_k8s
-    from netcc.plan import plan
+    from netcc.plan.planner import plan
 
     t: dict[str, float] = {}
     inner = plan_mod.plan_services

@@ -76,7 +76,7 @@ class Flow:
 
 def _covers(entry: dict, proto: int, port: int) -> bool:
     """Whether a policy entry (exact, or LPM with `prefixlen`) allows proto/port."""
-    from netcc import layout
+    from netcc.contract import layout
 
     k = entry["key"]
     bits = k.get("prefixlen", layout.POLICY_PREFIX_FULL)
@@ -92,7 +92,7 @@ def _lookups(flags: int, direction: str, hit: str) -> str:
     """The policy lookups a verdict takes (see templates/bpf/lib/policy.h): the peer's class,
     then PEER_ANY (if the pod has PEER_ANY entries), in the exact-port hash map, then the same
     in the LPM trie (if the pod has range or wildcard entries); `hit` says where it stops."""
-    from netcc import layout
+    from netcc.contract import layout
 
     d = direction.upper()
     has_any = bool(flags & layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{d}_ANY"])
@@ -116,7 +116,7 @@ def pick_flows(out: Path, direction: str) -> tuple[Flow, Flow] | None:
     entry of the profile covers for the peer's class or PEER_ANY; pods with PEER_ANY and
     range entries are preferred, as their denies take the most lookups.
     """
-    from netcc import layout
+    from netcc.contract import layout
 
     d = layout.DIR_INGRESS if direction == "ingress" else layout.DIR_EGRESS
     isolated = layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ISOLATED"]

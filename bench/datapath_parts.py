@@ -69,7 +69,7 @@ def _be32(ip: str) -> int:
 
 def probe_defines(out: Path) -> tuple[str, list[str]]:
     """(node, clang -D flags) for the sweep output's ingress allow and deny flows."""
-    from netcc import layout
+    from netcc.contract import layout
 
     flows = pick_flows(out, "ingress")
     if flows is None:

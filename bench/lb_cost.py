@@ -33,7 +33,7 @@ from netcc.loader.kernel_cluster import KernelCluster
 from netcc.loader.libbpf import prog_test_run
 from netcc.loader.testrun import ipv4_packet
 from netcc.pipeline import compile_spec
-from netcc.write import write_tree
+from netcc.write.tree import write_tree
 
 SPEC = """
 apiVersion: netcc.io/v1alpha1

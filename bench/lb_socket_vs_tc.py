@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         print("needs root: network namespaces, BPF, cgroups", file=sys.stderr)
         return 2
     from netcc.pipeline import compile_spec
-    from netcc.write import write_tree
+    from netcc.write.tree import write_tree
 
     header("Socket-level LB (cgroup connect4) vs netcc's tc DNAT vs no LB")
     rows = []

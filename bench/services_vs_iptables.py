@@ -265,7 +265,7 @@ def measure(target: str, count: int, concurrency: int, rounds: int) -> dict:
 def run_netcc(spec: Path, n: int, args: argparse.Namespace) -> dict:
     from netcc.lab import core as lab
     from netcc.pipeline import compile_spec
-    from netcc.write import write_tree
+    from netcc.write.tree import write_tree
 
     out = spec.parent / f"out-{n}"
     os.environ["NETCC_CACHE_DIR"] = str(spec.parent / f"cache-{n}")  # a cold compile

@@ -1,5 +1,5 @@
 """`python -m netcc`."""
 
-from netcc.cli import main
+from netcc.cli.main import main
 
 raise SystemExit(main())

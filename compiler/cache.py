@@ -16,7 +16,7 @@ from functools import cache
 from importlib import metadata, resources
 from pathlib import Path
 
-from netcc.build import cache_root, clang_version
+from netcc.build.clang import cache_root, clang_version
 
 PACKAGES = ("netcc", "netcc.templates", "netcc.schemas")
 LIBRARIES = ("jinja2", "pyyaml", "jsonschema")

@@ -1,4 +1,4 @@
-"""The compiler front end: YAML text -> validated, typed model (`netcc.model.Cluster`).
+"""The compiler front end: YAML text -> validated, typed model (`netcc.model.types.Cluster`).
 
 load (YAML, positions kept) -> validate (schema, then semantic checks) -> build the model.
 Every stage is a pure function; any problem comes out as one SpecError listing all errors.
@@ -6,10 +6,10 @@ Every stage is a pure function; any problem comes out as one SpecError listing a
 
 from __future__ import annotations
 
-from netcc.build_model import build_cluster
 from netcc.diagnostics import Diagnostic, SourceMap, SpecError
-from netcc.load import decode, load_yaml
-from netcc.model import Cluster
+from netcc.load.document import decode, load_yaml
+from netcc.model.build import build_cluster
+from netcc.model.types import Cluster
 from netcc.validate import validate
 
 INTERNAL_ERROR = "internal compiler error"

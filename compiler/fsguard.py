@@ -16,7 +16,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from netcc.diagnostics import escape
-from netcc.load import MAX_SPEC_BYTES  # one bound: the parser's
+from netcc.load.document import MAX_SPEC_BYTES  # one bound: the parser's
 
 
 class TooLarge(OSError):
@@ -41,7 +41,7 @@ def read_input(path: str | Path, limit: int = MAX_SPEC_BYTES) -> bytes:
     A FIFO or a pipe (`<(...)`, `/dev/stdin`) is read to its end, but one that no process
     writes to reads as empty instead of blocking forever. Reading stops after `limit + 1`
     bytes (`/dev/zero` ends there), so that the parser reports the size, located where the
-    bound is crossed (`netcc.load.MAX_SPEC_BYTES` is the same bound). A directory raises
+    bound is crossed (`netcc.load.document.MAX_SPEC_BYTES` is the same bound). A directory raises
     IsADirectoryError.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

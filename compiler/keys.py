@@ -109,7 +109,7 @@ class _UserError(Exception):
 def _spec_nodes(path: str) -> list[str]:
     """Node names of a spec, read without validating the rest (its keys are not there yet)."""
     from netcc.diagnostics import SpecError
-    from netcc.load import load_yaml
+    from netcc.load.document import load_yaml
 
     try:
         doc, _ = load_yaml(read_input(path), path)

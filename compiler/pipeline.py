@@ -44,14 +44,14 @@ def _no_cyclic_gc() -> Iterator[None]:
 def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
     # Imported here so that a cache hit never pays for the front end and templates.
     from netcc import __version__
-    from netcc.build import clang_version, compile_objects
+    from netcc.build.clang import clang_version, compile_objects
+    from netcc.contract.lock import LOCK_NAME, SPEC_IN_OUT, make_lock
     from netcc.diagnostics import Diagnostic, SpecError
-    from netcc.emit import render_bpf, render_data
+    from netcc.emit.bpf import render_bpf, render_data
+    from netcc.emit.k8s import render_k8s
+    from netcc.emit.tunnels import render_tunnels
     from netcc.frontend import parse_spec
-    from netcc.k8s import render_k8s
-    from netcc.lock import LOCK_NAME, SPEC_IN_OUT, make_lock
-    from netcc.plan import CapacityError, plan
-    from netcc.tunnels import render_tunnels
+    from netcc.plan.planner import CapacityError, plan
 
     cluster, sources = parse_spec(spec, filename)
     try:

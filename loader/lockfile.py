@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from netcc.contract.lock import MAX_LOCK_BYTES, LockFormatError, load_json_bounded
 from netcc.fsguard import TooLarge, read_beneath, safe_relpath, shown
-from netcc.lock import MAX_LOCK_BYTES, LockFormatError, load_json_bounded
-from netcc.write import MAX_ARTIFACT_BYTES, scan_tree
+from netcc.write.tree import MAX_ARTIFACT_BYTES, scan_tree
 
 LOCK_NAME = "netcc.lock.json"
 

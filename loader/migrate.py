@@ -269,7 +269,7 @@ def migrate(
 
 # --- service flows to removed backends -----------------------------------------------------
 
-# ct_entry.flags bits (netcc.layout.CT_FLAGS; the loader reads OUT, never the compiler)
+# ct_entry.flags bits (netcc.contract.layout.CT_FLAGS; the loader reads OUT, never the compiler)
 CT_F_SERVICE = 16
 CT_F_HAIRPIN = 32
 TCP = 6

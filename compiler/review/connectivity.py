@@ -2,14 +2,13 @@
 (protocol, port), with the rules behind each side.
 
 Sources and destinations are *parties*: each workload (split, in the rare case it has several
-addresses that fall in different ipBlocks), each node (its address and router address), and
-each class of addresses outside the cluster. The address space outside the pods is cut along
-every ipBlock cidr and except, as `netcc.plan` does, so that every address of a class lies in
-exactly the same ipBlocks; a class is then judged like any of its addresses. Rules are
-evaluated symbolically with the predicates of `netcc.semantics` (peers) and port sets built
-from the same port rules (`port_matches`), so the result agrees with `semantics.evaluate` on
-every single (source, destination, protocol, port), which the tests check.
-"""
+addresses that fall in different ipBlocks), each node (its address and router address), and each
+class of addresses outside the cluster. The address space outside the pods is cut along every
+ipBlock cidr and except, as `netcc.plan.planner` does, so that every address of a class lies in
+exactly the same ipBlocks; a class is then judged like any of its addresses. Rules are evaluated
+symbolically with the predicates of `netcc.semantics.policy` (peers) and port sets built from the
+same port rules (`port_matches`), so the result agrees with `semantics.evaluate` on every single
+(source, destination, protocol, port), which the tests check."""
 
 from __future__ import annotations
 
@@ -19,10 +18,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
-from netcc.cidr import BlockIndex, regions
-from netcc.model import Cluster, IPBlock, NetworkPolicy, Node, Rule, Workload
+from netcc.model.types import Cluster, IPBlock, NetworkPolicy, Node, Rule, Workload
+from netcc.plan.cidr import BlockIndex, regions
 from netcc.review.portset import ALL, EMPTY, PortSet
-from netcc.semantics import (
+from netcc.semantics.policy import (
     Endpoint,
     RuleRef,
     peer_matches,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from netcc.model import Cluster
+from netcc.model.types import Cluster
 from netcc.review.connectivity import Connectivity, Party, block_prefixes
 from netcc.review.portset import EMPTY, OTHER, PORTED, PortSet, range_text
 

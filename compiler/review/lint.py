@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 from netcc.diagnostics import Diagnostic, SourceMap, join_key, join_path
-from netcc.model import Cluster, NetworkPolicy, PolicyPort, Rule, Workload
+from netcc.model.types import Cluster, NetworkPolicy, PolicyPort, Rule, Workload
 from netcc.review.connectivity import Connectivity
 from netcc.review.portset import EMPTY, PortSet
 from netcc.review.services import nodeport_bypasses
-from netcc.semantics import policies_selecting, selector_matches
+from netcc.semantics.policy import policies_selecting, selector_matches
 
 RuleKey = tuple[str, str, int]  # policy, direction, index
 

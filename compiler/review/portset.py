@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from netcc.model import PROTOCOL_NUMBERS
+from netcc.model.types import PROTOCOL_NUMBERS
 
 PORTED = ("TCP", "UDP", "SCTP")
 OTHER = "OTHER"  # every IP protocol without ports

@@ -18,9 +18,9 @@ from typing import Any
 
 from netcc.diagnostics import SourceMap
 from netcc.fsguard import shown
-from netcc.model import PROTOCOL_NUMBERS, Cluster, Node, Service, ServicePort
+from netcc.model.types import PROTOCOL_NUMBERS, Cluster, Node, Service, ServicePort
+from netcc.resolve.backends import Backend, port_backends, port_label
 from netcc.review.connectivity import Connectivity
-from netcc.services.backends import Backend, port_backends, port_label
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from netcc.diagnostics import SourceMap
-from netcc.frontend import parse_spec
-from netcc.fsguard import MAX_SPEC_BYTES, TooLarge, read_beneath, read_input, safe_relpath, shown
-from netcc.lock import (
+from netcc.contract.lock import (
     LOCK_NAME,
     MAX_LOCK_BYTES,
     SPEC_IN_OUT,
@@ -31,7 +28,10 @@ from netcc.lock import (
     load_json_bounded,
     sha256,
 )
-from netcc.model import Cluster
+from netcc.diagnostics import SourceMap
+from netcc.frontend import parse_spec
+from netcc.fsguard import MAX_SPEC_BYTES, TooLarge, read_beneath, read_input, safe_relpath, shown
+from netcc.model.types import Cluster
 
 
 class SourceError(Exception):

@@ -1,10 +1,9 @@
 """`netcc why`: the verdict for one connection, with the whole chain behind it.
 
-The answer is `netcc.semantics.evaluate`, the reference model itself: the sender's egress side
-and the receiver's ingress side, each with the policies isolating the pod, the rules that allow
-the connection (or the default deny that drops it), and for every rule of those policies
-whether its peers and its ports match.
-"""
+The answer is `netcc.semantics.policy.evaluate`, the reference model itself: the sender's egress
+side and the receiver's ingress side, each with the policies isolating the pod, the rules that allow
+the connection (or the default deny that drops it), and for every rule of those policies whether its
+peers and its ports match."""
 
 from __future__ import annotations
 
@@ -15,8 +14,8 @@ from typing import Any
 
 from netcc.diagnostics import SourceMap
 from netcc.fsguard import shown
-from netcc.model import PROTOCOL_NUMBERS, Cluster, Workload
-from netcc.semantics import (
+from netcc.model.types import PROTOCOL_NUMBERS, Cluster, Workload
+from netcc.semantics.policy import (
     Endpoint,
     FlowVerdict,
     SideVerdict,

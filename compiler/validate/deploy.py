@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from netcc.diagnostics import join_key
-from netcc.k8s.constants import RESERVED_PATHS
+from netcc.emit.k8s.constants import RESERVED_PATHS
 from netcc.validate.access import mapping, quote, text
 from netcc.validate.context import Context
 from netcc.validate.wireguard import key_file_problems as wireguard_key_file_problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from netcc.diagnostics import join_key
-from netcc.model import NAMESPACE_NAME_LABEL
+from netcc.model.types import NAMESPACE_NAME_LABEL
 from netcc.validate.access import entries, mapping, quote, text
 from netcc.validate.context import Context
 from netcc.validate.k8s_names import describe, dns1123_label

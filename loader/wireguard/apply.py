@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netcc.contract.tunnel import PLAN_PATH, from_doc
 from netcc.keys import KeyFormatError, public_key, read_private_key
 from netcc.loader.wireguard.backend import (
     Backend,
@@ -40,7 +41,6 @@ from netcc.loader.wireguard.backend import (
     TunnelPlan,
 )
 from netcc.loader.wireguard.select import choose_backend, named_backend
-from netcc.loader.wireguard.tunnel_doc import PLAN_PATH, from_doc
 
 STATE_NAME = "wireguard.json"
 MAIN_TABLE, SCOPE_LINK, PROTO_STATIC = 254, 253, 4

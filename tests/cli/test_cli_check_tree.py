@@ -15,9 +15,9 @@ import pytest
 from clirun import run
 from hostile import MINIMAL_SPEC, cache_dir, changes, snapshot
 
-from netcc.check import stale_files
-from netcc.lock import LOCK_NAME
+from netcc.contract.lock import LOCK_NAME
 from netcc.pipeline import compile_spec
+from netcc.write.check import stale_files
 
 
 class Hung(BaseException):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from netcc import __version__
-from netcc.lock import LOCK_NAME
-from netcc.write import read_tree
+from netcc.contract.lock import LOCK_NAME
+from netcc.write.tree import read_tree
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop.yaml"
 

@@ -28,7 +28,7 @@ import pytest
 from clirun import Ran, run
 from hostile import cache_dir, changes, make_case, make_template, snapshot
 
-from netcc.lock import LOCK_NAME, LockFormatError, parse_lock
+from netcc.contract.lock import LOCK_NAME, LockFormatError, parse_lock
 from netcc.pipeline import compile_spec
 
 SEED = int(os.environ.get("NETCC_FUZZ_SEED", random.randrange(1 << 32)))

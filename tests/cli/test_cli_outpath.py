@@ -15,9 +15,9 @@ import pytest
 from clirun import run
 from hostile import BAD_SPEC, MINIMAL_SPEC, cache_dir, changes, snapshot
 
-import netcc.write
-from netcc.lock import LOCK_NAME
-from netcc.write import read_tree
+import netcc.write.tree
+from netcc.contract.lock import LOCK_NAME
+from netcc.write.tree import read_tree
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -210,7 +210,7 @@ def test_a_failed_write_removes_the_parents_it_created(work, monkeypatch):
 def test_a_refusal_found_just_before_the_rename_touches_nothing(work, monkeypatch):
     """OUT replaced by a foreign directory while netcc writes: refused, temp dir removed."""
     assert compile_to("out").code == 0
-    real_fill = netcc.write._fill
+    real_fill = netcc.write.tree._fill
 
     def swap_then_fill(tmp, tree):
         real_fill(tmp, tree)
@@ -218,7 +218,7 @@ def test_a_refusal_found_just_before_the_rename_touches_nothing(work, monkeypatc
         (work / "out").mkdir()
         (work / "out" / "theirs").write_text("theirs")
 
-    monkeypatch.setattr(netcc.write, "_fill", swap_then_fill)
+    monkeypatch.setattr(netcc.write.tree, "_fill", swap_then_fill)
     assert_refused(compile_to("out"), "not a netcc output")
     assert sorted(p.name for p in work.iterdir()) == ["out", "spec.yaml"]
     assert (work / "out" / "theirs").read_text() == "theirs"

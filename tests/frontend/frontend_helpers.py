@@ -10,7 +10,7 @@ import yaml
 
 from netcc.diagnostics import SpecError
 from netcc.frontend import parse_spec
-from netcc.model import Cluster
+from netcc.model.types import Cluster
 
 HERE = Path(__file__).parent
 SPECS = HERE / "specs"

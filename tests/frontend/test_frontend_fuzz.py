@@ -21,12 +21,12 @@ import yaml
 from frontend_helpers import assert_clean
 
 from netcc.diagnostics import SpecError
+from netcc.emit.k8s.policies import policy_objects
+from netcc.emit.k8s.yamlout import dump
+from netcc.emit.tunnels import render_tunnels
 from netcc.frontend import parse_spec
-from netcc.k8s.policies import policy_objects
-from netcc.k8s.yamlout import dump
-from netcc.load import load_yaml
-from netcc.model import Cluster
-from netcc.tunnels import render_tunnels
+from netcc.load.document import load_yaml
+from netcc.model.types import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from netcc import load
 from netcc.diagnostics import SpecError
-from netcc.load import ALIAS_BUDGET, MAX_DEPTH, load_yaml
+from netcc.load import document as load
+from netcc.load.document import ALIAS_BUDGET, MAX_DEPTH, load_yaml
 
 
 def load_error(text: str | bytes) -> list[tuple[str, int, int, str]]:

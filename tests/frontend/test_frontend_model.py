@@ -9,7 +9,7 @@ from frontend_helpers import SPECS, parse, shop
 
 from netcc.diagnostics import SpecError
 from netcc.frontend import INTERNAL_ERROR, parse_spec
-from netcc.model import Cluster, LabelSelector, Requirement
+from netcc.model.types import Cluster, LabelSelector, Requirement
 
 
 def policy_doc(**spec_fields: object) -> dict:

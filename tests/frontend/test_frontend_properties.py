@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from netcc.diagnostics import SpecError
 from netcc.frontend import INTERNAL_ERROR, parse_spec
-from netcc.load import MAX_DEPTH, TOO_DEEP
-from netcc.model import Cluster
+from netcc.load.document import MAX_DEPTH, TOO_DEEP
+from netcc.model.types import Cluster
 
 SETTINGS = settings(
     max_examples=60,

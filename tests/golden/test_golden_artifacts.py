@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from netcc import __version__
-from netcc.lock import LOCK_NAME, SPEC_IN_OUT
+from netcc.contract.lock import LOCK_NAME, SPEC_IN_OUT
 from netcc.pipeline import compile_spec
 
 HERE = Path(__file__).resolve().parent

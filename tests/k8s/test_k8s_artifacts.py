@@ -22,13 +22,13 @@ from k8s_kube import (
 )
 from k8s_specs import SHOP, TRICKY, all_trees, compiled
 
+from netcc.contract.lock import LOCK_NAME
+from netcc.emit.k8s import render_k8s
+from netcc.emit.k8s.artifacts import BUDGET, PART, configmap_name, pack
+from netcc.emit.k8s.daemonset import daemonset
 from netcc.frontend import parse_spec
-from netcc.k8s import render_k8s
-from netcc.k8s.artifacts import BUDGET, PART, configmap_name, pack
-from netcc.k8s.daemonset import daemonset
 from netcc.loader.lockfile import verify_lock
-from netcc.lock import LOCK_NAME
-from netcc.write import read_tree
+from netcc.write.tree import read_tree
 
 KEY = re.compile(r"[-._a-zA-Z0-9]+")
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")

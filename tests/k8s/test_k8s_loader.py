@@ -27,9 +27,9 @@ import pytest
 from k8s_kube import as_container, assemble, container, environment, manifests, script_of
 from k8s_specs import compiled, node_spec
 
+from netcc.contract.lock import LOCK_NAME
+from netcc.emit.k8s import render_k8s
 from netcc.frontend import parse_spec
-from netcc.k8s import render_k8s
-from netcc.lock import LOCK_NAME
 
 PODS = {"client": "10.78.1.10", "server": "10.78.1.11"}
 PIN_BASE = Path("/sys/fs/bpf/netcc")

@@ -12,9 +12,9 @@ import yaml
 from k8s_kube import capabilities, container, daemonset, manifests, of_kind, pod_spec, volume
 from k8s_specs import SHOP, all_trees, compiled, sources
 
+from netcc.emit.k8s.yamlout import _PyDumper, ambiguous, dump
 from netcc.frontend import parse_spec
-from netcc.k8s.yamlout import _PyDumper, ambiguous, dump
-from netcc.load import load_yaml
+from netcc.load.document import load_yaml
 from netcc.pipeline import compile_spec
 
 TREES = all_trees()

@@ -15,8 +15,8 @@ import yaml
 from k8s_kube import manifests
 from k8s_specs import all_trees
 
-from netcc.k8s.constants import KUBERNETES_VERSION
-from netcc.write import write_tree
+from netcc.emit.k8s.constants import KUBERNETES_VERSION
+from netcc.write.tree import write_tree
 
 TREES = all_trees()
 VERSION = f"{KUBERNETES_VERSION}.0"

@@ -21,7 +21,7 @@ from specgen import random_flows, random_spec
 
 from netcc.frontend import parse_spec
 from netcc.loader.kernel_cluster import KernelCluster, ct_verdict
-from netcc.semantics import evaluate
+from netcc.semantics.policy import evaluate
 
 RESERVED = {"self": {4}, "host": {3}, "unisolated": {1, 2}}
 

@@ -10,7 +10,7 @@ from kernelenv import compile_to
 from scenarios import address, load, scenario_names, scenario_spec
 
 from netcc.loader.kernel_cluster import KernelCluster
-from netcc.semantics import evaluate
+from netcc.semantics.policy import evaluate
 
 
 @pytest.mark.parametrize("name", scenario_names())

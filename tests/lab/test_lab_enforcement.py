@@ -3,7 +3,7 @@
 One lab (3 nodes, 9 pods, two external hosts) with `labspecs.SPEC_POLICY` loaded on every
 node. Every flow where a pod is at either end (pods, nodes and external hosts as the other
 end) is probed on a set of TCP and UDP ports, and every verdict must equal the Python model
-(`netcc.semantics.evaluate`). The tests after that pick out what each feature must do:
+(`netcc.semantics.policy.evaluate`). The tests after that pick out what each feature must do:
 default deny, pod and namespace selectors, ipBlock with except, named ports, endPort,
 stateful replies, on one node and across nodes.
 """
@@ -32,10 +32,10 @@ from netcc.frontend import parse_spec
 from netcc.lab import core as lab
 from netcc.lab import netns as lab_netns
 from netcc.lab.state import STATE_DIR
-from netcc.model import PROTOCOL_NUMBERS
+from netcc.model.types import PROTOCOL_NUMBERS
 from netcc.pipeline import compile_spec
-from netcc.semantics import evaluate
-from netcc.write import write_tree
+from netcc.semantics.policy import evaluate
+from netcc.write.tree import write_tree
 
 PORTS = [(p, "TCP") for p in (7000, 7100, 8080, 6379, 50051, 9100, 9150, 9999)]
 PORTS += [(p, "UDP") for p in (53, 5353, 4005, 4011)]
@@ -109,7 +109,7 @@ def test_every_probe_matches_the_model(matrix):
     allowed = sum(1 for real, _, _ in matrix.values() if real)
     print(
         f"\n{len(matrix)} probes (TCP and UDP): {allowed} allowed, {len(matrix) - allowed} "
-        f"denied, {len(matrix) - len(wrong)} agree with netcc.semantics.evaluate"
+        f"denied, {len(matrix) - len(wrong)} agree with netcc.semantics.policy.evaluate"
     )
     assert not wrong, "\n".join(wrong[:40])
     assert 0 < allowed < len(matrix)

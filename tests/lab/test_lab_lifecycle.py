@@ -16,7 +16,7 @@ from netcc.lab import netns as lab_netns
 from netcc.lab.state import STATE_DIR, LabState
 from netcc.lab.topology import InjectedFailure, LabBuildError
 from netcc.pipeline import compile_spec
-from netcc.write import write_tree
+from netcc.write.tree import write_tree
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def test_crash_while_loading_then_down(clean, spec_files, policy_out):
         "    r = real(out, node, **kw)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "m.apply = once\n"
-        "from netcc.cli import main\n"
+        "from netcc.cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     argv = ["lab", "up", str(spec_files["policy"]), "--artifacts", str(policy_out)]

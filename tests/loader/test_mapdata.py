@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from netcc.layout import MAPS, layout_document
+from netcc.contract.layout import MAPS, layout_document
 from netcc.loader import libbpf
 from netcc.loader.libbpf import BpfObject
 from netcc.loader.mapdata import Layout, LayoutError, fill_map, fill_maps, read_map
@@ -114,7 +114,7 @@ def test_malformed_layouts() -> None:
 
 
 def test_compiler_layout_document() -> None:
-    """The loader reads the document netcc.layout writes (the test may import it)."""
+    """The loader reads the document netcc.contract.layout writes (the test may import it)."""
     layout = Layout(layout_document({m.capacity: 16 for m in MAPS}))
     assert set(layout.maps) == {m.name for m in MAPS}
     key = {"prefixlen": 72, "profile": 3, "peer": 9, "dir": 1, "proto": 6, "port": 443}

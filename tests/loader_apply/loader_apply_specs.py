@@ -16,8 +16,8 @@ from pathlib import Path
 
 from kernelenv import compile_to
 
-from netcc.build import compile_objects
-from netcc.lock import make_lock
+from netcc.build.clang import compile_objects
+from netcc.contract.lock import make_lock
 
 BASE = """\
 apiVersion: netcc.io/v1alpha1

@@ -3,7 +3,7 @@
 import pytest
 from scenarios import address, load, scenario_names
 
-from netcc.semantics import evaluate
+from netcc.semantics.policy import evaluate
 
 
 @pytest.mark.parametrize("name", scenario_names())

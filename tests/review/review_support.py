@@ -10,7 +10,7 @@ import yaml
 from clirun import Ran, run  # noqa: F401  (re-exported for the review tests)
 
 from netcc.frontend import parse_spec
-from netcc.model import Cluster
+from netcc.model.types import Cluster
 from netcc.review.connectivity import Connectivity, Party
 from netcc.review.source import Spec
 

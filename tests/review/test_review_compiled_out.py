@@ -8,7 +8,7 @@ import subprocess
 
 from review_support import SHOP, run, shop_doc, write_spec
 
-from netcc.lock import LOCK_NAME, SPEC_IN_OUT
+from netcc.contract.lock import LOCK_NAME, SPEC_IN_OUT
 
 
 def compile_to(spec, out) -> None:

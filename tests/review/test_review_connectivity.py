@@ -1,11 +1,10 @@
 """The symbolic connectivity agrees with the reference model point by point.
 
-`netcc.review.connectivity` computes, for every source and destination, the exact set of
-allowed (protocol, port); `netcc.semantics.evaluate` judges one connection. On generated specs,
-for flows sampled from every kind of party (pods, nodes, addresses in each ipBlock region) and
-at every port a rule or a container names (and its neighbours), both must agree, and so must
-the rules each side cites. Also on the Kubernetes conformance scenarios.
-"""
+`netcc.review.connectivity` computes, for every source and destination, the exact set of allowed
+(protocol, port); `netcc.semantics.policy.evaluate` judges one connection. On generated specs, for
+flows sampled from every kind of party (pods, nodes, addresses in each ipBlock region) and at every
+port a rule or a container names (and its neighbours), both must agree, and so must the rules each
+side cites. Also on the Kubernetes conformance scenarios."""
 
 import ipaddress
 import random
@@ -17,7 +16,7 @@ from scenarios import address, load, scenario_names
 from specgen import random_flows, random_spec
 
 from netcc.review.connectivity import Connectivity, split_regions
-from netcc.semantics import evaluate
+from netcc.semantics.policy import evaluate
 
 
 def _check(cluster, flows) -> list[str]:

@@ -11,7 +11,7 @@ from review_support import SHOP, run, shop_doc, spec_of, write_spec
 from specgen import EXTERNALS, random_spec
 
 from netcc.review.diff import diff
-from netcc.semantics import evaluate
+from netcc.semantics.policy import evaluate
 
 PROTO_NAMES = {6: "TCP", 17: "UDP", 132: "SCTP"}
 

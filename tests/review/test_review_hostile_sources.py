@@ -18,7 +18,7 @@ from hostile import MINIMAL_SPEC, changes, git, snapshot
 from review_support import SHOP, run
 
 import netcc.review.source as source
-from netcc.lock import LOCK_NAME
+from netcc.contract.lock import LOCK_NAME
 from netcc.review.source import SourceError, check_revision
 from netcc.review.why import WhyError, parse_port, parse_protocol
 

@@ -54,7 +54,7 @@ class NodeMaps:
 
     def expected(self, vip, port, proto, scope, client, sport) -> tuple[str, int]:
         """The reference backend (address, port) for a new flow."""
-        from netcc.services.select import flow_hash, pick
+        from netcc.semantics.lb import flow_hash, pick
 
         svc = self.services[(vip, port, proto, scope)]
         h = flow_hash(client, sport, port, proto, affinity=bool(svc["flags"] & 1))

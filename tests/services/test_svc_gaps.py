@@ -10,7 +10,7 @@ from svcspecs import SPEC
 
 from netcc.loader.libbpf import map_update
 from netcc.loader.testrun import TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, ipv4_packet
-from netcc.services.select import nat_ports
+from netcc.semantics.lb import nat_ports
 
 VIP = "10.96.0.10"
 WEB1 = "10.244.1.20"  # web-1, on node-1: a backend of VIP:80 (TCP 8080) and VIP:53 (UDP 5353)

@@ -11,7 +11,7 @@ from svcspecs import SPEC
 from netcc.loader.kernel_cluster import KernelCluster
 from netcc.loader.libbpf import map_update
 from netcc.loader.testrun import TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, ipv4_packet
-from netcc.services.select import nat_ports
+from netcc.semantics.lb import nat_ports
 
 CLIENT, DENIED, STRANGER = "10.244.1.10", "10.244.1.11", "10.244.1.12"
 EXTERNAL = "198.51.100.7"

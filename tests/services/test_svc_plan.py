@@ -7,10 +7,10 @@ import pytest
 from svcspecs import SPEC
 
 from netcc.frontend import parse_spec
-from netcc.plan import plan
-from netcc.services import maglev
-from netcc.services.backends import port_backends
-from netcc.services.select import flow_hash, mix, pick
+from netcc.plan import maglev
+from netcc.plan.planner import plan
+from netcc.resolve.backends import port_backends
+from netcc.semantics.lb import flow_hash, mix, pick
 
 NAMES = [f"10.0.{i // 250}.{i % 250}:8080/TCP" for i in range(40)]
 

@@ -15,9 +15,9 @@ import pytest
 from kernelenv import compile_to
 from svcnode import NODE_ADDR, spec, svc_node
 
-from netcc.build import compile_objects
+from netcc.build.clang import compile_objects
+from netcc.contract.lock import make_lock
 from netcc.loader.attach import UPLINK_PROGRAM_FOR
-from netcc.lock import make_lock
 
 UPLINK_PROGRAMS = tuple(UPLINK_PROGRAM_FOR.values())
 

@@ -29,7 +29,7 @@ from netcc.lab.services import (
 )
 from netcc.lab.state import STATE_DIR, LabState
 from netcc.pipeline import compile_spec
-from netcc.write import write_tree
+from netcc.write.tree import write_tree
 
 
 @dataclass

@@ -6,7 +6,7 @@ import contextlib
 import io
 from dataclasses import dataclass
 
-from netcc.cli import main
+from netcc.cli.main import main
 
 
 @dataclass

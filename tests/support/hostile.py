@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from netcc.lock import LOCK_NAME
+from netcc.contract.lock import LOCK_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL_SPEC = (ROOT / "tests" / "golden" / "specs" / "minimal.yaml").read_bytes()
@@ -84,7 +84,7 @@ def git(cwd: Path, *args: str) -> str:
 
 def make_template(base: Path, compiled: dict[str, bytes]) -> Path:
     """The part of a case tree that can be copied (no FIFOs, no links): built once."""
-    from netcc.write import write_tree
+    from netcc.write.tree import write_tree
 
     tree = base / "template"
     tree.mkdir()

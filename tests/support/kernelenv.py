@@ -10,7 +10,7 @@ from pathlib import Path
 from netcc.loader.bpffs import ensure_bpffs
 from netcc.loader.libbpf import bpf_unavailable_reason
 from netcc.pipeline import compile_spec
-from netcc.write import write_tree
+from netcc.write.tree import write_tree
 
 
 @cache

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from netcc.frontend import parse_spec
-from netcc.model import Cluster
+from netcc.model.types import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent / "scenarios"
 PROTO = {"TCP": 6, "UDP": 17, "SCTP": 132, "ICMP": 1}

@@ -83,7 +83,7 @@ def test_compiler_code_and_templates_are_in_the_key(monkeypatch):
     from importlib import resources
 
     seen = _files_hashed(monkeypatch)
-    for module in ("netcc.plan", "netcc.emit", "netcc.validate.policy"):
+    for module in ("netcc.plan.planner", "netcc.emit.bpf", "netcc.validate.policy"):
         path = Path(__import__(module, fromlist=["_"]).__file__).resolve()
         assert path in seen, module
     templates = Path(str(resources.files("netcc.templates"))) / "bpf"

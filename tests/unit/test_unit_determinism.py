@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import netcc.build
-from netcc.build import compile_objects
+import netcc.build.clang
+from netcc.build.clang import compile_objects
 from netcc.pipeline import compile_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def test_warm_cache_does_not_run_clang(tmp_path, monkeypatch):
     def no_clang(cmd, cwd):
         raise AssertionError(f"ran {cmd[0]} on a warm cache")
 
-    monkeypatch.setattr(netcc.build, "_run", no_clang)
+    monkeypatch.setattr(netcc.build.clang, "_run", no_clang)
     assert compile_objects(sources, ["bpf/datapath.c"]) == cold
     # Other sources are another cache entry: clang must run.
     with pytest.raises(AssertionError, match="ran"):

@@ -1,4 +1,4 @@
-"""netcc.emit: C comments are safe, generated files are marked, artifacts are reproducible."""
+"""netcc.emit.bpf: C comments are safe, generated files are marked, artifacts are reproducible."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from unitspecs import plan_of, policy
 
-from netcc import layout
-from netcc.build import compile_objects
-from netcc.emit import HEADER, LIB_HEADERS, c_comment, render_bpf, render_data
+from netcc.build.clang import compile_objects
+from netcc.contract import layout
+from netcc.emit.bpf import HEADER, LIB_HEADERS, c_comment, render_bpf, render_data
 from netcc.frontend import parse_spec
 from netcc.pipeline import compile_spec
 

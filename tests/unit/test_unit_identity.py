@@ -1,4 +1,4 @@
-"""netcc.identity: deterministic label-set identities, stable under additions."""
+"""netcc.resolve.identity: deterministic label-set identities, stable under additions."""
 
 import dataclasses
 
@@ -6,9 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from unitspecs import BASE, cluster_of
 
-from netcc import identity, layout
-from netcc.identity import allocate, identity_labels, workload_identities
-from netcc.model import Workload
+from netcc.contract import layout
+from netcc.model.types import Workload
+from netcc.resolve import identity
+from netcc.resolve.identity import allocate, identity_labels, workload_identities
 
 KEYS = st.sampled_from(["app", "tier", "env", "example.com/owner"])
 VALUES = st.sampled_from(["", "a", "b", "web", "Prod_1.x"])
@@ -144,7 +145,7 @@ def test_probing_continues_past_several_collisions(monkeypatch):
 
 
 def test_collision_notes_reach_the_plan(monkeypatch):
-    from netcc.plan import plan
+    from netcc.plan.planner import plan
 
     real = identity._hash
     monkeypatch.setattr(

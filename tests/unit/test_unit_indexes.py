@@ -15,10 +15,10 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 import pytest
 
-from netcc.cidr import BlockIndex, region_inside, regions
-from netcc.model import IPBlock, LabelSelector, NetworkPolicy, Requirement, Workload
+from netcc.model.types import IPBlock, LabelSelector, NetworkPolicy, Requirement, Workload
+from netcc.plan.cidr import BlockIndex, region_inside, regions
 from netcc.review.connectivity import Region, split_regions
-from netcc.semantics import SelectorIndex, ip_in_block, selector_matches
+from netcc.semantics.policy import SelectorIndex, ip_in_block, selector_matches
 
 BASES = ("10.0.0.0", "10.1.0.0", "10.1.2.0", "192.0.2.0", "0.0.0.0")
 

@@ -1,4 +1,5 @@
-"""netcc.plan on small hand-written specs: entries, profiles, peer classes, flags, verdicts."""
+"""netcc.plan.planner on small hand-written specs: entries, profiles, peer classes, flags,
+verdicts."""
 
 import pytest
 from unitspecs import (
@@ -16,11 +17,11 @@ from unitspecs import (
     spec_text,
 )
 
-import netcc.plan
-from netcc import layout
+import netcc.plan.planner
+from netcc.contract import layout
 from netcc.diagnostics import SpecError
 from netcc.pipeline import compile_spec
-from netcc.plan import CapacityError, plan
+from netcc.plan.planner import CapacityError, plan
 
 IN, EG = layout.DIR_INGRESS, layout.DIR_EGRESS
 TCP, UDP, SCTP = 6, 17, 132
@@ -47,7 +48,7 @@ def test_without_policies_nothing_is_isolated_and_no_entries():
             assert e.value["flags"] == 0
             assert e.value["ingress_deny"] == e.value["egress_deny"] == 0
     assert p.capacities["NETCC_MAX_VERDICTS"] == layout.RESERVED_VERDICTS[-1].number + 1
-    assert p.capacities["NETCC_MAX_CT"] == netcc.plan.CT_ENTRIES
+    assert p.capacities["NETCC_MAX_CT"] == netcc.plan.planner.CT_ENTRIES
     for name in ("NETCC_MAX_ENDPOINTS", "NETCC_MAX_IPCACHE", "NETCC_MAX_CIDRS", "NETCC_MAX_POLICY"):
         assert p.capacities[name] == 64  # the floor, a power of two
     # Without ipBlocks the LPM ipcache holds the whole space only: world.
@@ -249,7 +250,7 @@ def test_port_range_expands_to_its_prefixes():
     )
     got = sorted((e[4], e[5]) for e in entries(p, "node-2"))
     want = sorted(
-        (port, ALL_PORTS + bits) for port, bits in netcc.plan.port_range_prefixes(1, 65535)
+        (port, ALL_PORTS + bits) for port, bits in netcc.plan.planner.port_range_prefixes(1, 65535)
     )
     assert got == want
     assert len(got) == 16
@@ -495,8 +496,8 @@ def test_capacities_are_powers_of_two_with_headroom():
 
 
 def test_capacity_error_names_the_table(monkeypatch):
-    monkeypatch.setitem(netcc.plan.LIMITS, "NETCC_MAX_POLICY", 1)
-    monkeypatch.setitem(netcc.plan.LIMITS, "NETCC_MAX_VERDICTS", 33)
+    monkeypatch.setitem(netcc.plan.planner.LIMITS, "NETCC_MAX_POLICY", 1)
+    monkeypatch.setitem(netcc.plan.planner.LIMITS, "NETCC_MAX_VERDICTS", 33)
     cluster = cluster_of(policy("p", "a", "podSelector: {}\ningress: [{}, {ports: [{port: 1}]}]"))
     with pytest.raises(CapacityError) as e:
         plan(cluster)
@@ -508,7 +509,7 @@ def test_capacity_error_names_the_table(monkeypatch):
 
 def test_capacity_error_through_compile_spec_is_a_located_spec_error(monkeypatch, tmp_path):
     monkeypatch.setenv("NETCC_CACHE_DIR", str(tmp_path))  # no cached tree for this spec
-    monkeypatch.setitem(netcc.plan.LIMITS, "NETCC_MAX_ENDPOINTS", 2)
+    monkeypatch.setitem(netcc.plan.planner.LIMITS, "NETCC_MAX_ENDPOINTS", 2)
     text = spec_text()
     with pytest.raises(SpecError) as e:
         compile_spec(text.encode(), "unit.yaml")
@@ -524,6 +525,6 @@ def test_capacity_error_through_compile_spec_is_a_located_spec_error(monkeypatch
 
 
 def test_capacity_within_limits_is_capped_at_the_limit(monkeypatch):
-    monkeypatch.setitem(netcc.plan.LIMITS, "NETCC_MAX_ENDPOINTS", 3)
+    monkeypatch.setitem(netcc.plan.planner.LIMITS, "NETCC_MAX_ENDPOINTS", 3)
     p = plan_of()
     assert p.capacities["NETCC_MAX_ENDPOINTS"] == 3

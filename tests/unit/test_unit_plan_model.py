@@ -2,7 +2,7 @@
 
 A Python rendition of `judge()` in templates/bpf/lib/enforce.h (exact ipcache, then LPM regions,
 then the policy LPM for the peer class and for PEER_ANY) is run over random specs and flows and
-compared with `netcc.semantics.evaluate`. No kernel needed.
+compared with `netcc.semantics.policy.evaluate`. No kernel needed.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import yaml
 from specgen import random_flows, random_spec
 from unitspecs import policy_map_entries
 
-from netcc import layout
+from netcc.contract import layout
 from netcc.frontend import parse_spec
-from netcc.plan import ClusterPlan, NodePlan, plan
-from netcc.semantics import evaluate
+from netcc.plan.planner import ClusterPlan, NodePlan, plan
+from netcc.semantics.policy import evaluate
 
 
 def _bits(profile: int, peer: int, d: int, proto: int, port: int) -> int:

@@ -23,11 +23,12 @@ from typing import Any
 
 import pytest
 
-from netcc import build, pipeline
-from netcc.cidr import BlockIndex
+from netcc import pipeline
+from netcc.build import clang as build
 from netcc.frontend import parse_spec
-from netcc.plan import block_index, plan
-from netcc.semantics import selector_index
+from netcc.plan.cidr import BlockIndex
+from netcc.plan.planner import block_index, plan
+from netcc.semantics.policy import selector_index
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import pathological
@@ -83,7 +84,7 @@ def _block_lookups(n: int) -> int:
         return counted[-1]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("netcc.plan.block_index", index)
+        mp.setattr("netcc.plan.planner.block_index", index)
         plan(cluster)
     return sum(i.lookups for i in counted)
 

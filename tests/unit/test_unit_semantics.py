@@ -1,12 +1,12 @@
-"""netcc.semantics: the reference NetworkPolicy model."""
+"""netcc.semantics.policy: the reference NetworkPolicy model."""
 
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 import pytest
 from unitspecs import cluster_of, policy
 
-from netcc.model import IPBlock, LabelSelector, PolicyPort, Requirement
-from netcc.semantics import (
+from netcc.model.types import IPBlock, LabelSelector, PolicyPort, Requirement
+from netcc.semantics.policy import (
     Endpoint,
     RuleRef,
     endpoint_of,

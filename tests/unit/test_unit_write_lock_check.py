@@ -1,4 +1,4 @@
-"""netcc.write (atomic replace), netcc.lock and netcc.check."""
+"""netcc.write.tree (atomic replace), netcc.contract.lock and netcc.write.check."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import netcc.write
-from netcc.check import stale_files
+import netcc.write.tree
+from netcc.contract.lock import LOCK_NAME, LockFormatError, make_lock, parse_lock, sha256
 from netcc.loader.lockfile import LockError, verify_lock
-from netcc.lock import LOCK_NAME, LockFormatError, make_lock, parse_lock, sha256
-from netcc.write import OutputError, prepare_output, read_tree, write_tree
+from netcc.write.check import stale_files
+from netcc.write.tree import OutputError, prepare_output, read_tree, write_tree
 
 FILES = {
     "a.txt": b"alpha\n",
@@ -99,7 +99,7 @@ def test_interrupt_while_writing_leaves_out_as_it_was(tmp_path, monkeypatch):
     def interrupted(path, mode):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(netcc.write.os, "chmod", interrupted)
+    monkeypatch.setattr(netcc.write.tree.os, "chmod", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_tree({"other": b"x"}, out)
     monkeypatch.undo()
@@ -133,7 +133,7 @@ def test_failure_at_the_final_rename_leaves_out_as_it_was(tmp_path, monkeypatch)
             raise OSError(5, "Input/output error")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(netcc.write.os, "rename", rename)
+    monkeypatch.setattr(netcc.write.tree.os, "rename", rename)
     with pytest.raises(OSError):
         write_tree({**TREE, "a.txt": b"changed\n"}, out)
     monkeypatch.undo()
@@ -314,7 +314,7 @@ def test_verify_lock_refuses_escaping_paths(tmp_path):
 
 def test_inputs_are_bounded_like_the_front_end_and_fifos_never_hang(tmp_path):
     from netcc.fsguard import MAX_SPEC_BYTES, read_input
-    from netcc.load import MAX_SPEC_BYTES as FRONT_END_BOUND
+    from netcc.load.document import MAX_SPEC_BYTES as FRONT_END_BOUND
 
     assert MAX_SPEC_BYTES == FRONT_END_BOUND
     assert len(read_input("/dev/zero", 1000)) == 1001  # stops there; the parser reports it

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from netcc.k8s import yamlout
-from netcc.k8s.yamlout import LONG, _Dumper, _PyDumper, dump
+from netcc.emit.k8s import yamlout
+from netcc.emit.k8s.yamlout import LONG, _Dumper, _PyDumper, dump
 
 
 def _slow(doc: dict, dumper: type) -> bytes:

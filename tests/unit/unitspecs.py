@@ -5,10 +5,10 @@ from __future__ import annotations
 import textwrap
 from ipaddress import IPv4Address
 
-from netcc import layout
+from netcc.contract import layout
 from netcc.frontend import parse_spec
-from netcc.model import Cluster
-from netcc.plan import ClusterPlan, NodePlan, plan
+from netcc.model.types import Cluster
+from netcc.plan.planner import ClusterPlan, NodePlan, plan
 
 # Two nodes, two namespaces. web-1 and web-2 (node-1) have the same labels and ports; web-3
 # (node-1) has web's labels but another port; web-4 (node-2) is web-1's twin on another node.

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from wgspecs import SPEC_POLICY, key_dir, with_wireguard
 
-from netcc.cli import main
+from netcc.cli.main import main
 from netcc.frontend import parse_spec
 from netcc.keys import BASE_POINT, generate_private_key, public_key, x25519
 

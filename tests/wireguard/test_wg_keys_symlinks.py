@@ -15,7 +15,7 @@ from hostile import changes, snapshot
 from wgspecs import key_dir
 
 import netcc.keys
-from netcc.cli import main
+from netcc.cli.main import main
 
 
 @pytest.fixture

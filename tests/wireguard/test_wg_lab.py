@@ -278,7 +278,7 @@ def test_wg_lab_key_rotation_under_traffic(wg_lab: Lab) -> None:
     from netcc.keys import generate
     from netcc.loader.apply import apply
     from netcc.pipeline import compile_spec
-    from netcc.write import write_tree
+    from netcc.write.tree import write_tree
 
     new = generate(wg_lab.keys / "rotated", ["node-2"])["node-2"]
     old = wg_lab.entries["node-2"]

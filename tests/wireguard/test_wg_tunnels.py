@@ -9,6 +9,8 @@ import json
 import pytest
 from wgspecs import SPEC_POLICY, assert_no_key_material, key_dir, policy_spec, private_keys
 
+from netcc.contract.tunnel import from_doc
+from netcc.emit.tunnels import plan_tunnels, render_tunnels
 from netcc.frontend import parse_spec
 from netcc.keys import generate_private_key, public_key
 from netcc.loader.wireguard.apply import diff
@@ -19,10 +21,8 @@ from netcc.loader.wireguard.backend import (
     PeerConfig,
     PeerState,
 )
-from netcc.loader.wireguard.tunnel_doc import from_doc
 from netcc.loader.wireguard.values import check_change, check_plan
 from netcc.pipeline import compile_spec
-from netcc.tunnels import plan_tunnels, render_tunnels
 
 
 def test_wg_plan_peers_routes_mtu() -> None:

@@ -73,7 +73,7 @@ static __always_inline int lb_is_node_port(const struct flow *f)
 	return e && !(e->flags & IPCACHE_F_POD);
 }
 
-/* Three words mixed with murmur3's finalizer (netcc.services.select.mix). */
+/* Three words mixed with murmur3's finalizer (netcc.semantics.lb.mix). */
 static __always_inline __u32 lb_hash(__u32 a, __u32 b, __u32 c)
 {
 	__u32 h = a * 0x9E3779B1u;

@@ -40,7 +40,7 @@
 
 /* Source ports of NodePort flows masqueraded to the node's address: above Linux's default
  * ephemeral range (ip_local_port_range 32768-60999, the node's own connections) and the
- * nodePort range, so no socket of the node and no NodePort uses them. netcc.services.select
+ * nodePort range, so no socket of the node and no NodePort uses them. netcc.semantics.lb
  * .nat_port is the Python reference of the choice. */
 #define NAT_PORT_MIN 61000
 #define NAT_PORT_MAX 65535

@@ -1,0 +1,131 @@
+"""The `netcc load` commands: apply, status, detach (what runs on every node).
+
+`cli/main.py` calls `add_load_commands(subparsers)`. Each command returns its exit code:
+0 on success (status: everything expected is attached), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _node_args(p: argparse.ArgumentParser, node_required: bool) -> None:
+    p.add_argument("--node", required=node_required, metavar="NAME", help="node name in OUT")
+    p.add_argument(
+        "--pin-root",
+        metavar="DIR",
+        help="bpffs directory for this node's pins (default /sys/fs/bpf/netcc/NODE)",
+    )
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where the applied state is kept (default $NETCC_STATE_BASE or /run/netcc, /NODE)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2, sort_keys=True))
+
+
+def _error(args: argparse.Namespace, message: str, log: str = "", **extra: Any) -> int:
+    if log:
+        print(log.rstrip(), file=sys.stderr)
+    print(f"netcc: error: {message}", file=sys.stderr)
+    if args.json:
+        _print_json({"ok": False, "error": message, "log": log, **extra})
+    return 1
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from netcc.loader.apply import ApplyError, apply, format_result
+    from netcc.loader.libbpf import BpfError
+
+    try:
+        result = apply(
+            args.out,
+            args.node,
+            pin_root=args.pin_root,
+            state_dir=args.state_dir,
+            wireguard=args.wireguard,
+        )
+    except ApplyError as e:
+        return _error(args, str(e), e.log, rolled_back=e.rolled_back)
+    except (BpfError, OSError, ValueError) as e:
+        return _error(args, str(e), getattr(e, "log", ""))
+    for w in result.warnings:
+        print(f"netcc: warning: {w}", file=sys.stderr)
+    if args.json:
+        _print_json({"ok": True, **result.to_json()})
+    else:
+        print(format_result(result))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from netcc.loader.libbpf import BpfError
+    from netcc.loader.status import StatusError, format_status, status
+
+    try:
+        report = status(args.node, args.pin_root, args.state_dir)
+    except (StatusError, OSError, ValueError, BpfError) as e:
+        return _error(args, str(e))  # exit 1: not ready
+    if args.json:
+        _print_json(report)
+    else:
+        print(format_status(report, args.all))
+    return 0 if report["ok"] else 1
+
+
+def cmd_detach(args: argparse.Namespace) -> int:
+    from netcc.loader.detach import detach
+    from netcc.loader.libbpf import BpfError
+
+    try:
+        report = detach(args.node, args.pin_root, args.state_dir)
+    except (OSError, ValueError, BpfError) as e:
+        return _error(args, str(e))
+    if args.json:
+        _print_json(report)
+    else:
+        if not report["nodes"]:
+            print("netcc: nothing applied in this network namespace")
+        for n in report["nodes"]:
+            print(f"netcc: {n['node']}: detached")
+            for d in n["done"]:
+                print(f"  {d}")
+            for p in n["problems"]:
+                print(f"netcc: warning: {n['node']}: {p}", file=sys.stderr)
+    return 0 if report["ok"] else 1
+
+
+def add_load_commands(subparsers: Any) -> None:
+    """Add `load apply|status|detach` to the `netcc` command's subparsers."""
+    load = subparsers.add_parser(
+        "load", help="attach OUT's datapath to this node's pod interfaces, report, detach"
+    )
+    sub = load.add_subparsers(dest="load_command", required=True)
+    a = sub.add_parser(
+        "apply",
+        help="check OUT's lock, load or update the datapath, attach it to the pods' interfaces",
+    )
+    a.add_argument("out", metavar="OUT")
+    _node_args(a, node_required=True)
+    a.add_argument(
+        "--wireguard",
+        choices=["auto", "kernel", "userspace"],
+        default="auto",
+        help="WireGuard backend when OUT plans a tunnel: the kernel module (generic netlink), "
+        "a userspace daemon (wireguard-go, UAPI), or auto: the kernel's if it works here",
+    )
+    a.set_defaults(func=cmd_apply)
+    s = sub.add_parser("status", help="what is attached, which artifacts, verdict counters")
+    _node_args(s, node_required=False)
+    s.add_argument("--all", action="store_true", help="list every verdict's counters")
+    s.set_defaults(func=cmd_status)
+    d = sub.add_parser("detach", help="remove every program, link, filter, map and pin")
+    _node_args(d, node_required=False)
+    d.set_defaults(func=cmd_detach)

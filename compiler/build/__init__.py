@@ -1,0 +1,1 @@
+"""Stage 7, build: clang turns the generated C into BPF objects."""

@@ -1,0 +1,123 @@
+"""`OUT/k8s`: what an operator applies (`kubectl apply -k OUT/k8s`) to run the datapath.
+
+    kustomization.yaml          lists every document below
+    namespace.yaml              netcc-system (Pod Security: privileged)
+    serviceaccount.yaml         the loader's identity: no token, no RBAC
+    daemonset.yaml              the loader on every node of the spec (daemonset.py)
+    artifacts/common/I.yaml     ConfigMaps: the files every node gets (artifacts.py)
+    artifacts/nodes/NODE/I.yaml ConfigMaps: one node's files and its own lock
+    policies/NS/NAME.yaml       the spec's NetworkPolicies, as Kubernetes objects (policies.py)
+
+Every file is one YAML document written by the safe dumper (yamlout.py), sorted and
+deterministic. Nothing here holds key material: WireGuard keys come from a Secret the
+operator creates, which the DaemonSet only references.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netcc.emit.k8s.artifacts import BUDGET, Packed, pack
+from netcc.emit.k8s.constants import (
+    K8S_DIR,
+    KUBERNETES_VERSION,
+    LOADER,
+    NAMESPACE,
+    WIREGUARD_SECRET,
+)
+from netcc.emit.k8s.daemonset import COMMENTS, daemonset
+from netcc.emit.k8s.objects import (
+    NAMESPACE_COMMENTS,
+    SERVICE_ACCOUNT_COMMENTS,
+    namespace,
+    service_account,
+)
+from netcc.emit.k8s.policies import policy_objects
+from netcc.emit.k8s.yamlout import dump
+from netcc.model.types import Cluster
+
+__all__ = ["render_k8s"]
+
+KUSTOMIZATION = "kustomization.yaml"
+
+
+def kustomization(resources: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": sorted(resources),
+    }
+
+
+def wireguard_comments(cluster: Cluster) -> list[str]:
+    """How to create the Secret the DaemonSet mounts keys from (when WireGuard is on)."""
+    wg = cluster.wireguard
+    if wg is None or not wg.enabled or not wg.nodes:
+        return []
+    lines = [
+        "",
+        f"WireGuard is enabled: before applying, create Secret {WIREGUARD_SECRET}, one key per",
+        "node, named after the node (each pod mounts its own node's key at the spec's",
+        "privateKeyFile; keys never appear in these files):",
+        f"  kubectl apply -f OUT/{K8S_DIR}/namespace.yaml",
+        f"  kubectl -n {NAMESPACE} create secret generic {WIREGUARD_SECRET} \\",
+    ]
+    nodes = sorted(n.node for n in wg.nodes)
+    lines += [f"    --from-file={n}=PATH-OF-{n}-PRIVATE-KEY \\" for n in nodes[:-1]]
+    lines.append(f"    --from-file={nodes[-1]}=PATH-OF-{nodes[-1]}-PRIVATE-KEY")
+    return lines
+
+
+def kustomization_comments(cluster: Cluster, packed: Packed) -> list[str]:
+    gen = packed.generation
+    return [
+        f"The datapath of ClusterNetwork {cluster.name} on Kubernetes {KUBERNETES_VERSION}+:",
+        f"  kubectl apply -k OUT/{K8S_DIR}",
+        f"  kubectl -n {NAMESPACE} rollout status daemonset/{LOADER}",
+        "The spec's namespaces must exist: their NetworkPolicies are created there.",
+        "",
+        f"Artifacts: generation {gen}. Their ConfigMaps are immutable and named after it; the",
+        "previous generation's stay (for `kubectl rollout undo`). Once a rollout is done:",
+        f"  kubectl -n {NAMESPACE} delete configmap \\",
+        f"    -l 'netcc.io/generation,netcc.io/generation!={gen}'",
+        "",
+        "Deleting the DaemonSet leaves every node's datapath attached. To remove it, detach",
+        "on every node first:",
+        f"  kubectl -n {NAMESPACE} exec POD -c loader -- netcc load detach",
+        *wireguard_comments(cluster),
+    ]
+
+
+def render_k8s(
+    spec: bytes, filename: str, cluster: Cluster, tree: dict[str, bytes], budget: int = BUDGET
+) -> dict[str, bytes]:
+    """`k8s/...` files for the compiled `tree` (OUT without `k8s/` and its lock); `budget`:
+    payload bytes per artifact ConfigMap (see artifacts.py).
+
+    Each document is dumped as soon as it is made: the artifact ConfigMaps copy every node's
+    files, so holding them all as objects next to their YAML would double the peak memory.
+    """
+    from netcc.load.document import load_yaml
+
+    document, _ = load_yaml(spec, filename)
+    assert isinstance(document, dict)
+    packed = pack(tree, [n.name for n in cluster.nodes], spec, budget)
+    files: dict[str, bytes] = {}
+
+    def put(path: str, doc: dict[str, Any], comments: list[str] | tuple[str, ...]) -> None:
+        files[f"{K8S_DIR}/{path}"] = dump(doc, comments)
+
+    put("namespace.yaml", namespace(), NAMESPACE_COMMENTS)
+    put("serviceaccount.yaml", service_account(), SERVICE_ACCOUNT_COMMENTS)
+    put("daemonset.yaml", daemonset(cluster, packed), COMMENTS)
+    for path in packed.configmaps:
+        configmap = packed.configmaps[path]  # built now, let go once dumped
+        node = configmap["metadata"].get("annotations", {}).get("netcc.io/node")
+        whose = f"node {node} (and its own lock)" if node else "every node"
+        put(path, configmap, [f"Compiled artifacts for {whose}: see {KUSTOMIZATION}."])
+    for path, policy in policy_objects(document).items():
+        put(path, policy, [f"A NetworkPolicy of ClusterNetwork {cluster.name}, as written."])
+    resources = [p.removeprefix(f"{K8S_DIR}/") for p in files]
+    comments = kustomization_comments(cluster, packed)
+    files[f"{K8S_DIR}/{KUSTOMIZATION}"] = dump(kustomization(resources), comments)
+    return dict(sorted(files.items()))

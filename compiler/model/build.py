@@ -1,0 +1,221 @@
+"""Raw validated document -> `netcc.model.types.Cluster`.
+
+Only called on documents that passed validation, so it trusts types and references; defaults are
+applied here, the way Kubernetes applies them.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network, ip_network
+from typing import Any
+
+from netcc.diagnostics import join_key, join_path
+from netcc.model.types import (
+    NAMESPACE_NAME_LABEL,
+    Cluster,
+    ContainerPort,
+    Deploy,
+    IPBlock,
+    LabelSelector,
+    Namespace,
+    NetworkPolicy,
+    Node,
+    Peer,
+    PolicyPort,
+    Requirement,
+    Rule,
+    Service,
+    ServicePort,
+    WireGuard,
+    WireGuardNode,
+    Workload,
+    labels_of,
+)
+
+DEFAULT_AFFINITY_TIMEOUT = 10800
+DEFAULT_WIREGUARD_PORT = 51871
+DEFAULT_UNDERLAY_MTU = 1500
+DEFAULT_KEEPALIVE = 25
+
+
+def build_cluster(document: dict[str, Any]) -> Cluster:
+    """The model of a validated document; objects keep their spec order and path."""
+    spec = document["spec"]
+    return Cluster(
+        name=document["metadata"]["name"],
+        pod_cidr=IPv4Network(spec["podCIDR"]),
+        service_cidr=IPv4Network(spec["serviceCIDR"]),
+        nodes=tuple(_node(n, f"spec.nodes[{i}]") for i, n in enumerate(spec["nodes"])),
+        namespaces=tuple(
+            _namespace(n, f"spec.namespaces[{i}]") for i, n in enumerate(spec.get("namespaces", []))
+        ),
+        workloads=tuple(
+            _workload(w, f"spec.workloads[{i}]") for i, w in enumerate(spec.get("workloads", []))
+        ),
+        services=tuple(
+            _service(s, f"spec.services[{i}]") for i, s in enumerate(spec.get("services", []))
+        ),
+        policies=tuple(
+            _policy(p, f"spec.policies[{i}]") for i, p in enumerate(spec.get("policies", []))
+        ),
+        wireguard=_wireguard(spec.get("encryption", {}).get("wireguard")),
+        deploy=_deploy(spec.get("deploy")),
+    )
+
+
+def _node(node: dict[str, Any], path: str) -> Node:
+    return Node(
+        name=node["name"],
+        address=IPv4Address(node["address"]),
+        pod_cidr=IPv4Network(node["podCIDR"]),
+        path=path,
+    )
+
+
+def _namespace(namespace: dict[str, Any], path: str) -> Namespace:
+    labels = {**namespace.get("labels", {}), NAMESPACE_NAME_LABEL: namespace["name"]}
+    return Namespace(name=namespace["name"], labels=labels_of(labels), path=path)
+
+
+def _workload(workload: dict[str, Any], path: str) -> Workload:
+    return Workload(
+        name=workload["name"],
+        namespace=workload["namespace"],
+        node=workload["node"],
+        labels=labels_of(workload.get("labels", {})),
+        ips=tuple(IPv4Address(ip) for ip in workload["ips"]),
+        ports=tuple(
+            ContainerPort(port=p["port"], protocol=p.get("protocol", "TCP"), name=p.get("name"))
+            for p in workload.get("ports", [])
+        ),
+        path=path,
+    )
+
+
+def _service(service: dict[str, Any], path: str) -> Service:
+    client_ip = service.get("sessionAffinityConfig", {}).get("clientIP", {})
+    return Service(
+        name=service["name"],
+        namespace=service["namespace"],
+        type=service.get("type", "ClusterIP"),
+        cluster_ip=IPv4Address(service["clusterIP"]),
+        selector=labels_of(service.get("selector", {})),
+        ports=tuple(
+            ServicePort(
+                port=p["port"],
+                target_port=p.get("targetPort", p["port"]),
+                protocol=p.get("protocol", "TCP"),
+                name=p.get("name"),
+                node_port=p.get("nodePort"),
+            )
+            for p in service["ports"]
+        ),
+        session_affinity=service.get("sessionAffinity", "None"),
+        session_affinity_timeout=client_ip.get("timeoutSeconds", DEFAULT_AFFINITY_TIMEOUT),
+        external_traffic_policy=service.get("externalTrafficPolicy", "Cluster"),
+        path=path,
+    )
+
+
+def _wireguard(wireguard: dict[str, Any] | None) -> WireGuard | None:
+    if wireguard is None:
+        return None
+    path = "spec.encryption.wireguard"
+    nodes_path = join_key(path, "nodes")
+    return WireGuard(
+        enabled=wireguard["enabled"],
+        listen_port=wireguard.get("listenPort", DEFAULT_WIREGUARD_PORT),
+        nodes=tuple(
+            WireGuardNode(
+                node=name,
+                public_key=entry["publicKey"],
+                private_key_file=entry["privateKeyFile"],
+                path=join_key(nodes_path, name),
+            )
+            for name, entry in wireguard.get("nodes", {}).items()
+        ),
+        underlay_mtu=wireguard.get("underlayMTU", DEFAULT_UNDERLAY_MTU),
+        persistent_keepalive=wireguard.get("persistentKeepalive", DEFAULT_KEEPALIVE),
+        path=path,
+    )
+
+
+def _deploy(deploy: dict[str, Any] | None) -> Deploy:
+    """spec.deploy; an absent image is the release of this netcc (see `Deploy`)."""
+    if deploy is None:
+        return Deploy()
+    image = deploy.get("image")
+    return Deploy(path="spec.deploy") if image is None else Deploy(image, "spec.deploy")
+
+
+def selector(raw: dict[str, Any]) -> LabelSelector:
+    """metav1.LabelSelector; requirement values sorted and deduplicated, as Kubernetes does."""
+    return LabelSelector(
+        match_labels=labels_of(raw.get("matchLabels", {})),
+        match_expressions=tuple(
+            Requirement(e["key"], e["operator"], tuple(sorted(set(e.get("values", [])))))
+            for e in raw.get("matchExpressions", [])
+        ),
+    )
+
+
+def policy_types(spec: dict[str, Any]) -> tuple[str, ...]:
+    """policyTypes as Kubernetes defaults them: absent (or empty) means Ingress, plus Egress when
+    there is at least one egress rule."""
+    given = spec.get("policyTypes") or ["Ingress", *(["Egress"] if spec.get("egress") else [])]
+    return tuple(t for t in ("Ingress", "Egress") if t in given)
+
+
+def _policy(policy: dict[str, Any], path: str) -> NetworkPolicy:
+    spec = policy["spec"]
+    spec_path = join_key(path, "spec")
+    return NetworkPolicy(
+        name=policy["metadata"]["name"],
+        namespace=policy["metadata"]["namespace"],
+        pod_selector=selector(spec["podSelector"]),
+        policy_types=policy_types(spec),
+        ingress=_rules(spec.get("ingress", []), "ingress", "from", spec_path),
+        egress=_rules(spec.get("egress", []), "egress", "to", spec_path),
+        path=path,
+    )
+
+
+def _rules(
+    rules: list[dict[str, Any]], direction: str, peers: str, spec_path: str
+) -> tuple[Rule, ...]:
+    return tuple(
+        Rule(
+            direction=direction,
+            index=i,
+            peers=tuple(_peer(p) for p in rule.get(peers, [])),
+            ports=tuple(_port(p) for p in rule.get("ports", [])),
+            path=join_path(spec_path, direction, i),
+        )
+        for i, rule in enumerate(rules)
+    )
+
+
+def _peer(peer: dict[str, Any]) -> Peer:
+    block = peer.get("ipBlock")
+    return Peer(
+        pod_selector=selector(peer["podSelector"]) if "podSelector" in peer else None,
+        namespace_selector=(
+            selector(peer["namespaceSelector"]) if "namespaceSelector" in peer else None
+        ),
+        ip_block=(
+            IPBlock(
+                cidr=ip_network(block["cidr"]),
+                excepts=tuple(ip_network(e) for e in block.get("except", [])),
+            )
+            if block is not None
+            else None
+        ),
+    )
+
+
+def _port(port: dict[str, Any]) -> PolicyPort:
+    return PolicyPort(
+        protocol=port.get("protocol", "TCP"),
+        port=port.get("port"),
+        end_port=port.get("endPort"),
+    )

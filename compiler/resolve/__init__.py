@@ -1,0 +1,1 @@
+"""Stage 4, resolve: identities, service backends; what the spec's names and selectors stand for."""

@@ -1,1 +1,0 @@
-"""Services without kube-proxy: backends, Maglev tables and the load-balancing plan."""
