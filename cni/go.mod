@@ -1,0 +1,3 @@
+module netcc.io/cni
+
+go 1.19
