@@ -2,17 +2,20 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 wireguard-tools wireguard-go \
-	linux-libc-dev tcpdump iptables
+	linux-libc-dev tcpdump iptables golang-go
 # Only the tests need these: a browser to open `netcc review --format html` as a reviewer would;
-# QEMU, busybox and kmod to boot a Debian kernel with wireguard.ko (tests/wireguard_vm).
-TEST_APT_PACKAGES := chromium qemu-system-x86 busybox-static kmod
+# QEMU, busybox and kmod to boot a Debian kernel with wireguard.ko (tests/wireguard_vm);
+# libcni (the library containerd and CRI-O run plugins with) and the reference plugins, to drive
+# build/netcc-cni as a runtime would and chain plugins after it (tests/cni).
+TEST_APT_PACKAGES := chromium qemu-system-x86 busybox-static kmod golang-github-appc-cni-dev \
+	containernetworking-plugins
 EXAMPLE ?= examples/shop.yaml
 OUT ?= out/shop
 
-.PHONY: setup system-packages test-packages vm-kernel python-package demo test test-fast lint golden \
-	bench clean
+.PHONY: setup system-packages test-packages vm-kernel python-package cni demo test test-fast lint \
+	golden bench clean
 
-setup: system-packages python-package
+setup: system-packages python-package cni
 
 system-packages test-packages: PACKAGES = $(if $(filter test-packages,$@),$(TEST_APT_PACKAGES),$(APT_PACKAGES))
 system-packages test-packages:
@@ -27,6 +30,14 @@ system-packages test-packages:
 python-package:
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
 
+# The CNI plugin (cni/, Go, standard library only): static, offline, and byte-identical from
+# any checkout (no paths, build ID or VCS stamp in it). CNI_BIN names another output.
+CNI_BIN ?= build/netcc-cni
+cni: system-packages
+	mkdir -p $(dir $(abspath $(CNI_BIN)))
+	cd cni && CGO_ENABLED=0 GOPROXY=off GOFLAGS= go build -trimpath -buildvcs=false \
+		-ldflags '-s -w -buildid=' -o $(abspath $(CNI_BIN)) .
+
 demo: setup
 	bash scripts/demo.sh $(EXAMPLE) $(OUT)
 	bash scripts/lab-demo.sh $(EXAMPLE) $(OUT)
@@ -40,6 +51,7 @@ test: setup test-packages vm-kernel
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q -ra
 
+# Without the kernel tests (tests/conftest.py says which they are) and the slow ones: no root needed.
 test-fast:
 	$(PYTHON) -m pytest -q -m "not kernel and not slow"
 
@@ -47,8 +59,10 @@ lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 
+# Regenerates every golden file: runs exactly the tests that compare against one (marked
+# `golden` by their `golden` fixture, tests/support/golden.py). Review the diff before committing.
 golden:
-	NETCC_UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q tests/golden tests/frontend tests/review -k golden
+	NETCC_UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q -p no:cacheprovider -m golden
 
 bench:
 	$(PYTHON) bench/compile_scale.py

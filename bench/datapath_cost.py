@@ -76,15 +76,15 @@ class Flow:
 
 def _covers(entry: dict, proto: int, port: int) -> bool:
     """Whether a policy entry (exact, or LPM with `prefixlen`) allows proto/port."""
-    from netcc.contract import layout
+    from netcc.contract import constants
 
     k = entry["key"]
-    bits = k.get("prefixlen", layout.POLICY_PREFIX_FULL)
-    if bits <= layout.POLICY_PREFIX_ALL_PROTOCOLS:
+    bits = k.get("prefixlen", constants.POLICY_PREFIX_FULL)
+    if bits <= constants.POLICY_PREFIX_ALL_PROTOCOLS:
         return True
     if k["proto"] != proto:
         return False
-    keep = bits - layout.POLICY_PREFIX_ALL_PORTS
+    keep = bits - constants.POLICY_PREFIX_ALL_PORTS
     return keep <= 0 or (port >> (16 - keep)) == (k["port"] >> (16 - keep))
 
 
@@ -92,11 +92,11 @@ def _lookups(flags: int, direction: str, hit: str) -> str:
     """The policy lookups a verdict takes (see templates/bpf/lib/policy.h): the peer's class,
     then PEER_ANY (if the pod has PEER_ANY entries), in the exact-port hash map, then the same
     in the LPM trie (if the pod has range or wildcard entries); `hit` says where it stops."""
-    from netcc.contract import layout
+    from netcc.contract import constants
 
     d = direction.upper()
-    has_any = bool(flags & layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{d}_ANY"])
-    ranges = layout.ENDPOINT_FLAGS.get(f"ENDPOINT_F_{d}_RANGES")
+    has_any = bool(flags & constants.ENDPOINT_FLAGS[f"ENDPOINT_F_{d}_ANY"])
+    ranges = constants.ENDPOINT_FLAGS.get(f"ENDPOINT_F_{d}_RANGES")
     has_lpm = ranges is None or bool(flags & ranges)
     per_map = 2 if has_any else 1
     steps = {"hash-peer": (1, 0), "hash-any": (2, 0), "lpm-peer": (per_map, 1)}
@@ -116,13 +116,13 @@ def pick_flows(out: Path, direction: str) -> tuple[Flow, Flow] | None:
     entry of the profile covers for the peer's class or PEER_ANY; pods with PEER_ANY and
     range entries are preferred, as their denies take the most lookups.
     """
-    from netcc.contract import layout
+    from netcc.contract import constants
 
-    d = layout.DIR_INGRESS if direction == "ingress" else layout.DIR_EGRESS
-    isolated = layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ISOLATED"]
+    d = constants.DIR_INGRESS if direction == "ingress" else constants.DIR_EGRESS
+    isolated = constants.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ISOLATED"]
     worst = sum(
         v
-        for k, v in layout.ENDPOINT_FLAGS.items()
+        for k, v in constants.ENDPOINT_FLAGS.items()
         if k.startswith(f"ENDPOINT_F_{direction.upper()}")
     )
     allowed: list[tuple[tuple, Flow]] = []

@@ -69,7 +69,7 @@ def _be32(ip: str) -> int:
 
 def probe_defines(out: Path) -> tuple[str, list[str]]:
     """(node, clang -D flags) for the sweep output's ingress allow and deny flows."""
-    from netcc.contract import layout
+    from netcc.contract import constants
 
     flows = pick_flows(out, "ingress")
     if flows is None:
@@ -97,7 +97,7 @@ def probe_defines(out: Path) -> tuple[str, list[str]]:
     flags = {
         "LOCAL_IP": _be32(deny.dst),
         "REMOTE_IP": _be32(deny.src),
-        "DIR": layout.DIR_INGRESS,
+        "DIR": constants.DIR_INGRESS,
         "ALLOW_PROFILE": allow_profile,
         "ALLOW_PEER": allow_peer,
         "ALLOW_PORT": allow.dport,

@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
+    from netcc.contract.programs import POD_PROGRAMS as PROGRAMS
     from netcc.loader.bpffs import ensure_bpffs
-    from netcc.loader.datapath import PROGRAMS, NodeDatapath
+    from netcc.loader.datapath import NodeDatapath
 
     ensure_bpffs()
     header("verifier: verified_insns per program vs policy rules")

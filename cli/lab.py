@@ -74,9 +74,9 @@ def _error(error: BaseException | str) -> int:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from netcc.contract.lock import LockError
     from netcc.lab.core import LabBuildError, LabError, LabPlanError, LabStateError
     from netcc.loader.libbpf import BpfError
-    from netcc.loader.lockfile import LockError
 
     return LabError, LabPlanError, LabStateError, LabBuildError, LockError, BpfError
 

@@ -81,8 +81,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
+    from netcc.contract.lock import LockError
     from netcc.loader.libbpf import BpfError
-    from netcc.loader.lockfile import LockError
     from netcc.loader.verify import format_report, verify
 
     try:
@@ -97,7 +97,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from netcc.loader.lockfile import LockError
+    from netcc.contract.lock import LockError
     from netcc.loader.trace import format_trace, trace
 
     try:

@@ -1,7 +1,9 @@
 """Content-addressed cache of whole artifact trees.
 
-The key covers everything an artifact tree depends on: the spec's bytes, netcc's own code and
-templates (so a changed compiler never serves stale output), and the clang version. A hit
+The key covers everything an artifact tree depends on: the spec's bytes, the code of every
+package that shapes OUT (the compiler, the contract it writes OUT by, the templates and the
+schemas: a change to any of them never serves stale output), and the clang version. A test
+checks that a compile imports no netcc module from outside these packages. A hit
 skips every stage; a miss costs nothing but the key. The cache lives in `$NETCC_CACHE_DIR`
 (default `~/.cache/netcc`) and may be deleted at any time.
 """
@@ -18,13 +20,15 @@ from pathlib import Path
 
 from netcc.build.clang import cache_root, clang_version
 
-PACKAGES = ("netcc", "netcc.templates", "netcc.schemas")
+# Every package whose files shape OUT, each hashed as the directory it is imported from (in the
+# source tree `netcc` is compiler/ alone; installed as a wheel it holds the others too).
+PACKAGES = ("netcc", "netcc.contract", "netcc.templates", "netcc.schemas")
 LIBRARIES = ("jinja2", "pyyaml", "jsonschema")
 
 
 @cache
 def _netcc_digest() -> str:
-    """Digest of netcc's modules, templates and schemas, and the libraries that shape output."""
+    """Digest of the packages that shape OUT, and of the libraries that shape output."""
     h = hashlib.sha256()
     for package in PACKAGES:
         root = Path(str(resources.files(package)))

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from netcc.contract.text import escape
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMPONENT = re.compile(r'\.?[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\]')
 
@@ -32,7 +34,6 @@ _COMPONENT = re.compile(r'\.?[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\
 KEY_SHAPED = re.compile(r"[A-Za-z0-9+/]{43}=")
 REDACTED = "<redacted: looks like a key>"
 MAX_QUOTED = 80  # characters of a spec value shown in a message; longer ones are shortened
-_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 Location = tuple[int, int]
 
@@ -40,25 +41,6 @@ Location = tuple[int, int]
 def has_key_shape(text: str) -> bool:
     """True when `text` holds key-shaped text anywhere (see KEY_SHAPED)."""
     return KEY_SHAPED.search(text) is not None
-
-
-def escape(text: str) -> str:
-    """`text` with every unprintable character escaped (`\\n`, `\\x1b`, `\\u202e`).
-
-    Printable text, non-ASCII letters included, is kept; backslashes are kept as they are, so
-    that escaping twice changes nothing."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else _escape_char(c) for c in text)
-
-
-def _escape_char(c: str) -> str:
-    if c in _NAMED_ESCAPES:
-        return _NAMED_ESCAPES[c]
-    code = ord(c)
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def clean(text: str) -> str:

@@ -1,18 +1,16 @@
-"""WireGuard keys: X25519 (RFC 7748) in pure Python, and `netcc keys generate`.
+"""`netcc keys generate`: WireGuard key pairs for the spec's nodes.
 
-A WireGuard private key is 32 random bytes clamped as RFC 7748 says; its public key is the
-X25519 product of that scalar and the base point u=9. Both travel as base64, as `wg genkey` and
-`wg pubkey` print them. `netcc keys generate --out DIR` writes one key pair per node
-(`NODE.key`, mode 0600, and `NODE.pub`) into a directory only its owner can read, and prints the
-`nodes:` block of `spec.encryption.wireguard` to paste into the spec. Private keys are never
-printed and never written anywhere else.
+`netcc keys generate --out DIR` writes one key pair per node (`NODE.key`, mode 0600, and
+`NODE.pub`) into a directory only its owner can read, and prints the `nodes:` block of
+`spec.encryption.wireguard` to paste into the spec. Private keys are never printed and never
+written anywhere else. The keys themselves (their format, generation, and the public key of a
+private one: the `cryptography` package's X25519) are the contract's, `netcc.contract.wgkey`,
+which the loader uses too.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import contextlib
 import errno
 import json
@@ -23,83 +21,11 @@ import stat
 import sys
 from pathlib import Path
 
+from netcc.contract.wgkey import generate_private_key, public_key
 from netcc.fsguard import kind_of, read_input, shown
 
-P = 2**255 - 19
-A24 = 121665
-BASE_POINT = (9).to_bytes(32, "little")
 KEY_SUFFIX, PUB_SUFFIX = ".key", ".pub"
 _NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
-
-
-class KeyFormatError(ValueError):
-    """Not a WireGuard key (bad base64 or not 32 bytes)."""
-
-
-def _clamp(scalar: bytes) -> int:
-    k = bytearray(scalar)
-    k[0] &= 248
-    k[31] &= 127
-    k[31] |= 64
-    return int.from_bytes(k, "little")
-
-
-def x25519(scalar: bytes, u: bytes) -> bytes:
-    """RFC 7748 section 5: the Montgomery ladder on Curve25519 (not constant time)."""
-    if len(scalar) != 32 or len(u) != 32:
-        raise KeyFormatError("X25519 takes 32-byte scalars and u-coordinates")
-    k = _clamp(scalar)
-    x1 = int.from_bytes(u, "little") & ((1 << 255) - 1)
-    x2, z2, x3, z3, swap = 1, 0, x1, 1, 0
-    for t in reversed(range(255)):
-        bit = (k >> t) & 1
-        swap ^= bit
-        if swap:
-            x2, x3, z2, z3 = x3, x2, z3, z2
-        swap = bit
-        a, b = (x2 + z2) % P, (x2 - z2) % P
-        aa, bb = a * a % P, b * b % P
-        e = (aa - bb) % P
-        c, d = (x3 + z3) % P, (x3 - z3) % P
-        da, cb = d * a % P, c * b % P
-        x3 = (da + cb) ** 2 % P
-        z3 = x1 * (da - cb) ** 2 % P
-        x2 = aa * bb % P
-        z2 = e * (aa + A24 * e) % P
-    if swap:
-        x2, z2 = x3, z3
-    return (x2 * pow(z2, P - 2, P) % P).to_bytes(32, "little")
-
-
-def decode_key(text: str) -> bytes:
-    """The 32 bytes of a base64 WireGuard key; KeyFormatError otherwise."""
-    try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyFormatError("not base64") from None
-    if len(raw) != 32:
-        raise KeyFormatError(f"{len(raw)} bytes, expected 32")
-    return raw
-
-
-def generate_private_key() -> str:
-    """A new private key (base64), clamped like `wg genkey`."""
-    return base64.b64encode(_clamp(secrets.token_bytes(32)).to_bytes(32, "little")).decode()
-
-
-def public_key(private_key: str) -> str:
-    """The public key (base64) of a private key (base64), as `wg pubkey` computes it."""
-    return base64.b64encode(x25519(decode_key(private_key), BASE_POINT)).decode()
-
-
-def read_private_key(path: str | Path) -> str:
-    """The base64 private key in `path` (one line, as `wg genkey` writes it)."""
-    text = Path(path).read_text().strip()
-    decode_key(text)
-    return text
-
-
-# --- netcc keys generate -------------------------------------------------------------------
 
 
 class _UserError(Exception):

@@ -159,8 +159,8 @@ def _artifacts(
     spec: bytes, spec_path: Path, given: str | Path | None, state: LabState, plan: LabPlan
 ) -> Path:
     """The OUT the nodes load: `given`, checked against the plan, or the spec compiled."""
+    from netcc.contract.lock import LockError, verify_lock
     from netcc.loader.datapath import pod_nodes
-    from netcc.loader.lockfile import LockError, verify_lock
 
     if given is not None:
         out = Path(given).resolve()
@@ -487,12 +487,13 @@ def read_counters(state: LabState, nodes: list[str]) -> dict[tuple[str, int], tu
 
 def decided_by(out: Path, src_ip: str, dst_ip: str, port: int, protocol: str) -> list[dict]:
     """Each hop of the compiled datapath (BPF_PROG_TEST_RUN) and the verdict it counted."""
+    from netcc.contract.programs import policy_direction
     from netcc.loader.trace import trace
 
     return [
         {
             "node": h.node,
-            "direction": "egress" if h.program == "netcc_from_container" else "ingress",
+            "direction": policy_direction(h.program),
             "passed": h.passed,
             "verdict": h.verdict,
             "rule": h.doc,

@@ -19,8 +19,8 @@ def apply_update(
 ) -> dict[str, Any]:
     """Load OUT on every node of the running lab; `spec` (what OUT was compiled from) becomes
     the lab's spec, for the tools that read it (services). Returns each node's result."""
+    from netcc.contract.lock import LockError, verify_lock
     from netcc.loader.datapath import pod_nodes
-    from netcc.loader.lockfile import LockError, verify_lock
 
     state = LabState.load(state_dir)
     if state.doc.get("status") != "up" or not state.doc.get("loaded"):

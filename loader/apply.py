@@ -35,12 +35,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netcc.contract.layoutfile import LAYOUT_PATH, Layout, LayoutError
+from netcc.contract.lock import LOCK_NAME, LockError, verify_lock
+from netcc.contract.mapfile import MAPS_DIR, parse_map_file
+from netcc.contract.programs import (
+    HOOKS,
+    OBJECT_PATH,
+    POD_PROGRAMS,
+    PROGRAMS,
+    UPLINK,
+    UPLINK_PROGRAMS,
+)
+from netcc.contract.verdicts import VERDICTS_PATH
 from netcc.loader import attach, libbpf, migrate, state
-from netcc.loader.attach import DIRECTIONS, PROGRAMS, TC, TCX, UPLINK, Hook
+from netcc.loader.attach import TC, TCX, Hook
 from netcc.loader.bpffs import ensure_bpffs
 from netcc.loader.libbpf import BpfError, BpfObject
-from netcc.loader.lockfile import LOCK_NAME, LockError, verify_lock
-from netcc.loader.mapdata import Layout, LayoutError
 from netcc.loader.netns import current_netns
 from netcc.loader.state import Paths
 
@@ -91,8 +101,8 @@ def read_artifacts(out: str | Path, node: str) -> Artifacts:
     if lock.get("lockVersion") != 1:
         raise ApplyError(f"refusing {out}: lock version {lock.get('lockVersion')!r}, expected 1")
     artifacts: dict[str, str] = lock["artifacts"]
-    node_dir = f"nodes/{node}/maps/"
-    wanted = ["bpf/datapath.o", "bpf/layout.json", "verdicts.json"]
+    node_dir = MAPS_DIR.format(node=node)
+    wanted = [OBJECT_PATH, LAYOUT_PATH, VERDICTS_PATH]
     wanted += sorted(p for p in artifacts if p.startswith(node_dir) and p.endswith(".json"))
     if not any(p.startswith(node_dir) for p in wanted):
         nodes = sorted({p.split("/")[1] for p in artifacts if p.startswith("nodes/")})
@@ -108,13 +118,12 @@ def read_artifacts(out: str | Path, node: str) -> Artifacts:
             raise ApplyError(f"refusing {out}: {rel} changed after the lock was checked")
         files[rel] = data
     try:
-        layout = Layout(json.loads(files["bpf/layout.json"]))
+        layout = Layout(json.loads(files[LAYOUT_PATH]))
         maps: dict[str, list[dict]] = {}
         for rel in wanted[3:]:
-            doc = json.loads(files[rel])
-            maps[doc["map"]] = doc.get("entries", [])
-            if doc["map"] != Path(rel).stem or doc["map"] not in layout.maps:
-                raise LayoutError(f"{rel}: map {doc['map']!r} is not in the layout")
+            name, maps[name] = parse_map_file(files[rel], rel)
+            if name != Path(rel).stem or name not in layout.maps:
+                raise LayoutError(f"{rel}: map {name!r} is not in the layout")
     except (LayoutError, ValueError, KeyError, TypeError) as e:
         raise ApplyError(f"refusing {out}: {e}") from None
     if ENDPOINTS not in maps:
@@ -126,7 +135,7 @@ def read_artifacts(out: str | Path, node: str) -> Artifacts:
         lock,
         files,
         layout,
-        json.loads(files["verdicts.json"]),
+        json.loads(files[VERDICTS_PATH]),
         maps,
     )
 
@@ -446,11 +455,11 @@ class _Apply:
         for e in endpoints:
             if not e.ifindex:
                 continue
-            for d in DIRECTIONS:
+            for d in HOOKS:
                 pin = str(self.paths.link_pin(e.ifindex, d)) if mode == TCX else None
                 hooks[(e.ifindex, d)] = Hook(e.ifindex, e.ifname or "", d, mode, pin)
         for ifindex, ifname in uplinks(self.ipr, self.art.maps.get(LB_SERVICES, [])):
-            for d in DIRECTIONS:
+            for d in HOOKS:
                 pin = str(self.paths.link_pin(ifindex, d)) if mode == TCX else None
                 hooks[(ifindex, d)] = Hook(ifindex, ifname, d, mode, pin, role=UPLINK)
         return hooks
@@ -464,9 +473,9 @@ class _Apply:
         pins = [self.paths.maps / m for m in self.layout.maps]
         # the programs pinned last time (an older object may lack the uplink ones), and those
         # the hooks need now (a loader that did not know the uplink ones pinned only the pods')
-        programs = set(self.old.get("programs") or PROGRAMS) | set(attach.PROGRAM_FOR.values())
+        programs = set(self.old.get("programs") or PROGRAMS) | set(POD_PROGRAMS)
         if uplinks(self.ipr, self.art.maps.get(LB_SERVICES, [])):
-            programs |= set(attach.UPLINK_PROGRAM_FOR.values())
+            programs |= set(UPLINK_PROGRAMS)
         pins += [self.paths.prog_dir(self.art.digest) / p for p in sorted(programs)]
         return all(p.exists() for p in pins)
 
@@ -508,7 +517,7 @@ class _Apply:
             desired = self._desired_hooks(endpoints, mode)
             missing = sorted({h.program for h in desired.values()} - set(progs))
             if missing:
-                raise ApplyError(f"{self.art.out}/bpf/datapath.o has no {', '.join(missing)}")
+                raise ApplyError(f"{self.art.out}/{OBJECT_PATH} has no {', '.join(missing)}")
             prog_ids = {p: libbpf.prog_info(fd)["id"] for p, fd in progs.items()}
             current = {h.key(): (h, attach.hook_prog_id(self.ipr, h)) for h in self._old_hooks()}
             have = {m: _read_raw(map_fds[m], self.layout, m) for m in want if m not in fresh}
@@ -637,7 +646,7 @@ class _Apply:
             progs = {}
             has = set(obj.program_names())  # an older object may lack the uplink programs
             for p in PROGRAMS:
-                if p not in has and p not in attach.PROGRAM_FOR.values():
+                if p not in has and p not in POD_PROGRAMS:
                     continue
                 progs[p] = obj.prog_fd(p)
                 if os.path.lexists(prog_dir / p):
@@ -656,7 +665,7 @@ class _Apply:
         reads is the one checked against the lock)."""
         with tempfile.TemporaryDirectory(prefix="netcc-load-") as tmp:
             path = Path(tmp) / "datapath.o"
-            path.write_bytes(self.art.files["bpf/datapath.o"])
+            path.write_bytes(self.art.files[OBJECT_PATH])
             obj = None
             try:
                 obj = BpfObject.open(path, pin_root=str(self.paths.staging))
@@ -667,7 +676,7 @@ class _Apply:
                 why = f"{os.strerror(e.errno)}, errno {e.errno}"
                 log = " (verifier log above)" if e.log else ""
                 raise ApplyError(
-                    f"the kernel refused {self.art.out}/bpf/datapath.o ({why}){log}", e.log
+                    f"the kernel refused {self.art.out}/{OBJECT_PATH} ({why}){log}", e.log
                 ) from None
             return obj
 
@@ -862,8 +871,8 @@ class _Apply:
         }
         copies = {
             state.LOCK_COPY: self.art.files[LOCK_NAME],
-            state.LAYOUT_COPY: self.art.files["bpf/layout.json"],
-            state.VERDICTS_COPY: self.art.files["verdicts.json"],
+            state.LAYOUT_COPY: self.art.files[LAYOUT_PATH],
+            state.VERDICTS_COPY: self.art.files[VERDICTS_PATH],
         }
         state.save_state(self.paths, doc, copies)
 

@@ -1,7 +1,8 @@
 """Putting programs on a pod interface's tc hooks: tcx links, or cls_bpf on a clsact qdisc.
 
 Each pod's host-side interface gets two hooks: `ingress` (packets the pod sends) runs
-`netcc_from_container`, `egress` (packets delivered to it) runs `netcc_to_container`.
+`netcc_from_container`, `egress` (packets delivered to it) runs `netcc_to_container`; the node's
+uplink the two NodePort programs (`netcc.contract.programs` names them all).
 
 - tcx (Linux 6.6+): a BPF link made with BPF_LINK_CREATE (attach type BPF_TCX_INGRESS/EGRESS)
   and pinned, so it outlives the loader; `bpf_link_update` swaps its program atomically.
@@ -21,17 +22,20 @@ from ctypes import Structure, c_int, c_size_t, c_uint32, c_uint64, c_void_p
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from netcc.contract.programs import (
+    EGRESS,
+    HOOKS,
+    INGRESS,
+    POD,
+    PROGRAM_FOR,
+    UPLINK,
+    UPLINK_PROGRAM_FOR,
+)
 from netcc.loader import libbpf
 from netcc.loader.libbpf import BpfError
 
-INGRESS, EGRESS = "ingress", "egress"
-DIRECTIONS = (INGRESS, EGRESS)
-# The program each hook runs: tc ingress sees what the pod sends (its egress policy).
-PROGRAM_FOR = {INGRESS: "netcc_from_container", EGRESS: "netcc_to_container"}
-# The node's uplink (the interface holding its address, on nodes with NodePort services).
-UPLINK_PROGRAM_FOR = {INGRESS: "netcc_from_uplink", EGRESS: "netcc_to_uplink"}
-POD, UPLINK = "pod", "uplink"
-PROGRAMS = tuple(PROGRAM_FOR.values()) + tuple(UPLINK_PROGRAM_FOR.values())
+# Hooks, interfaces and the program each hook runs are the contract's (netcc.contract.programs):
+# tc ingress of a pod's veth sees what the pod sends (its egress policy).
 TCX, TC = "tcx", "tc"
 MODE_ENV = "NETCC_ATTACH"
 
@@ -290,7 +294,7 @@ def tc_delete(ipr: Any, ifindex: int, direction: str) -> bool:
 
 def foreign_filters(ipr: Any, ifindex: int) -> int:
     """How many filters other than netcc's sit on the interface's clsact hooks."""
-    return sum(1 for d in DIRECTIONS for f in tc_filters(ipr, ifindex, d) if not f.get("ours"))
+    return sum(1 for d in HOOKS for f in tc_filters(ipr, ifindex, d) if not f.get("ours"))
 
 
 # --- hooks, whichever the mode -------------------------------------------------------------

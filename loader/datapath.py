@@ -6,13 +6,13 @@ Reads only the artifact directory (never the spec): `bpf/datapath.o`, `bpf/layou
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from netcc.contract.layoutfile import LAYOUT_PATH
+from netcc.contract.mapfile import MAP_PATH, MAPS_DIR, load_map_file
+from netcc.contract.programs import OBJECT_PATH
 from netcc.loader.libbpf import BpfObject, prog_info
 from netcc.loader.mapdata import Layout, fill_maps, verdict_counters
-
-PROGRAMS = ("netcc_from_container", "netcc_to_container")  # the pod programs (every node)
 
 
 class NodeDatapath:
@@ -21,11 +21,11 @@ class NodeDatapath:
     def __init__(self, out: Path, node: str, pin_root: str | None = None):
         self.out = Path(out)
         self.node = node
-        self.layout = Layout.from_file(self.out / "bpf" / "layout.json")
-        self.obj = BpfObject.open(self.out / "bpf" / "datapath.o", pin_root=pin_root)
+        self.layout = Layout.from_file(self.out / LAYOUT_PATH)
+        self.obj = BpfObject.open(self.out / OBJECT_PATH, pin_root=pin_root)
         try:
             self.obj.load()
-            fill_maps(self.obj, self.layout, self.out / "nodes" / node / "maps")
+            fill_maps(self.obj, self.layout, self.out / MAPS_DIR.format(node=node))
         except BaseException:
             self.obj.close()
             raise
@@ -61,7 +61,7 @@ def pod_nodes(out: Path) -> dict[str, str]:
     """Pod address -> node, from every node's endpoint map."""
     found = {}
     for node in node_names(out):
-        doc = json.loads((Path(out) / "nodes" / node / "maps" / "netcc_endpoints.json").read_text())
-        for e in doc["entries"]:
+        _, entries = load_map_file(Path(out) / MAP_PATH.format(node=node, map="netcc_endpoints"))
+        for e in entries:
             found[e["key"]["ip"]] = node
     return found

@@ -17,8 +17,9 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from netcc.contract.programs import HOOKS, PROGRAMS
 from netcc.loader import attach, libbpf, state
-from netcc.loader.attach import DIRECTIONS, PROGRAMS, Hook
+from netcc.loader.attach import Hook
 from netcc.loader.state import PIN_BASE, Paths
 from netcc.loader.status import select_paths
 
@@ -46,7 +47,7 @@ def _delete_unknown_filters(ipr: Any, done: list[str]) -> None:
     """netcc's tc filters (its prio/handle, a netcc program) on any interface here."""
     for link in ipr.get_links():
         ifindex = link["index"]
-        for d in DIRECTIONS:
+        for d in HOOKS:
             for f in attach.tc_filters(ipr, ifindex, d):
                 if f.get("ours") and f.get("name") in PROGRAMS:
                     attach.tc_delete(ipr, ifindex, d)

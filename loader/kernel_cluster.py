@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from netcc.contract.programs import FROM_CONTAINER, TO_CONTAINER
 from netcc.loader.datapath import NodeDatapath, node_names, pod_nodes
 from netcc.loader.libbpf import map_lookup, prog_test_run
 from netcc.loader.testrun import TC_ACT_OK, ipv4_packet
@@ -57,7 +58,7 @@ class KernelCluster:
     def path(self, src: str, dst: str) -> list[tuple[str, str]]:
         """(node, program) hops: the sender's egress, then the receiver's ingress."""
         hops = []
-        for ip, program in ((src, "netcc_from_container"), (dst, "netcc_to_container")):
+        for ip, program in ((src, FROM_CONTAINER.name), (dst, TO_CONTAINER.name)):
             if ip in self.pods:
                 hops.append((self.pods[ip], program))
         return hops

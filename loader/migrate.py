@@ -28,9 +28,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from netcc.contract.constants import (
+    CT_F_HAIRPIN,
+    CT_F_SERVICE,
+    LB_SCOPE_CLUSTER_IP,
+    LB_SCOPE_NODEPORT,
+    LB_SCOPE_NODEPORT_POD,
+)
+from netcc.contract.layoutfile import Layout, MapLayout
+from netcc.contract.verdicts import by_number
 from netcc.loader import libbpf
 from netcc.loader.libbpf import BPF_ANY, BPF_NOEXIST, BpfError
-from netcc.loader.mapdata import Layout, MapLayout
 
 VERDICT_KEYED = {"netcc_stats"}  # u32 key = verdict number
 CACHES = {"netcc_flow_cache", "netcc_flow_cache_gen"}  # never copied
@@ -52,7 +60,7 @@ def _identity(v: dict[str, Any]) -> tuple:
 
 def verdict_table(doc: dict[str, Any], stale: int | None = None) -> dict[int, dict[str, Any]]:
     """number -> verdict of a `verdicts.json` document, plus the loader's stale verdict."""
-    table = {int(v["number"]): v for v in doc.get("verdicts", [])}
+    table = by_number(doc)
     if stale is not None and stale not in table:
         table[stale] = {"number": stale, "name": STALE_NAME, "action": "allow", "doc": STALE_DOC}
     return table
@@ -269,11 +277,7 @@ def migrate(
 
 # --- service flows to removed backends -----------------------------------------------------
 
-# ct_entry.flags bits (netcc.contract.layout.CT_FLAGS; the loader reads OUT, never the compiler)
-CT_F_SERVICE = 16
-CT_F_HAIRPIN = 32
 TCP = 6
-SCOPE_CLUSTER_IP, SCOPE_NODEPORT, SCOPE_NODEPORT_POD = 0, 1, 2
 ServiceKey = tuple[str, int, int, int]  # (vip, port, proto, scope) of netcc_lb_services
 
 
@@ -299,7 +303,7 @@ def _gone(
     vip, port, proto = service
     for scope in scopes:
         members = backends.get(
-            ("0.0.0.0" if scope == SCOPE_NODEPORT_POD else vip, port, proto, scope)
+            ("0.0.0.0" if scope == LB_SCOPE_NODEPORT_POD else vip, port, proto, scope)
         )
         if members is not None:
             return backend not in members
@@ -322,7 +326,7 @@ def _nat_flow(
 ) -> tuple[tuple[str, int, int], tuple[str, int]] | None:
     """(service, backend) of a NodePort translation at the uplink, forward or reverse."""
     proto = key["proto"]
-    if (val["saddr"], val["sport"], proto, SCOPE_NODEPORT) in backends:  # backend -> client
+    if (val["saddr"], val["sport"], proto, LB_SCOPE_NODEPORT) in backends:  # backend -> client
         return (val["saddr"], val["sport"], proto), (key["local"], key["lport"])
     return (key["remote"], key["rport"], proto), (val["daddr"], val["dport"])  # client -> node
 
@@ -339,8 +343,8 @@ def flush_removed_backends(
     backends = service_backends(maps)
     deleted = 0
     for name, scopes in (
-        ("netcc_ct", (SCOPE_CLUSTER_IP, SCOPE_NODEPORT_POD)),
-        ("netcc_lb_nat", (SCOPE_NODEPORT,)),
+        ("netcc_ct", (LB_SCOPE_CLUSTER_IP, LB_SCOPE_NODEPORT_POD)),
+        ("netcc_lb_nat", (LB_SCOPE_NODEPORT,)),
     ):
         if name not in fds or name not in layout.maps:
             continue

@@ -15,9 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from netcc.contract.programs import PROGRAMS
 from netcc.loader import attach, libbpf, migrate, state
 from netcc.loader.apply import ENDPOINTS, resolve_endpoints
-from netcc.loader.attach import PROGRAMS, Hook
+from netcc.loader.attach import Hook
 from netcc.loader.mapdata import Layout, verdict_counters
 from netcc.loader.netns import current_netns
 from netcc.loader.state import Paths

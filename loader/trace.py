@@ -11,9 +11,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from netcc.contract.lock import verify_lock
+from netcc.contract.programs import policy_direction
+from netcc.contract.verdicts import VERDICTS_PATH, by_number
 from netcc.loader.bpffs import ensure_bpffs
 from netcc.loader.kernel_cluster import KernelCluster
-from netcc.loader.lockfile import verify_lock
 
 PROTOCOLS = {"TCP": 6, "UDP": 17, "SCTP": 132, "ICMP": 1}
 
@@ -33,7 +35,7 @@ def trace(
     out = Path(out)
     verify_lock(out)
     ensure_bpffs()
-    table = {v["number"]: v for v in json.loads((out / "verdicts.json").read_text())["verdicts"]}
+    table = by_number(json.loads((out / VERDICTS_PATH).read_text()))
     proto = PROTOCOLS[protocol.upper()]
     hops = []
     with KernelCluster(out) as k:
@@ -57,7 +59,7 @@ def format_trace(hops: list[TracedHop], src: str, dst: str, port: int, protocol:
     verdict = "allowed" if all(h.passed for h in hops) else "denied"
     lines = [f"{src} -> {dst} {port}/{protocol.upper()}: {verdict}"]
     for h in hops:
-        side = "egress " if h.program == "netcc_from_container" else "ingress"
+        side = f"{policy_direction(h.program):<7}"
         mark = "pass" if h.passed else "DROP"
         lines.append(f"  {h.node} {side} {mark}  verdict {h.verdict}  {h.doc}")
     return "\n".join(lines)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from netcc.contract.lock import verify_lock
 from netcc.loader.bpffs import ensure_bpffs
 from netcc.loader.datapath import NodeDatapath, node_names
-from netcc.loader.lockfile import verify_lock
 
 
 def verify(out: Path) -> dict:

@@ -20,8 +20,7 @@ programs judge it pod-to-pod by that source address, exactly as on the underlay.
 
 from __future__ import annotations
 
-from netcc.contract.tunnel import PLAN_PATH, dumps, to_doc
-from netcc.loader.wireguard.backend import PeerConfig, TunnelPlan, TunnelRoute
+from netcc.contract.tunnel import PLAN_PATH, PeerConfig, TunnelPlan, TunnelRoute, dumps, to_doc
 from netcc.model.types import Cluster
 
 IFNAME = "netcc-wg0"

@@ -11,6 +11,7 @@ from typing import Any
 
 from netcc.diagnostics import join_key, join_path
 from netcc.model.types import (
+    DEFAULT_NAMESPACE,
     NAMESPACE_NAME_LABEL,
     Cluster,
     ContainerPort,
@@ -41,6 +42,7 @@ DEFAULT_KEEPALIVE = 25
 def build_cluster(document: dict[str, Any]) -> Cluster:
     """The model of a validated document; objects keep their spec order and path."""
     spec = document["spec"]
+    default_namespace = spec.get("defaultNamespace", DEFAULT_NAMESPACE)
     return Cluster(
         name=document["metadata"]["name"],
         pod_cidr=IPv4Network(spec["podCIDR"]),
@@ -56,10 +58,12 @@ def build_cluster(document: dict[str, Any]) -> Cluster:
             _service(s, f"spec.services[{i}]") for i, s in enumerate(spec.get("services", []))
         ),
         policies=tuple(
-            _policy(p, f"spec.policies[{i}]") for i, p in enumerate(spec.get("policies", []))
+            _policy(p, f"spec.policies[{i}]", default_namespace)
+            for i, p in enumerate(spec.get("policies", []))
         ),
         wireguard=_wireguard(spec.get("encryption", {}).get("wireguard")),
         deploy=_deploy(spec.get("deploy")),
+        default_namespace=default_namespace,
     )
 
 
@@ -166,17 +170,21 @@ def policy_types(spec: dict[str, Any]) -> tuple[str, ...]:
     return tuple(t for t in ("Ingress", "Egress") if t in given)
 
 
-def _policy(policy: dict[str, Any], path: str) -> NetworkPolicy:
-    spec = policy["spec"]
+def _policy(policy: dict[str, Any], path: str, default_namespace: str) -> NetworkPolicy:
+    """As Kubernetes reads it: an absent spec or podSelector is the empty one; an absent
+    namespace is where `kubectl apply -n DEFAULT` puts the policy."""
+    metadata = policy["metadata"]
+    spec = policy.get("spec", {})
     spec_path = join_key(path, "spec")
     return NetworkPolicy(
-        name=policy["metadata"]["name"],
-        namespace=policy["metadata"]["namespace"],
-        pod_selector=selector(spec["podSelector"]),
+        name=metadata["name"],
+        namespace=metadata.get("namespace", default_namespace),
+        pod_selector=selector(spec.get("podSelector", {})),
         policy_types=policy_types(spec),
         ingress=_rules(spec.get("ingress", []), "ingress", "from", spec_path),
         egress=_rules(spec.get("egress", []), "egress", "to", spec_path),
         path=path,
+        namespace_defaulted="namespace" not in metadata,
     )
 
 

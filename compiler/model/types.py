@@ -15,6 +15,9 @@ from netcc import __version__
 
 Labels = tuple[tuple[str, str], ...]
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# The namespace of a policy that names none, unless the spec states another (spec.defaultNamespace):
+# where `kubectl apply` puts an object without metadata.namespace when no -n is given.
+DEFAULT_NAMESPACE = "default"
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 PROTOCOL_NUMBERS = {"TCP": 6, "UDP": 17, "SCTP": 132}
 
@@ -84,7 +87,9 @@ class Rule:
 
 @dataclass(frozen=True)
 class NetworkPolicy:
-    """networking.k8s.io/v1 NetworkPolicy, with policyTypes already defaulted."""
+    """networking.k8s.io/v1 NetworkPolicy, with its defaults applied: policyTypes, an absent
+    podSelector (the empty one), an absent namespace (the spec's default namespace, and then
+    `namespace_defaulted`)."""
 
     name: str
     namespace: str
@@ -93,6 +98,7 @@ class NetworkPolicy:
     ingress: tuple[Rule, ...] = ()
     egress: tuple[Rule, ...] = ()
     path: str = ""
+    namespace_defaulted: bool = False  # no metadata.namespace: the spec's default namespace
 
     @property
     def key(self) -> str:
@@ -224,6 +230,7 @@ class Cluster:
     policies: tuple[NetworkPolicy, ...] = ()
     wireguard: WireGuard | None = None
     deploy: Deploy = Deploy()
+    default_namespace: str = DEFAULT_NAMESPACE  # of policies that name none
     _index: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def namespace(self, name: str) -> Namespace:

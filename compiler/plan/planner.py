@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import NamedTuple
 
-from netcc.contract import layout
+from netcc.contract import capacity, constants
+from netcc.contract.verdicts import FIRST_RULE_VERDICT, VerdictEntry, reserved_entries
 from netcc.model.types import (
     PROTOCOL_NUMBERS,
     Cluster,
@@ -35,21 +36,8 @@ from netcc.resolve.identity import Identity, workload_identities
 from netcc.semantics.policy import Endpoint, peer_matches, policies_selecting
 
 DIRECTIONS = ("ingress", "egress")
-DIR_NUMBER = {"ingress": layout.DIR_INGRESS, "egress": layout.DIR_EGRESS}
+DIR_NUMBER = {"ingress": constants.DIR_INGRESS, "egress": constants.DIR_EGRESS}
 PROTO_NAME = {v: k for k, v in PROTOCOL_NUMBERS.items()}
-
-
-@dataclass(frozen=True)
-class VerdictInfo:
-    number: int
-    name: str
-    action: str  # allow | drop
-    doc: str
-    policy: str = ""  # namespace/name, for rule verdicts
-    direction: str = ""
-    index: int = -1  # rule index, for rule verdicts
-    path: str = ""  # spec path of the rule, or of the pod for default denies
-    pod: str = ""  # namespace/name, for default denies
 
 
 @dataclass(frozen=True)
@@ -91,7 +79,7 @@ class ClusterPlan:
     workload_numbers: dict[str, int]
     blocks: list[IPBlock]
     peers: tuple[PeerClass, ...]
-    verdicts: tuple[VerdictInfo, ...]
+    verdicts: tuple[VerdictEntry, ...]
     nodes: tuple[NodePlan, ...]
     capacities: dict[str, int]
     notes: tuple[str, ...] = ()
@@ -106,32 +94,11 @@ class CapacityError(Exception):
         self.problems = problems
 
 
-# Hard limits of the datapath: beyond these, maps would not load or would eat the node.
-LIMITS = {
-    "NETCC_MAX_ENDPOINTS": 1 << 16,
-    "NETCC_MAX_IPCACHE": 1 << 20,
-    "NETCC_MAX_CIDRS": 1 << 16,
-    "NETCC_MAX_POLICY_EXACT": 1 << 21,
-    "NETCC_MAX_POLICY": 1 << 20,
-    "NETCC_MAX_VERDICTS": 1 << 20,
-}
-CT_ENTRIES = 1 << 18
-LB_AFFINITY_ENTRIES = 1 << 16
-LB_NAT_ENTRIES = 1 << 16
-LIMITS |= {
-    "NETCC_MAX_LB_SERVICES": 1 << 20,
-    "NETCC_MAX_LB_BACKENDS": 1 << 20,
-    "NETCC_MAX_LB_ROWS": 1 << 18,
-    "NETCC_MAX_LB_MEMBERS": 1 << 21,
-}
-FRAG_ENTRIES = 1 << 13
-FLOW_CACHE_SLOTS = 1 << 12  # per CPU; a power of two (the slot is a masked hash)
-CT_LIFETIMES = {  # seconds, Cilium's defaults
-    "NETCC_CT_SYN_LIFETIME": (60, "TCP connection not yet answered"),
-    "NETCC_CT_TCP_LIFETIME": (21600, "established TCP connection, idle"),
-    "NETCC_CT_CLOSE_LIFETIME": (10, "TCP connection after RST or FIN both ways"),
-    "NETCC_CT_ANY_LIFETIME": (60, "UDP, SCTP, ICMP and other flows, idle"),
-}
+# The capacity registry's hard limits of the maps the plan sizes (tests lower them), and the
+# capacities that are the same for every cluster.
+LIMITS = capacity.limits()
+FIXED = capacity.fixed()
+CT_ENTRIES = FIXED["NETCC_MAX_CT"]
 
 
 def _block_text(b: IPBlock) -> str:
@@ -155,22 +122,22 @@ def block_index(blocks: list[IPBlock]) -> BlockIndex:
     return BlockIndex((b.cidr, b.excepts) for b in blocks)  # type: ignore[misc]
 
 
-def _verdicts(cluster: Cluster) -> tuple[list[VerdictInfo], dict, dict]:
-    out = [VerdictInfo(v.number, v.name, v.action, v.doc) for v in layout.RESERVED_VERDICTS]
+def _verdicts(cluster: Cluster) -> tuple[list[VerdictEntry], dict, dict]:
+    out = reserved_entries()
     rule_verdict: dict[tuple[str, str, int], int] = {}
-    number = layout.FIRST_RULE_VERDICT
+    number = FIRST_RULE_VERDICT
     for p in sorted(cluster.policies, key=lambda p: (p.namespace, p.name)):
         for direction in DIRECTIONS:
             for r in p.rules(direction):
                 doc = f"{p.key} {direction} rule {r.index} ({r.path}): {_rule_text(r)}"
                 out.append(
-                    VerdictInfo(
+                    VerdictEntry(
                         number, f"RULE_{number}", "allow", doc, p.key, direction, r.index, r.path
                     )
                 )
                 rule_verdict[(p.key, direction, r.index)] = number
                 number += 1
-    number = max(number, layout.FIRST_RULE_VERDICT)
+    number = max(number, FIRST_RULE_VERDICT)
     deny_verdict: dict[tuple[str, str], int] = {}
     for w in sorted(cluster.workloads, key=lambda w: w.key):
         for direction in DIRECTIONS:
@@ -179,7 +146,7 @@ def _verdicts(cluster: Cluster) -> tuple[list[VerdictInfo], dict, dict]:
                 names = ", ".join(p.key for p in selecting)
                 doc = f"{w.key} {direction}: isolated by {names}; no rule allows"
                 out.append(
-                    VerdictInfo(
+                    VerdictEntry(
                         number,
                         f"DENY_{number}",
                         "drop",
@@ -265,12 +232,12 @@ def _block_index(block: IPBlock, cluster: Cluster) -> int:
 def _port_keys(pp, destination: Workload | None) -> list[tuple[int, int, int]]:
     """(proto, port, prefix bits) entries for one NetworkPolicyPort and destination pod."""
     proto = PROTOCOL_NUMBERS[pp.protocol]
-    full = layout.POLICY_PREFIX_FULL - 16
+    full = constants.POLICY_PREFIX_FULL - 16
     if pp.port is None:
-        return [(proto, 0, layout.POLICY_PREFIX_ALL_PORTS)]
+        return [(proto, 0, constants.POLICY_PREFIX_ALL_PORTS)]
     if isinstance(pp.port, str):
         number = destination.resolve_port(pp.port, pp.protocol) if destination else None
-        return [(proto, number, layout.POLICY_PREFIX_FULL)] if number else []
+        return [(proto, number, constants.POLICY_PREFIX_FULL)] if number else []
     last = pp.end_port if pp.end_port is not None else pp.port
     return [(proto, port, full + bits) for port, bits in port_range_prefixes(pp.port, last)]
 
@@ -335,10 +302,10 @@ class _Expander:
                 targets = self.peer_targets(policy, rule)
                 if not rule.ports:
                     for peer in (
-                        [layout.PEER_ANY] if targets is None else [c.number for c in targets]
+                        [constants.PEER_ANY] if targets is None else [c.number for c in targets]
                     ):
                         yield (
-                            _key(profile, peer, d, 0, 0, layout.POLICY_PREFIX_ALL_PROTOCOLS),
+                            _key(profile, peer, d, 0, 0, constants.POLICY_PREFIX_ALL_PROTOCOLS),
                             verdict,
                             note,
                         )
@@ -354,7 +321,7 @@ class _Expander:
                     dest = subject if direction == "ingress" else None
                     for proto, port, bits in _port_keys(pp, dest):
                         peers = (
-                            [layout.PEER_ANY] if targets is None else [c.number for c in targets]
+                            [constants.PEER_ANY] if targets is None else [c.number for c in targets]
                         )
                         for peer in peers:
                             yield _key(profile, peer, d, proto, port, bits), verdict, note
@@ -362,10 +329,10 @@ class _Expander:
 
 def _key(profile: int, peer: int, d: int, proto: int, port: int, bits: int) -> tuple:
     """Policy LPM key with the bits past the prefix zeroed."""
-    if bits <= layout.POLICY_PREFIX_ALL_PROTOCOLS:
+    if bits <= constants.POLICY_PREFIX_ALL_PROTOCOLS:
         proto, port = 0, 0
-    elif bits < layout.POLICY_PREFIX_FULL:
-        keep = bits - layout.POLICY_PREFIX_ALL_PORTS
+    elif bits < constants.POLICY_PREFIX_FULL:
+        keep = bits - constants.POLICY_PREFIX_ALL_PORTS
         port &= (0xFFFF << (16 - keep)) & 0xFFFF
     return (bits, profile, peer, d, proto, port)
 
@@ -434,11 +401,7 @@ def plan(cluster: Cluster) -> ClusterPlan:
         raise CapacityError(problems)
     capacities = {k: min(_pow2(v), LIMITS[k]) for k, v in need.items()}
     capacities["NETCC_MAX_VERDICTS"] = need["NETCC_MAX_VERDICTS"]
-    capacities["NETCC_MAX_CT"] = CT_ENTRIES
-    capacities["NETCC_FLOW_CACHE_SLOTS"] = FLOW_CACHE_SLOTS
-    capacities["NETCC_MAX_FRAGS"] = FRAG_ENTRIES
-    capacities["NETCC_MAX_LB_AFFINITY"] = LB_AFFINITY_ENTRIES
-    capacities["NETCC_MAX_LB_NAT"] = LB_NAT_ENTRIES
+    capacities |= FIXED
     capacities["NETCC_LB_MAGLEV_SIZE"] = lb.maglev_size
     return ClusterPlan(
         cluster,
@@ -499,7 +462,7 @@ def _ipcache(cluster: Cluster, identities, workload_numbers, addr_class) -> _Ipc
                 "identity": identities[w.key].number,
                 "peer": addr_class[ip],
                 "workload": workload_numbers[w.key],
-                "flags": layout.IPCACHE_FLAGS["IPCACHE_F_POD"],
+                "flags": constants.IPCACHE_FLAGS["IPCACHE_F_POD"],
             }
             rows.append((int(ip), MapEntry({"ip": str(ip)}, value, w.key)))
     own_rows: dict[str, list[tuple[int, MapEntry]]] = defaultdict(list)  # node -> (row, entry)
@@ -521,10 +484,10 @@ def _node_address(ip: IPv4Address, what: str, node: str, addr_class, own: bool) 
     return MapEntry(
         {"ip": str(ip)},
         {
-            "identity": layout.IDENTITY_HOST if own else layout.IDENTITY_REMOTE_NODE,
+            "identity": constants.IDENTITY_HOST if own else constants.IDENTITY_REMOTE_NODE,
             "peer": addr_class[ip],
             "workload": 0,
-            "flags": layout.IPCACHE_FLAGS["IPCACHE_F_HOST"] if own else 0,
+            "flags": constants.IPCACHE_FLAGS["IPCACHE_F_HOST"] if own else 0,
         },
         f"{'this node' if own else 'node ' + node}: {what}",
     )
@@ -536,7 +499,12 @@ def _cidr_entries(region_class: dict[IPv4Network, int]) -> tuple[MapEntry, ...]:
     return tuple(
         MapEntry(
             {"prefixlen": r.prefixlen, "ip": str(r.network_address)},
-            {"identity": layout.IDENTITY_WORLD, "peer": region_class[r], "workload": 0, "flags": 0},
+            {
+                "identity": constants.IDENTITY_WORLD,
+                "peer": region_class[r],
+                "workload": 0,
+                "flags": 0,
+            },
             str(r),
         )
         for r in regions
@@ -603,15 +571,15 @@ def _expand_profile(
     flags = 0
     for direction in DIRECTIONS:
         if policies_selecting(cluster, subject, direction):
-            flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ISOLATED"]
+            flags |= constants.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ISOLATED"]
         for key, verdict, note in expander.entries(number, subject, direction):
             if key in policy and policy[key][0] <= verdict:
                 continue
             policy[key] = (verdict, note)
-            if key[2] == layout.PEER_ANY:
-                flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ANY"]
-            if key[0] < layout.POLICY_PREFIX_FULL:
-                flags |= layout.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_RANGES"]
+            if key[2] == constants.PEER_ANY:
+                flags |= constants.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ANY"]
+            if key[0] < constants.POLICY_PREFIX_FULL:
+                flags |= constants.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_RANGES"]
     return flags
 
 
@@ -626,7 +594,7 @@ def _policy_maps(policy: dict[tuple, tuple[int, str]]) -> dict[str, tuple[MapEnt
             policy[k][1],
         )
         for k in order
-        if k[0] == layout.POLICY_PREFIX_FULL
+        if k[0] == constants.POLICY_PREFIX_FULL
     )
     ranges = tuple(
         MapEntry(
@@ -642,7 +610,7 @@ def _policy_maps(policy: dict[tuple, tuple[int, str]]) -> dict[str, tuple[MapEnt
             policy[k][1],
         )
         for k in order
-        if k[0] < layout.POLICY_PREFIX_FULL
+        if k[0] < constants.POLICY_PREFIX_FULL
     )
     return {"netcc_policy_exact": exact, "netcc_policy": ranges}
 

@@ -21,15 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from netcc.contract import layout
+from netcc.contract import constants
 from netcc.model.types import PROTOCOL_NUMBERS, Cluster, Service, ServicePort
 from netcc.plan import maglev
 from netcc.resolve.backends import Backend, port_backends, port_label
 
 TRANSLATED = ("TCP", "UDP")
-UPLINK_NODEPORT, POD_NODEPORT = layout.LB_SCOPE_NODEPORT, layout.LB_SCOPE_NODEPORT_POD
+UPLINK_NODEPORT, POD_NODEPORT = constants.LB_SCOPE_NODEPORT, constants.LB_SCOPE_NODEPORT_POD
 SCOPE_NAMES = {
-    layout.LB_SCOPE_CLUSTER_IP: "ClusterIP",
+    constants.LB_SCOPE_CLUSTER_IP: "ClusterIP",
     UPLINK_NODEPORT: "NodePort",
     POD_NODEPORT: "NodePort from pods, any node's address",
 }
@@ -60,7 +60,7 @@ def _ports(service: Service) -> list[ServicePort]:
 
 
 def _flags(service: Service) -> int:
-    return layout.LB_FLAGS["LB_F_AFFINITY"] if service.session_affinity == "ClientIP" else 0
+    return constants.LB_FLAGS["LB_F_AFFINITY"] if service.session_affinity == "ClientIP" else 0
 
 
 def plan_services(cluster: Cluster) -> LbPlan:
@@ -129,11 +129,11 @@ def plan_services(cluster: Cluster) -> LbPlan:
                 svc_entries.append(
                     _service_entry(s, p, row, IPv4Address(0), POD_NODEPORT, _flags(s), p.node_port)
                 )
-                flags = _flags(s) | layout.LB_FLAGS["LB_F_NODEPORT"]
+                flags = _flags(s) | constants.LB_FLAGS["LB_F_NODEPORT"]
                 if (s.key, i) in local_numbers:
                     row = local_rows[(s.key, i, node.name)]
                     rows[row.number] = row
-                    flags |= layout.LB_FLAGS["LB_F_LOCAL"]
+                    flags |= constants.LB_FLAGS["LB_F_LOCAL"]
                 svc_entries.append(
                     _service_entry(s, p, row, node.address, UPLINK_NODEPORT, flags, p.node_port)
                 )
@@ -143,7 +143,7 @@ def plan_services(cluster: Cluster) -> LbPlan:
                 {
                     "ip": str(b.ip),
                     "port": b.port,
-                    "flags": layout.LB_FLAGS["LB_BACKEND_F_LOCAL"] if b.node == node.name else 0,
+                    "flags": constants.LB_FLAGS["LB_BACKEND_F_LOCAL"] if b.node == node.name else 0,
                 },
                 f"{b.workload} {b.protocol} {b.port}",
             )
@@ -193,7 +193,7 @@ def _service_entry(
 
 
 def _member_entry(number: int, row: Row, b: Backend, node: str) -> Entry:
-    local = layout.LB_FLAGS["LB_BACKEND_F_LOCAL"] if b.node == node else 0
+    local = constants.LB_FLAGS["LB_BACKEND_F_LOCAL"] if b.node == node else 0
     return (
         {"row": number, "ip": str(b.ip), "port": b.port},
         {"flags": local},

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from netcc.contract.layout import IDENTITY_MIN_LABELS
+from netcc.contract.constants import IDENTITY_MIN_LABELS
 from netcc.model.types import Cluster, Labels, Workload
 
 IDENTITY_SPACE = 2**32 - IDENTITY_MIN_LABELS

@@ -5,7 +5,8 @@ Per workload: its isolation, who may reach it and whom it may reach (effective c
 allowed by both sides), each with the rules behind it on both sides. Then exposure (what is
 reachable from outside the cluster, and what every pod of every namespace may reach), the
 external address classes, the services (backends, and for NodePorts what outside reaches
-through which node), and the connectivity matrix.
+through which node), and the connectivity matrix. When policies name no namespace,
+`default_namespace` lists them with the namespace they were given (the spec's default).
 """
 
 from __future__ import annotations
@@ -219,12 +220,24 @@ class _Builder:
             "cells": cells,
         }
 
+    def default_namespace(self) -> dict[str, Any] | None:
+        """The policies that name no namespace, placed in the spec's default namespace as
+        `kubectl apply -n` places them; None when every policy names its own."""
+        policies = [p for p in self.cluster.policies if p.namespace_defaulted]
+        if not policies:
+            return None
+        return {
+            "namespace": self.cluster.default_namespace,
+            "policies": [{"policy": p.key, **self.where(p.path)} for p in policies],
+        }
+
     def build(self) -> dict[str, Any]:
         workloads = [self.workload(p) for p in self.c.pods]
         isolated = {
             d: sum(1 for w in workloads if w["isolation"][d]["isolated"])
             for d in ("ingress", "egress")
         }
+        defaulted = self.default_namespace()
         return {
             "reportVersion": REPORT_VERSION,
             "cluster": self.cluster.name,
@@ -250,6 +263,7 @@ class _Builder:
                 }
                 for ns in self.cluster.namespaces
             ],
+            **({"default_namespace": defaulted} if defaulted else {}),
             "nodes": [self.party(p) for p in self.c.nodes],
             "workloads": workloads,
             "exposure": self.exposure(),

@@ -106,6 +106,28 @@ def _workload(w: dict[str, Any], filename: str) -> str:
     )
 
 
+def _default_namespace(report: dict[str, Any], filename: str) -> str:
+    """The policies that name no namespace, and where they were put ("" when none)."""
+    found = report.get("default_namespace")
+    if not found:
+        return ""
+    ns = escape(found["namespace"])
+    rows = [
+        [
+            f"<code>{escape(p['policy'])}</code>",
+            f"<span class=meta>{escape(filename)}:{p['line']}</span>",
+        ]
+        for p in found["policies"]
+    ]
+    return (
+        "<h2>Policies in the default namespace</h2>\n"
+        f"<p>These policies name no namespace: netcc put them in <code>{ns}</code>, the spec's "
+        f"default namespace, as <code>kubectl apply -n {ns}</code> would.</p>\n"
+        + _table(["policy", "declared at"], rows)
+        + "\n"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole HTML page."""
     s = report["summary"]
@@ -197,7 +219,7 @@ def render_html(report: dict[str, Any]) -> str:
 <h1>{escape(title)}</h1>
 <p class="meta">{escape(spec["file"])} · sha256 <code>{escape(spec["sha256"])}</code></p>
 <div class="cards">{cards}</div>
-<h2>Connectivity matrix</h2>
+{_default_namespace(report, filename)}<h2>Connectivity matrix</h2>
 <p>Rows send, columns receive; a cell shows what passes both the sender's egress and the
 receiver's ingress policy. Hover a cell for the exact ports.</p>
 <div class="matrix">{matrix_svg(report["matrix"], title)}</div>

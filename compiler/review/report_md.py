@@ -134,6 +134,26 @@ def _workload(w: dict[str, Any]) -> list[str]:
     return [*out, "</details>", ""]
 
 
+def _default_namespace(report: dict[str, Any]) -> list[str]:
+    """The policies that name no namespace, and where they were put (nothing when none)."""
+    found = report.get("default_namespace")
+    if not found:
+        return []
+    ns = found["namespace"]
+    return [
+        "### Policies in the default namespace",
+        "",
+        f"These policies name no namespace: netcc put them in `{ns}`, the spec's default "
+        f"namespace, as `kubectl apply -n {ns}` would.",
+        "",
+        *table(
+            ["policy", "declared at"],
+            [[p["policy"], f"line {p['line']}"] for p in found["policies"]],
+            ROWS,
+        ),
+    ]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole Markdown report."""
     s = report["summary"]
@@ -147,6 +167,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"isolated: {s['isolated']['ingress']}/{s['workloads']} ingress, "
         f"{s['isolated']['egress']}/{s['workloads']} egress",
         "",
+        *_default_namespace(report),
         "### Exposure",
         "",
         "**Reachable from outside the cluster**",

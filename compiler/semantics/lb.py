@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
+from netcc.contract.constants import NAT_PORT_MAX, NAT_PORT_MIN, NAT_PORT_PROBES
+
 MASK = 0xFFFFFFFF
 
 
@@ -45,9 +47,6 @@ def flow_hash(client: str, sport: int, dport: int, proto: int, affinity: bool = 
 def pick(row: list[int] | tuple[int, ...], h: int) -> int:
     """The backend id in the Maglev row's slot for hash `h`."""
     return row[h % len(row)]
-
-
-NAT_PORT_MIN, NAT_PORT_MAX, NAT_PORT_PROBES = 61000, 65535, 8  # lib/nodeport.h
 
 
 def nat_ports(client: str, sport: int, node_port: int, backend: str) -> list[int]:

@@ -41,7 +41,7 @@ def check_semantics(document: Any, source_map: SourceMap) -> list[Diagnostic]:
     check_namespaces(ctx, spec.get("namespaces"))
     check_workloads(ctx, spec.get("workloads"))
     check_services(ctx, spec.get("services"))
-    check_policies(ctx, spec.get("policies"))
+    check_policies(ctx, spec.get("policies"), spec.get("defaultNamespace"))
     check_wireguard(ctx, spec)
     check_deploy(ctx, spec)
     return ctx.diagnostics

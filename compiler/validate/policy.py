@@ -1,24 +1,32 @@
-"""NetworkPolicies: metadata, selectors, policyTypes, peers (ipBlock) and ports."""
+"""NetworkPolicies: metadata, selectors, policyTypes, peers (ipBlock) and ports.
+
+As in networking.k8s.io/v1, `spec`, `spec.podSelector` and `metadata.namespace` are optional. A
+policy without a namespace is in the spec's default namespace (`spec.defaultNamespace`, else
+`default`), as `kubectl apply -n NAMESPACE` places it; that namespace must then be declared.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from netcc.diagnostics import join_key, join_path, show
+from netcc.model.types import DEFAULT_NAMESPACE
 from netcc.validate.access import entries, integer, items, mapping, quote, text
 from netcc.validate.addresses import parse_cidr
 from netcc.validate.context import Context
-from netcc.validate.k8s_names import describe, dns1123_subdomain, port_name
+from netcc.validate.k8s_names import describe, dns1123_label, dns1123_subdomain, port_name
 from netcc.validate.labels import check_annotations, check_labels, check_selector
 
 DIRECTIONS = (("ingress", "from"), ("egress", "to"))
 SELECTORS = ("podSelector", "namespaceSelector")
 
 
-def check_policies(ctx: Context, policies: Any) -> None:
+def check_policies(ctx: Context, policies: Any, default_namespace: Any = None) -> None:
+    """`default_namespace`: the spec's `defaultNamespace` as written (None when absent)."""
     names: dict[tuple[str, str], str] = {}
+    default = _check_default_namespace(ctx, default_namespace)
     for path, policy in entries(policies, "spec.policies"):
-        _check_metadata(ctx, mapping(policy.get("metadata")), path, names)
+        _check_metadata(ctx, mapping(policy.get("metadata")), path, names, default)
         spec_path = join_key(path, "spec")
         spec = mapping(policy.get("spec"))
         check_selector(ctx, spec.get("podSelector"), join_key(spec_path, "podSelector"))
@@ -31,15 +39,39 @@ def check_policies(ctx: Context, policies: Any) -> None:
                     _check_port(ctx, port, port_path)
 
 
+def _check_default_namespace(ctx: Context, value: Any) -> tuple[str, bool] | None:
+    """(the default namespace, whether the spec states it); None when it is not a valid name
+    (reported here, and then not again for each policy using it)."""
+    if value is None:
+        return DEFAULT_NAMESPACE, False
+    name = text(value)
+    if name is None:  # the schema reports the type
+        return None
+    if problems := dns1123_label(name):
+        ctx.error("spec.defaultNamespace", describe("namespace name", name, problems))
+        return None
+    return name, True
+
+
 def _check_metadata(
-    ctx: Context, meta: dict[str, Any], path: str, names: dict[tuple[str, str], str]
+    ctx: Context,
+    meta: dict[str, Any],
+    path: str,
+    names: dict[tuple[str, str], str],
+    default: tuple[str, bool] | None,
 ) -> None:
     meta_path = join_key(path, "metadata")
     name, namespace = text(meta.get("name")), text(meta.get("namespace"))
     # Both reach OUT/k8s as written: the API server must accept them.
     check_labels(ctx, meta.get("labels"), join_key(meta_path, "labels"))
     check_annotations(ctx, meta.get("annotations"), join_key(meta_path, "annotations"))
-    ctx.check_reference("namespace", namespace, ctx.namespaces, join_key(meta_path, "namespace"))
+    if "namespace" in meta:
+        ctx.check_reference(
+            "namespace", namespace, ctx.namespaces, join_key(meta_path, "namespace")
+        )
+    elif default is not None:
+        namespace = default[0]
+        _check_default_reference(ctx, namespace, stated=default[1], path=meta_path)
     if name is None:
         return
     name_path = join_key(meta_path, "name")
@@ -51,6 +83,25 @@ def _check_metadata(
             message = f"policy {show(namespace)}/{show(name)} is already declared by {first}"
             ctx.error(name_path, message)
         names.setdefault((namespace, name), path)
+
+
+def _check_default_reference(ctx: Context, namespace: str, *, stated: bool, path: str) -> None:
+    """A policy without metadata.namespace is in the default namespace, which must exist."""
+    if ctx.namespaces is None or namespace in ctx.namespaces:
+        return
+    if stated:
+        ctx.error(
+            path,
+            f"the policy names no namespace, and spec.defaultNamespace {quote(namespace)} "
+            "is not declared in spec.namespaces",
+        )
+    else:
+        ctx.error(
+            path,
+            f"the policy names no namespace, and the default namespace {quote(namespace)} is "
+            "not declared in spec.namespaces (declare it, set spec.defaultNamespace, or give "
+            "the policy a metadata.namespace)",
+        )
 
 
 def _check_policy_types(ctx: Context, types: Any, path: str) -> None:

@@ -15,14 +15,36 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
+from netcc.contract.files import (
+    MAX_ARTIFACT_BYTES,
+    Entry,
+    TooLarge,
+    kind_of,
+    read_beneath,
+    read_regular,
+    safe_relpath,
+    scan_tree,
+    shown,
+)
 from netcc.contract.lock import LOCK_NAME, MAX_LOCK_BYTES, LockFormatError, parse_lock
-from netcc.fsguard import TooLarge, kind_of, read_beneath, safe_relpath, shown
 
 FILE_MODE, DIR_MODE = 0o644, 0o755
-MAX_ARTIFACT_BYTES = 1 << 30
+# Reading a tree back is the contract's (`netcc.contract.files`); the compiler imports it here.
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "MAX_ARTIFACT_BYTES",
+    "Entry",
+    "OutputError",
+    "not_netcc_output",
+    "prepare_output",
+    "read_regular",
+    "read_tree",
+    "scan_tree",
+    "write_tree",
+]
 _CHOOSE = "name a new or empty directory, or one netcc wrote"
 
 
@@ -226,51 +248,6 @@ def _fill(tmp: Path, tree: dict[str, bytes]) -> None:
 
 
 # --- reading a tree back, as it is on disk ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One entry under a directory, as `lstat` sees it (links are never followed)."""
-
-    kind: str  # fsguard.kind_of: "regular file", "directory", "symlink", "FIFO", ...
-    mode: int  # permission bits
-    size: int
-
-
-def scan_tree(out: str | os.PathLike[str]) -> dict[str, Entry]:
-    """Every entry below `out`, of any kind, by relative POSIX path; no link is followed.
-
-    `out` itself may be a link to a directory (the user named it).
-    """
-    found: dict[str, Entry] = {}
-    pending = [""]
-    while pending:
-        rel = pending.pop()
-        with os.scandir(os.path.join(out, rel) if rel else out) as entries:
-            for entry in entries:
-                st = entry.stat(follow_symlinks=False)
-                path = f"{rel}/{entry.name}" if rel else entry.name
-                found[path] = Entry(kind_of(st.st_mode), stat.S_IMODE(st.st_mode), st.st_size)
-                if stat.S_ISDIR(st.st_mode):
-                    pending.append(path)
-    return dict(sorted(found.items()))
-
-
-def read_regular(path: str | os.PathLike[str], limit: int = MAX_ARTIFACT_BYTES) -> bytes:
-    """The bytes of `path` if it is a regular file and no symlink; never opens a FIFO."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{shown(os.fspath(path))}: not a regular file")
-        chunks, total = [], 0
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > limit:
-                raise TooLarge(f"{shown(os.fspath(path))}: larger than {limit} bytes")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def read_tree(out: str | os.PathLike[str]) -> dict[str, bytes]:

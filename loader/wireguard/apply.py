@@ -30,16 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netcc.contract.tunnel import PLAN_PATH, from_doc
-from netcc.keys import KeyFormatError, public_key, read_private_key
-from netcc.loader.wireguard.backend import (
-    Backend,
-    BackendError,
-    DeviceChange,
-    DeviceState,
-    PeerConfig,
-    TunnelPlan,
-)
+from netcc.contract.tunnel import PLAN_PATH, PeerConfig, TunnelFormatError, TunnelPlan, from_doc
+from netcc.contract.wgkey import KeyFormatError, public_key, read_private_key
+from netcc.loader.wireguard.backend import Backend, BackendError, DeviceChange, DeviceState
 from netcc.loader.wireguard.select import choose_backend, named_backend
 
 STATE_NAME = "wireguard.json"
@@ -88,7 +81,10 @@ def read_plan(
         doc = json.loads(data)
     except ValueError as e:
         raise TunnelError(f"{rel}: not JSON ({e})") from None
-    plan, names = from_doc(doc)
+    try:
+        plan, names = from_doc(doc)
+    except TunnelFormatError as e:
+        raise TunnelError(str(e)) from None
     if plan.node != node:
         raise TunnelError(f"{rel} is the plan of node {plan.node!r}")
     return plan, names

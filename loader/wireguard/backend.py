@@ -5,13 +5,16 @@ pyroute2) and userspace implementations such as wireguard-go and boringtun throu
 cross-platform UAPI socket (`uapi.py`). The reconciler (`apply.py`) reads a device's state,
 computes the smallest change and hands it to `configure`; it never tears a device down to
 change it. Keys travel as base64 text, as `wg(8)` prints them; private keys only ever live in
-memory and in the file the spec names.
+memory and in the file the spec names. What a device should hold comes from the tunnel plan,
+`netcc.contract.tunnel` (`TunnelPlan`, `PeerConfig`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
+
+from netcc.contract.tunnel import PeerConfig
 
 
 class BackendError(Exception):
@@ -19,18 +22,8 @@ class BackendError(Exception):
 
 
 @dataclass(frozen=True)
-class PeerConfig:
-    """One peer as the plan wants it."""
-
-    public_key: str
-    endpoint: str  # "ADDRESS:PORT"
-    allowed_ips: tuple[str, ...]  # CIDRs, sorted
-    persistent_keepalive: int = 0  # seconds, 0 = off
-
-
-@dataclass(frozen=True)
 class PeerState(PeerConfig):
-    """One peer as the device reports it."""
+    """One peer as the device reports it (a `PeerConfig` of the contract, with statistics)."""
 
     last_handshake_ns: int = 0  # wall-clock nanoseconds since the epoch, 0 = never
     rx_bytes: int = 0
@@ -99,26 +92,3 @@ class Backend(Protocol):
     def delete(self, ifname: str) -> None:
         """Remove the device and everything it holds."""
         ...
-
-
-@dataclass(frozen=True)
-class TunnelRoute:
-    """A remote pod CIDR routed through the tunnel device."""
-
-    dst: str
-    via_node: str
-
-
-@dataclass(frozen=True)
-class TunnelPlan:
-    """One node's tunnel, as `OUT/nodes/NODE/wireguard.json` describes it."""
-
-    node: str
-    ifname: str
-    listen_port: int
-    private_key_file: str
-    mtu: int
-    address: str  # the node's router address, the tunnel's source for node-originated traffic
-    peers: tuple[PeerConfig, ...] = ()
-    routes: tuple[TunnelRoute, ...] = field(default_factory=tuple)
-    public_key: str = ""  # the node's own public key (the spec's), checked against the key file

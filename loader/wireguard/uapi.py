@@ -27,7 +27,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from netcc.keys import BASE_POINT, x25519
+from netcc.contract.wgkey import encode_key, public_key_bytes
 from netcc.loader.wireguard.backend import BackendError, DeviceChange, DeviceState, PeerState
 from netcc.loader.wireguard.values import check_change, check_ifname
 
@@ -240,7 +240,7 @@ class UserspaceBackend:
             else:
                 peers[-1][key] = value
         private = device.pop("private_key", None)  # never kept, never returned
-        public = _hex_to_b64(x25519(bytes.fromhex(private), BASE_POINT).hex()) if private else None
+        public = encode_key(public_key_bytes(bytes.fromhex(private))) if private else None
         del private
         return DeviceState(
             public_key=public,

@@ -1,12 +1,11 @@
 """Golden corpus of invalid specs: badspecs/NAME.yaml must produce exactly NAME.expected.
 
-Regenerate with NETCC_UPDATE_GOLDEN=1 (the tests then pass; review the diff before committing).
+Regenerate with `make golden` (tests/support/golden.py; review the diff before committing).
 Each case fails for exactly one reason, except the ones named several-*.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from netcc.frontend import INTERNAL_ERROR, parse_spec
 
 BADSPECS = Path(__file__).parent / "badspecs"
 CASES = sorted(BADSPECS.glob("*.yaml"))
-UPDATE = os.environ.get("NETCC_UPDATE_GOLDEN") == "1"
 
 
 def diagnostics_of(case: Path) -> str:
@@ -30,13 +28,9 @@ def test_golden_corpus_is_large_enough() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
-def test_golden_bad_spec(case: Path) -> None:
+def test_golden_bad_spec(case: Path, golden) -> None:
     actual = diagnostics_of(case)
-    expected_file = case.with_suffix(".expected")
-    if UPDATE:
-        expected_file.write_text(actual)
-    assert expected_file.exists(), f"no {expected_file.name}; run with NETCC_UPDATE_GOLDEN=1"
-    assert actual == expected_file.read_text()
+    golden(case.with_suffix(".expected"), actual)
     assert INTERNAL_ERROR not in actual
     lines = actual.splitlines()
     if case.stem.startswith("several-"):
@@ -48,6 +42,6 @@ def test_golden_bad_spec(case: Path) -> None:
     assert not KEY_SHAPED.search(actual), "a message shows a key"
 
 
-def test_golden_no_orphan_expectations() -> None:
-    orphans = [p.name for p in BADSPECS.glob("*.expected") if not p.with_suffix(".yaml").exists()]
-    assert orphans == []
+def test_golden_no_orphan_expectations(golden) -> None:
+    """Every NAME.expected has its NAME.yaml (a renamed or deleted case leaves none behind)."""
+    golden.only(BADSPECS, "*.expected", [c.with_suffix(".expected").name for c in CASES])

@@ -206,7 +206,11 @@ def test_depth_is_bounded_before_composing_at_the_first_collection_too_deep(
 
 def test_depth_at_the_bound_is_fine() -> None:
     doc, _ = load_yaml("[" * MAX_DEPTH + "]" * MAX_DEPTH, "f")
-    assert isinstance(doc, list)
+    depth = 0
+    while doc != []:
+        assert isinstance(doc, list) and len(doc) == 1
+        doc, depth = doc[0], depth + 1
+    assert depth == MAX_DEPTH - 1  # MAX_DEPTH lists, the innermost empty
 
 
 @pytest.mark.parametrize("opener", ["[", "{a: ", "- ", "[{a: "])

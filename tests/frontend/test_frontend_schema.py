@@ -49,7 +49,12 @@ def test_every_definition_and_field_is_documented() -> None:
 def test_valid_spec_passes_the_raw_schema() -> None:
     import yaml
 
-    Draft202012Validator(load_schema()).validate(yaml.safe_load(SHOP_TEXT))
+    validator = Draft202012Validator(load_schema())
+    doc = yaml.safe_load(SHOP_TEXT)
+    assert list(validator.iter_errors(doc)) == []
+    # the control: the same validator refuses the spec without its nodes
+    del doc["spec"]["nodes"]
+    assert [e.message for e in validator.iter_errors(doc)] == ["'nodes' is a required property"]
 
 
 def located(text: str) -> list[tuple[int, int, str, str]]:

@@ -24,7 +24,10 @@ def errors(text: str) -> list:
 
 
 def test_declared_public_keys_are_fine():
-    parse_spec(ENCRYPTED, "spec.yaml")
+    assert errors(ENCRYPTED) == []
+    cluster, _ = parse_spec(ENCRYPTED, "spec.yaml")
+    keys = [n.public_key for n in cluster.wireguard.nodes]
+    assert len(keys) == 2 and all(f'publicKey: "{k}"' in ENCRYPTED for k in keys)
 
 
 def test_a_key_in_a_comment_is_refused_at_its_place_without_quoting_it():

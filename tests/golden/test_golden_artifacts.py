@@ -5,16 +5,13 @@ manifests; any new kind of artifact is covered too). The BPF object is not kept,
 the lock file is kept redacted (expected/<spec>/netcc.lock.golden.json): without the clang
 version and with the object's digest replaced, since both depend on the installed clang.
 
-Regenerate with `NETCC_UPDATE_GOLDEN=1 pytest tests/golden` (or `make golden`) and review the diff.
+Regenerate with `make golden` (tests/support/golden.py) and review the diff.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
-import os
-import shutil
 from functools import cache
 from pathlib import Path
 
@@ -36,7 +33,6 @@ LIB_PREFIX = "bpf/lib/"
 TEMPLATE_LIB = Path(__file__).resolve().parents[2] / "templates" / "bpf" / "lib"
 LOCK_GOLDEN = "netcc.lock.golden.json"
 CLANG_DEPENDENT = "<depends on the clang version>"
-UPDATE = os.environ.get("NETCC_UPDATE_GOLDEN") == "1"
 
 
 @cache
@@ -72,61 +68,14 @@ def redacted_lock(tree: dict[str, bytes]) -> bytes:
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
-def golden_files(name: str) -> dict[str, bytes]:
-    """The expected tree; a missing directory is a failure, not a skip."""
-    root = EXPECTED / name
-    if not root.is_dir():
-        pytest.fail(f"no golden files for {name}: run `make golden` and review the result")
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-def write_golden(name: str, files: dict[str, bytes]) -> None:
-    root = EXPECTED / name
-    shutil.rmtree(root, ignore_errors=True)
-    for path, data in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_bytes(data)
-
-
-def _diff(path: str, want: bytes, got: bytes) -> str:
-    lines = difflib.unified_diff(
-        want.decode(errors="replace").splitlines(),
-        got.decode(errors="replace").splitlines(),
-        f"expected/{path}",
-        f"compiled/{path}",
-        lineterm="",
-    )
-    return "\n".join(list(lines)[:60])
-
-
 @pytest.mark.parametrize("name", sorted(SPECS))
-def test_golden_tree(name):
+def test_golden_tree(name, golden):
     tree = compiled(name)
-    want_files = {**text_artifacts(tree), LOCK_GOLDEN: redacted_lock(tree)}
-    if UPDATE:
-        write_golden(name, want_files)
-        return
-    have = golden_files(name)
-    problems = []
-    for path in sorted(set(want_files) | set(have)):
-        if path not in have:
-            problems.append(f"{path}: compiled, but there is no golden file")
-        elif path not in want_files:
-            problems.append(f"{path}: golden file, but no longer compiled")
-        elif have[path] != want_files[path]:
-            problems.append(_diff(path, have[path], want_files[path]))
-    assert not problems, (
-        f"{name}: output differs from tests/golden/expected/{name} "
-        "(if intended: make golden, then review the diff)\n" + "\n".join(problems)
-    )
+    golden.tree(EXPECTED / name, {**text_artifacts(tree), LOCK_GOLDEN: redacted_lock(tree)})
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
-def test_golden_lock_lists_every_artifact_with_matching_digests(name):
+def test_golden_lock_lists_every_artifact_with_matching_digests(name, golden):
     tree = compiled(name)
     lock = json.loads(tree[LOCK_NAME])
     assert lock["lockVersion"] == 1
@@ -137,10 +86,9 @@ def test_golden_lock_lists_every_artifact_with_matching_digests(name):
     for path, digest in lock["artifacts"].items():
         assert digest == hashlib.sha256(tree[path]).hexdigest(), path
     assert any(p.endswith(".o") for p in lock["artifacts"])
-    if UPDATE:
-        return
-    # The golden lock lists the same artifacts, and its digests are those of the golden files.
-    have = golden_files(name)
+    # The golden lock lists the same artifacts, and its digests are those of the golden files
+    # (written by test_golden_tree first when `make golden` regenerates them).
+    have = golden.read_tree(EXPECTED / name)
     golden_lock = json.loads(have[LOCK_GOLDEN])
     assert list(golden_lock["artifacts"]) == list(lock["artifacts"])
     for path, digest in golden_lock["artifacts"].items():
@@ -152,14 +100,9 @@ def test_golden_lock_lists_every_artifact_with_matching_digests(name):
             assert digest == hashlib.sha256(have[path]).hexdigest(), path
 
 
-def test_golden_expected_has_no_orphans():
+def test_golden_expected_has_no_orphans(golden):
     """Every expected tree belongs to a spec (a renamed or deleted spec leaves none behind)."""
-    orphans = sorted(p.name for p in EXPECTED.iterdir() if p.is_dir() and p.name not in SPECS)
-    if UPDATE:
-        for name in orphans:
-            shutil.rmtree(EXPECTED / name)
-        return
-    assert not orphans, f"golden trees without a spec: {orphans}"
+    golden.only(EXPECTED, "*", SPECS)
 
 
 def test_golden_specs_are_present():

@@ -66,6 +66,148 @@ spec:
 """.replace("DIGEST", "0" * 63 + "1")
 
 
+# Policies of the kubernetes-network-policy-recipes collection (github.com/ahmetb/
+# kubernetes-network-policy-recipes), each as the recipe writes it: most name no namespace, for
+# `kubectl apply -n`, and get `default` here. Pods to apply them to, in `default` unless said.
+RECIPE_POLICIES = """\
+  # 01: deny all traffic to an application
+  - kind: NetworkPolicy
+    apiVersion: networking.k8s.io/v1
+    metadata:
+      name: web-deny-all
+    spec:
+      podSelector:
+        matchLabels:
+          app: web
+      ingress: []
+  # 02: limit traffic to an application
+  - kind: NetworkPolicy
+    apiVersion: networking.k8s.io/v1
+    metadata:
+      name: api-allow
+    spec:
+      podSelector:
+        matchLabels:
+          app: bookstore
+          role: api
+      ingress:
+      - from:
+          - podSelector:
+              matchLabels:
+                app: bookstore
+  # 03: deny all non-whitelisted traffic in the namespace
+  - kind: NetworkPolicy
+    apiVersion: networking.k8s.io/v1
+    metadata:
+      name: default-deny-all
+      namespace: default
+    spec:
+      podSelector: {}
+      ingress: []
+  # 06: allow traffic from a namespace
+  - kind: NetworkPolicy
+    apiVersion: networking.k8s.io/v1
+    metadata:
+      name: web-allow-prod
+    spec:
+      podSelector:
+        matchLabels:
+          app: web
+      ingress:
+      - from:
+        - namespaceSelector:
+            matchLabels:
+              purpose: production
+  # 09: allow traffic only to a port
+  - kind: NetworkPolicy
+    apiVersion: networking.k8s.io/v1
+    metadata:
+      name: api-allow-5000
+    spec:
+      podSelector:
+        matchLabels:
+          app: apiserver
+      ingress:
+      - ports:
+        - port: 5000
+        from:
+        - podSelector:
+            matchLabels:
+              role: monitoring
+  # 10: allowing traffic with multiple selectors
+  - kind: NetworkPolicy
+    apiVersion: networking.k8s.io/v1
+    metadata:
+      name: redis-allow-services
+    spec:
+      podSelector:
+        matchLabels:
+          app: bookstore
+          role: db
+      ingress:
+      - from:
+        - podSelector:
+            matchLabels:
+              app: bookstore
+              role: search
+        - podSelector:
+            matchLabels:
+              app: bookstore
+              role: api
+        - podSelector:
+            matchLabels:
+              app: inventory
+              role: web
+  # 11: deny egress traffic from an application
+  - kind: NetworkPolicy
+    apiVersion: networking.k8s.io/v1
+    metadata:
+      name: foo-deny-egress
+    spec:
+      podSelector:
+        matchLabels:
+          app: foo
+      policyTypes:
+      - Egress
+      egress: []
+"""
+RECIPE_PODS = {  # name: (namespace, labels, address)
+    "web": ("default", "{app: web}", "10.244.1.10"),
+    "api": ("default", "{app: bookstore, role: api}", "10.244.1.11"),
+    "bookstore-frontend": ("default", "{app: bookstore, role: frontend}", "10.244.1.12"),
+    "db": ("default", "{app: bookstore, role: db}", "10.244.1.13"),
+    "search": ("default", "{app: bookstore, role: search}", "10.244.1.14"),
+    "apiserver": ("default", "{app: apiserver}", "10.244.1.15"),
+    "monitoring": ("default", "{role: monitoring}", "10.244.1.16"),
+    "foo": ("default", "{app: foo}", "10.244.1.17"),
+    "prod-client": ("production", "{app: client}", "10.244.1.20"),
+    "dev-client": ("dev", "{app: client}", "10.244.1.21"),
+}
+RECIPES = (
+    """\
+apiVersion: netcc.io/v1alpha1
+kind: ClusterNetwork
+metadata: {name: recipes}
+spec:
+  podCIDR: 10.244.0.0/16
+  serviceCIDR: 10.96.0.0/16
+  nodes:
+    - {name: node-1, address: 192.168.77.11, podCIDR: 10.244.1.0/24}
+  namespaces:
+    - {name: default}
+    - {name: production, labels: {purpose: production}}
+    - {name: dev}
+  workloads:
+"""
+    + "".join(
+        f"    - {{name: {name}, namespace: {ns}, node: node-1, labels: {labels}, ips: [{ip}]}}\n"
+        for name, (ns, labels, ip) in RECIPE_PODS.items()
+    )
+    + "  policies:\n"
+    + RECIPE_POLICIES
+)
+
+
 def node_spec(node: str, pods: dict[str, str]) -> str:
     """One node with the given pods (name -> IP in 10.78.1.0/24); the server takes 8080 from
     the client only."""
@@ -111,13 +253,17 @@ def compiled_file(path: Path) -> dict[str, bytes]:
 
 def sources() -> dict[str, bytes]:
     """The text of every spec of `all_trees`, by name."""
-    out = {"shop": SHOP.read_bytes(), "tricky": TRICKY.encode()}
+    out = {"shop": SHOP.read_bytes(), "tricky": TRICKY.encode(), "recipes": RECIPES.encode()}
     return out | {p.stem: p.read_bytes() for p in GOLDEN_SPECS}
 
 
 def all_trees() -> dict[str, dict[str, bytes]]:
-    """shop, the golden specs and the tricky spec, compiled."""
-    trees = {"shop": compiled_file(SHOP), "tricky": compiled(TRICKY)}
+    """shop, the golden specs, the tricky spec and the recipes, compiled."""
+    trees = {
+        "shop": compiled_file(SHOP),
+        "tricky": compiled(TRICKY),
+        "recipes": compiled(RECIPES, "recipes.yaml"),
+    }
     for path in GOLDEN_SPECS:
         trees[path.stem] = compiled_file(path)
     return trees

@@ -22,12 +22,11 @@ from k8s_kube import (
 )
 from k8s_specs import SHOP, TRICKY, all_trees, compiled
 
-from netcc.contract.lock import LOCK_NAME
+from netcc.contract.lock import LOCK_NAME, verify_lock
 from netcc.emit.k8s import render_k8s
 from netcc.emit.k8s.artifacts import BUDGET, PART, configmap_name, pack
 from netcc.emit.k8s.daemonset import daemonset
 from netcc.frontend import parse_spec
-from netcc.loader.lockfile import verify_lock
 from netcc.write.tree import read_tree
 
 KEY = re.compile(r"[-._a-zA-Z0-9]+")

@@ -104,16 +104,20 @@ def test_k8s_no_rbac_and_a_privileged_namespace() -> None:
 
 @pytest.mark.parametrize("name", sorted(TREES))
 def test_k8s_policies_are_the_specs_with_the_managed_by_label(name: str) -> None:
+    """As written, with the defaults netcc applied made explicit: the namespace of a policy
+    that names none (the spec's default), and an absent podSelector ({})."""
     tree = TREES[name]
     document, _ = load_yaml(sources()[name], "spec.yaml")
+    default_namespace = document["spec"].get("defaultNamespace", "default")
     policies = of_kind(manifests(tree), "NetworkPolicy")
     assert len(policies) == len(document["spec"].get("policies", []))
     for raw in document["spec"].get("policies", []):
         meta = raw["metadata"]
-        got = policies[f"policies/{meta['namespace']}/{meta['name']}.yaml"]
+        namespace = meta.get("namespace", default_namespace)
+        got = policies[f"policies/{namespace}/{meta['name']}.yaml"]
         labels = {**meta.get("labels", {}), "app.kubernetes.io/managed-by": "netcc"}
-        assert got["metadata"] == {**meta, "labels": labels}
-        assert got["spec"] == raw["spec"]
+        assert got["metadata"] == {**meta, "namespace": namespace, "labels": labels}
+        assert got["spec"] == {"podSelector": {}, **raw.get("spec", {})}
         assert (got["apiVersion"], got["kind"]) == ("networking.k8s.io/v1", "NetworkPolicy")
 
 

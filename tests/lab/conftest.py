@@ -1,7 +1,9 @@
-"""Lab tests: real namespaces, veths and sockets, so most of them need root.
+"""Lab tests: real namespaces, veths and sockets. They are kernel tests (tests/conftest.py;
+test_lab_plan.py, pure, aside), so they skip without root, and fail when skipped as root.
 
 Every test that brings a lab up tears it down again, also when it fails; a lab that is
 already up when the tests start (someone's own) is left alone and the tests fail instead.
+The loader not importing fails the tests that load it, never skips them (`loader`).
 """
 
 from __future__ import annotations
@@ -16,23 +18,32 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from labspecs import SPEC_NO_POLICY, SPEC_POLICY
 
+from netcc.lab import core as lab
 from netcc.lab.state import STATE_DIR, LabState
+
+
+def no_lab_up() -> None:
+    if LabState.exists(STATE_DIR):
+        pytest.fail(f"a lab is already up ({STATE_DIR}); not touching it: run `netcc lab down`")
 
 
 @pytest.fixture
 def root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates network namespaces")
-    if LabState.exists(STATE_DIR):
-        pytest.fail(f"a lab is already up ({STATE_DIR}); not touching it: run `netcc lab down`")
+    """No lab is up (someone's own would be in the way): the test may make one."""
+    no_lab_up()
 
 
 @pytest.fixture(scope="module")
 def module_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates network namespaces")
-    if LabState.exists(STATE_DIR):
-        pytest.fail(f"a lab is already up ({STATE_DIR}); not touching it: run `netcc lab down`")
+    """`root` for the tests of a module that share one lab."""
+    no_lab_up()
+
+
+@pytest.fixture(scope="session")
+def loader() -> None:
+    """The node loader can run: a loader that does not import is a failure, never a skip."""
+    if reason := lab.loader_unavailable_reason():
+        pytest.fail(f"the node loader is not available: {reason}")
 
 
 @pytest.fixture(scope="session")

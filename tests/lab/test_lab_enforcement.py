@@ -42,11 +42,8 @@ PORTS += [(p, "UDP") for p in (53, 5353, 4005, 4011)]
 
 
 @pytest.fixture(scope="module")
-def enforced(module_root, spec_files, tmp_path_factory):
+def enforced(module_root, loader, spec_files, tmp_path_factory):
     """The policy lab, loaded from a precompiled OUT; down at the end, whatever happens."""
-    reason = lab.loader_unavailable_reason()
-    if reason:  # the loader ships with netcc: its absence is a bug, never a reason to skip
-        pytest.fail(f"the node loader is not available: {reason}")
     out = tmp_path_factory.mktemp("lab-out") / "out"
     write_tree(compile_spec(SPEC_POLICY.encode(), "lab-policy.yaml"), out)
     before = lab_namespaces()

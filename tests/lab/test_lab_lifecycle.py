@@ -118,10 +118,8 @@ def policy_out(tmp_path_factory):
     return out
 
 
-def test_loader_failure_rolls_back(clean, spec_files, policy_out, monkeypatch):
+def test_loader_failure_rolls_back(clean, loader, spec_files, policy_out, monkeypatch):
     """The loader fails on the second node: the first node's datapath and all else go."""
-    if reason := lab.loader_unavailable_reason():
-        pytest.skip(reason)
     import netcc.loader.apply as apply_module
 
     real = apply_module.apply
@@ -137,10 +135,8 @@ def test_loader_failure_rolls_back(clean, spec_files, policy_out, monkeypatch):
     assert_nothing_left(clean, set(), set())
 
 
-def test_crash_while_loading_then_down(clean, spec_files, policy_out):
+def test_crash_while_loading_then_down(clean, loader, spec_files, policy_out):
     """SIGKILL right after the loader ran on node-1: down detaches it and removes the rest."""
-    if reason := lab.loader_unavailable_reason():
-        pytest.skip(reason)
     code = (
         "import os, signal, sys\n"
         "import netcc.loader.apply as m\n"

@@ -17,10 +17,7 @@ from netcc.lab.state import STATE_DIR
 
 
 @pytest.fixture(scope="module")
-def loaded(module_root, spec_files):
-    reason = lab.loader_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+def loaded(module_root, loader, spec_files):
     try:
         r = netcc("lab", "up", str(spec_files["none"]), "--external", *EXTERNALS)
         assert r.returncode == 0, r.stderr

@@ -1,8 +1,9 @@
-"""Fixtures for the loader tests: compiled test objects, loaded objects, bpffs pin dirs."""
+"""Fixtures for the loader tests: compiled test objects, loaded objects, bpffs pin dirs.
+
+Which tests here need the kernel (and skip without it) is decided in tests/conftest.py."""
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import subprocess
@@ -13,32 +14,11 @@ from pathlib import Path
 import pytest
 
 from netcc.loader import bpffs
-from netcc.loader.libbpf import BpfObject, bpf_unavailable_reason
+from netcc.loader.libbpf import BpfObject
 from netcc.loader.mapdata import Layout
 
 DATA = Path(__file__).parent / "data"
 CLANG = shutil.which("clang")
-
-
-def _kernel_skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root: loads BPF programs and mounts bpffs"
-    if CLANG is None:
-        return "needs clang to build the test BPF objects"
-    return bpf_unavailable_reason()
-
-
-KERNEL_SKIP = _kernel_skip_reason()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests here marked `kernel` run only as root on a BPF-capable kernel; else they skip
-    with the reason."""
-    skip = pytest.mark.skipif(KERNEL_SKIP is not None, reason=f"{KERNEL_SKIP}")
-    here = Path(__file__).parent
-    for item in items:
-        if item.get_closest_marker("kernel") and here in Path(item.path).parents:
-            item.add_marker(skip)
 
 
 def compile_bpf(src: Path, out_dir: Path) -> Path:
@@ -53,8 +33,6 @@ def compile_bpf(src: Path, out_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def objs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """The test objects compiled once into a temporary directory, removed afterwards."""
-    if KERNEL_SKIP is not None:
-        pytest.skip(KERNEL_SKIP)
     out = tmp_path_factory.mktemp("bpf")
     try:
         yield {name: compile_bpf(DATA / f"{name}.c", out) for name in ("test_prog", "bad_prog")}
@@ -76,8 +54,6 @@ def obj(objs: dict[str, Path]) -> Iterator[BpfObject]:
 @pytest.fixture
 def pin_dir() -> Iterator[Path]:
     """A fresh directory under /sys/fs/bpf, removed with all its pins afterwards."""
-    if KERNEL_SKIP is not None:
-        pytest.skip(KERNEL_SKIP)
     bpffs.ensure_bpffs()
     path = Path("/sys/fs/bpf") / f"netcc-test-{uuid.uuid4().hex[:12]}"
     path.mkdir()

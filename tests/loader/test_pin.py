@@ -12,8 +12,6 @@ import pytest
 from netcc.loader import bpffs, libbpf
 from netcc.loader.libbpf import BpfError, BpfObject
 
-pytestmark = pytest.mark.kernel
-
 PORT_KEY = struct.pack("!HBx", 22, 6)
 DENY = struct.pack("<I4sHBx", 40, bytes(4), 0, 0)
 

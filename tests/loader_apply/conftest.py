@@ -2,8 +2,8 @@
 root and state dir per test, both attach modes. Everything a test makes is removed in
 `finally` blocks, failing or not.
 
-Every test here but the unit tests is marked `kernel`: it skips, with the reason, when not
-root or without BPF (and the top-level conftest turns such a skip into a failure as root).
+Every test here but the unit tests (test_loader_apply_units.py) is a kernel test
+(tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,30 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kernelenv import kernel_skip_reason
 from loader_apply_net import Topology
 from loader_apply_node import Node
 from loader_apply_specs import compile_version, failing_verifier, with_ct_capacity
 
 HERE = Path(__file__).parent
-
-
-def _skip_reason() -> str | None:
-    reason = kernel_skip_reason()
-    if reason is None:
-        for tool in ("nsenter", "ip", "bpftool", "tc"):
-            if shutil.which(tool) is None:
-                return f"needs {tool}"
-    return reason
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(item.path).parents and "units" not in Path(item.path).name:
-            item.add_marker(pytest.mark.kernel)
-            reason = _skip_reason()
-            if reason:
-                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

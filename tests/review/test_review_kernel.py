@@ -11,7 +11,7 @@ from ipaddress import IPv4Address
 
 import pytest
 import yaml
-from kernelenv import compile_to, kernel_skip_reason
+from kernelenv import compile_to
 from review_support import run, sample_flows, spec_of
 from specgen import random_flows, random_spec
 
@@ -19,10 +19,6 @@ from netcc.loader.kernel_cluster import KernelCluster
 from netcc.review.connectivity import Connectivity
 from netcc.review.why import question, to_json, why
 
-pytestmark = [
-    pytest.mark.kernel,
-    pytest.mark.skipif(kernel_skip_reason() is not None, reason=str(kernel_skip_reason())),
-]
 PROTOCOL = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP"}
 
 

@@ -1,4 +1,5 @@
-"""Specs for the service tests: two nodes, a web service with backends on both, and clients."""
+"""Specs for the service tests: two nodes, a web service with backends on both, and clients;
+and `why`, the review's answer for a connection through a service."""
 
 SPEC = """
 apiVersion: netcc.io/v1alpha1
@@ -80,3 +81,13 @@ spec:
         podSelector: {matchLabels: {out: none}}
         policyTypes: [Egress]
 """
+
+
+def why(cluster, src: str, dst: str, port: int, protocol: str = "TCP") -> dict:
+    """`netcc why` from `src` to the service port at `dst`:`port`, as a JSON document."""
+    from netcc.review.services import service_target, why_service
+    from netcc.review.why import resolve_address
+
+    target = service_target(cluster, dst, port, protocol)
+    assert target is not None, (dst, port, protocol)
+    return why_service(cluster, resolve_address(cluster, src), target, None)

@@ -235,7 +235,7 @@ def test_kernel_backend_choice_equals_reference(seed, tmp_path):
                 assert r.retval == TC_ACT_SHOT
                 continue
             want = maps.expected(vip, 80, 6, 0, client, sport)
-            # hairpin: masqueraded and sent back into the pod (test_svc_gaps)
+            # hairpin: masqueraded and sent back into the pod (test_svc_hairpin)
             assert r.retval == (TC_ACT_REDIRECT if want[0] == client else TC_ACT_OK)
             f = fields(r.data_out)
             if (f["dst"], f["dport"]) != want:

@@ -73,8 +73,6 @@ def svclab_compiled(tmp_path_factory) -> tuple[dict[str, Path], dict[str, Path]]
 
 @pytest.fixture(scope="module")
 def svclab(svclab_compiled) -> SvcLab:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates network namespaces and loads BPF")
     if LabState.exists(STATE_DIR):
         pytest.fail(f"a lab is already up ({STATE_DIR}); not touching it: run `netcc lab down`")
     reason = lab.loader_unavailable_reason()

@@ -9,8 +9,6 @@ import sys
 import pytest
 from svclab_specs import EXTERNAL, NODEPORT_CLUSTER, WEB, WEB_VIP
 
-pytestmark = pytest.mark.kernel
-
 
 def _probe(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(

@@ -8,8 +8,6 @@ from svclab_specs import CLIENTS, STICKY_VIP, WEB, WEB_VIP
 
 from netcc.lab.services import Conversation, spread
 
-pytestmark = pytest.mark.kernel
-
 PER_CLIENT = 150  # connections from each node's client
 
 

@@ -1,4 +1,4 @@
-"""Service gaps closed, with real traffic: a backend pod reaching its own service lands on
+"""Hairpin with real traffic: a backend pod reaching its own service lands on
 itself for about a third of its flows (hairpin, masqueraded to its router address) and gets
 its own answer, over TCP and UDP."""
 
@@ -8,8 +8,6 @@ import pytest
 from svclab_specs import WEB, WEB_VIP
 
 from netcc.lab.services import spread
-
-pytestmark = pytest.mark.kernel
 
 
 @pytest.mark.parametrize(("proto", "port"), [("TCP", 80), ("UDP", 53)])

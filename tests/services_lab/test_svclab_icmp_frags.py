@@ -8,13 +8,10 @@ import socket
 import subprocess
 from contextlib import contextmanager
 
-import pytest
 from svclab_specs import CLIENTS, EXTERNAL, NODEPORT_LOCAL, WEB, WEB_VIP
 
 from netcc.lab import netns as lab_netns
 from netcc.lab.services import Conversation
-
-pytestmark = pytest.mark.kernel
 
 SMALL_MTU = 1200  # below the 1500 of every other link: the backend sits behind it
 BIG = 6000  # one line, several full-sized segments

@@ -3,12 +3,9 @@ local backend with Local (and only that backend)."""
 
 from __future__ import annotations
 
-import pytest
 from svclab_specs import EXTERNAL, NODEPORT_CLUSTER, NODEPORT_LOCAL, NODES, WEB
 
 from netcc.lab.services import spread
-
-pytestmark = pytest.mark.kernel
 
 
 def _failures(answers) -> list[str]:

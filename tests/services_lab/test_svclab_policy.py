@@ -9,8 +9,6 @@ from svclab_specs import API, API_VIP
 
 from netcc.lab.services import spread
 
-pytestmark = pytest.mark.kernel
-
 
 def test_client_denied_by_policy_cannot_reach_the_service(svclab):
     answers = svclab.connect("shop/blocked", API_VIP, 80, 10, timeout=1.0)

@@ -3,13 +3,10 @@ other backends live on and carry data; new connections never pick the removed on
 
 from __future__ import annotations
 
-import pytest
 from svclab_specs import CLIENTS, ROLL, ROLL_VIP
 
 from netcc.lab.services import Conversation, spread
 from netcc.lab.update import apply_update
-
-pytestmark = pytest.mark.kernel
 
 REMOVED = ROLL[2]  # roll-3 leaves the selector in SPEC_V2
 

@@ -60,4 +60,7 @@ def test_unwritable_cache_only_costs_speed(tmp_path, monkeypatch):
     monkeypatch.setenv("NETCC_CACHE_DIR", str(blocker))
     sources = {"bpf/datapath.c": b"int x;\n"}
     out = compile_objects(sources, ["bpf/datapath.c"])
-    assert out["bpf/datapath.o"].startswith(b"\x7fELF")
+    assert blocker.read_bytes() == b""
+    monkeypatch.setenv("NETCC_CACHE_DIR", str(tmp_path / "cache"))
+    assert out == compile_objects(sources, ["bpf/datapath.c"])
+    assert list((tmp_path / "cache" / "objects").iterdir())  # that one was cached

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from unitspecs import plan_of, policy
 
+from netcc import contract as layout
 from netcc.build.clang import compile_objects
-from netcc.contract import layout
 from netcc.emit.bpf import HEADER, LIB_HEADERS, c_comment, render_bpf, render_data
 from netcc.frontend import parse_spec
 from netcc.pipeline import compile_spec

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from unitspecs import BASE, cluster_of
 
-from netcc.contract import layout
+from netcc import contract as layout
 from netcc.model.types import Workload
 from netcc.resolve import identity
 from netcc.resolve.identity import allocate, identity_labels, workload_identities

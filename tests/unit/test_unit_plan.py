@@ -18,7 +18,7 @@ from unitspecs import (
 )
 
 import netcc.plan.planner
-from netcc.contract import layout
+from netcc import contract as layout
 from netcc.diagnostics import SpecError
 from netcc.pipeline import compile_spec
 from netcc.plan.planner import CapacityError, plan

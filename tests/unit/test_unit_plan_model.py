@@ -15,7 +15,7 @@ import yaml
 from specgen import random_flows, random_spec
 from unitspecs import policy_map_entries
 
-from netcc.contract import layout
+from netcc import contract as layout
 from netcc.frontend import parse_spec
 from netcc.plan.planner import ClusterPlan, NodePlan, plan
 from netcc.semantics.policy import evaluate

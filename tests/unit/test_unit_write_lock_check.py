@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 import netcc.write.tree
-from netcc.contract.lock import LOCK_NAME, LockFormatError, make_lock, parse_lock, sha256
-from netcc.loader.lockfile import LockError, verify_lock
+from netcc.contract.lock import (
+    LOCK_NAME,
+    LockError,
+    LockFormatError,
+    make_lock,
+    parse_lock,
+    sha256,
+    verify_lock,
+)
 from netcc.write.check import stale_files
 from netcc.write.tree import OutputError, prepare_output, read_tree, write_tree
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from ipaddress import IPv4Address
 
-from netcc.contract import layout
+from netcc import contract as layout
 from netcc.frontend import parse_spec
 from netcc.model.types import Cluster
 from netcc.plan.planner import ClusterPlan, NodePlan, plan

@@ -12,8 +12,8 @@ import yaml
 from wgspecs import SPEC_POLICY, key_dir, with_wireguard
 
 from netcc.cli.main import main
+from netcc.contract.wgkey import BASE_POINT, generate_private_key, public_key, x25519
 from netcc.frontend import parse_spec
-from netcc.keys import BASE_POINT, generate_private_key, public_key, x25519
 
 # RFC 7748 section 5.2
 VECTORS = [

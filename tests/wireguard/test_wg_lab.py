@@ -25,8 +25,6 @@ from netcc.lab import netns as lab_netns
 from netcc.lab import wireguard as lab_wireguard
 from netcc.lab.state import STATE_DIR, LabState
 
-pytestmark = pytest.mark.kernel
-
 NODES = {"node-1": "192.168.77.11", "node-2": "192.168.77.12", "node-3": "192.168.77.13"}
 PORT = 51871
 MARKER = b"NETCC-PLAINTEXT-MARKER-"
@@ -44,10 +42,6 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def wg_lab() -> Iterator[Lab]:
-    import os
-
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates network namespaces")
     if LabState.exists(STATE_DIR):
         pytest.fail(f"a lab is already up ({STATE_DIR}); not touching it")
     with key_dir() as keys:

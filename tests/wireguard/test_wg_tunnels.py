@@ -9,7 +9,7 @@ import json
 import pytest
 from wgspecs import SPEC_POLICY, assert_no_key_material, key_dir, policy_spec, private_keys
 
-from netcc.contract.tunnel import from_doc
+from netcc.contract.tunnel import PeerConfig, from_doc
 from netcc.emit.tunnels import plan_tunnels, render_tunnels
 from netcc.frontend import parse_spec
 from netcc.keys import generate_private_key, public_key
@@ -18,7 +18,6 @@ from netcc.loader.wireguard.backend import (
     BackendError,
     DeviceChange,
     DeviceState,
-    PeerConfig,
     PeerState,
 )
 from netcc.loader.wireguard.values import check_change, check_plan
@@ -119,7 +118,7 @@ def test_wg_values_checked_before_sending() -> None:
 
 
 def test_wg_diff_smallest_change() -> None:
-    from netcc.loader.wireguard.backend import TunnelPlan
+    from netcc.contract.tunnel import TunnelPlan
 
     private = generate_private_key()
     a, b, c = _key(), _key(), _key()

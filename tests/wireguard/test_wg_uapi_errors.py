@@ -1,5 +1,5 @@
-"""Review fixes: UAPI errno parsing, no orphaned daemon after a failed create, netlink errors
-while setting up the device reported as TunnelError."""
+"""The userspace backend's failures: a UAPI errno answer becomes a BackendError naming the
+error, and a create that fails (the daemon never answers, or hangs) leaves no daemon behind."""
 
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from netcc.lab import netns as lab_netns
 from netcc.loader.wireguard import uapi
-from netcc.loader.wireguard.apply import TunnelError, _link
-from netcc.loader.wireguard.backend import BackendError, TunnelPlan
+from netcc.loader.wireguard.backend import BackendError
 from netcc.loader.wireguard.uapi import UserspaceBackend, process_alive
 
 IFNAME = "netcc-wgr0"
@@ -104,38 +101,3 @@ def test_wg_failed_create_leaves_no_daemon(
     finally:
         if pid and process_alive(pid):
             os.kill(pid, signal.SIGKILL)
-
-
-# --- netlink errors while setting up the device (real kernel) --------------------------------
-
-NETNS = f"netcc-wgrev-{os.getpid()}"
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates a network namespace")
-    lab_netns.create(NETNS)
-    try:
-        with lab_netns.entered(NETNS):
-            yield NETNS
-    finally:
-        lab_netns.remove(NETNS)
-
-
-@pytest.mark.kernel
-def test_wg_link_netlink_error_is_tunnel_error(netns: str) -> None:
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        ipr.link("add", ifname=IFNAME, kind="veth", peer="netcc-wgr1")
-    plan = TunnelPlan(
-        node="n1",
-        ifname=IFNAME,
-        listen_port=51871,
-        private_key_file="/nonexistent",
-        mtu=10,  # below the device's minimum MTU: the kernel refuses (EINVAL)
-        address="10.9.1.1",
-    )
-    with pytest.raises(TunnelError, match=f"{IFNAME}: setting up the device failed: Invalid"):
-        _link(plan)

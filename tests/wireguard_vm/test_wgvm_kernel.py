@@ -145,7 +145,6 @@ def run_vm(cmd: list[str]) -> tuple[int, str]:
     return proc.returncode, out.decode(errors="replace")
 
 
-@pytest.mark.kernel
 @pytest.mark.slow
 def test_wgvm_kernel_backend_in_a_vm(tmp_path):
     if shutil.which("qemu-system-x86_64") is None:

@@ -281,8 +281,8 @@ def backend_scenario(wg: KernelBackend) -> None:
 
 
 def reconciler_scenario(wg: KernelBackend, workdir: Path) -> None:
+    from netcc.contract.tunnel import TunnelPlan, TunnelRoute
     from netcc.loader.wireguard.apply import reconcile
-    from netcc.loader.wireguard.backend import TunnelPlan, TunnelRoute
 
     ifname, port, tunnel = "wgvm1", PORT + 10, ("10.79.0.1", "10.79.0.2")
     keys = [generate_private_key() for _ in NS]

@@ -32,7 +32,7 @@ from netcc.emit.k8s.objects import (
     namespace,
     service_account,
 )
-from netcc.emit.k8s.policies import policy_objects
+from netcc.emit.k8s.policies import policy_comments, policy_objects
 from netcc.emit.k8s.yamlout import dump
 from netcc.model.types import Cluster
 
@@ -115,8 +115,11 @@ def render_k8s(
         node = configmap["metadata"].get("annotations", {}).get("netcc.io/node")
         whose = f"node {node} (and its own lock)" if node else "every node"
         put(path, configmap, [f"Compiled artifacts for {whose}: see {KUSTOMIZATION}."])
+    defaulted = {(p.namespace, p.name) for p in cluster.policies if p.namespace_defaulted}
     for path, policy in policy_objects(document).items():
-        put(path, policy, [f"A NetworkPolicy of ClusterNetwork {cluster.name}, as written."])
+        meta = policy["metadata"]
+        key = (meta["namespace"], meta["name"])
+        put(path, policy, policy_comments(cluster.name, key[0], key in defaulted))
     resources = [p.removeprefix(f"{K8S_DIR}/") for p in files]
     comments = kustomization_comments(cluster, packed)
     files[f"{K8S_DIR}/{KUSTOMIZATION}"] = dump(kustomization(resources), comments)

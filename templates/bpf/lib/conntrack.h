@@ -9,7 +9,8 @@
  * expiry is written back at most once a second per entry.
  * A flow a pod sent to a service is tracked under its translated tuple, with the service
  * address in `nat_addr`/`nat_port` for its replies, and under its original tuple with
- * CT_F_SERVICE and the backend there (lb.h).
+ * CT_F_SERVICE and the backend there (lb.h). The CT_F_* bits are in maps.h
+ * (netcc.contract.constants).
  */
 #ifndef NETCC_CONNTRACK_H
 #define NETCC_CONNTRACK_H
@@ -17,8 +18,6 @@
 #include "common.h"
 #include "maps.h"
 #include "parse.h"
-
-#define CT_F_REPLY_SEEN 8
 
 static __always_inline void ct_key_of(struct ct_key *key, const struct flow *f, __u8 dir)
 {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Services without kube-proxy: the backend of a flow to a service port (services.h lists them).
+/* Services without kube-proxy: the backend of a flow to a service port (services.h lists the
+ * Maglev rows, and holds the nodePort range LB_NODE_PORT_MIN..LB_NODE_PORT_MAX).
  *
  * A packet a pod sends to a cluster IP (inside NETCC_SERVICE_NET, a compare, so other traffic
  * pays no lookup) and a service port is translated to a backend before the pod's egress policy
@@ -19,7 +20,7 @@
  * the nodePort range pay the two lookups.
  * A service port without a backend drops (DROP_NO_BACKEND). A pod that reaches itself
  * (hairpin) is also masqueraded, as kube-proxy does: see hairpin.h.
- * select.py in netcc.services is the Python reference of lb_hash and the choice.
+ * netcc.semantics.lb is the Python reference of lb_hash and the choice.
  */
 #ifndef NETCC_LB_H
 #define NETCC_LB_H
@@ -32,10 +33,6 @@
 #include "conntrack.h"
 #include "ipcache.h"
 #include "nat.h"
-
-/* The nodePort range (the spec's schema enforces it, as Kubernetes' default does). */
-#define LB_NODE_PORT_MIN 30000
-#define LB_NODE_PORT_MAX 32767
 
 struct lb_target {
 	__be32 addr;

@@ -38,13 +38,11 @@
 #define AF_INET 2
 #endif
 
-/* Source ports of NodePort flows masqueraded to the node's address: above Linux's default
- * ephemeral range (ip_local_port_range 32768-60999, the node's own connections) and the
- * nodePort range, so no socket of the node and no NodePort uses them. netcc.semantics.lb
- * .nat_port is the Python reference of the choice. */
-#define NAT_PORT_MIN 61000
-#define NAT_PORT_MAX 65535
-#define NAT_PORT_PROBES 8
+/* Source ports of NodePort flows masqueraded to the node's address: NAT_PORT_MIN..NAT_PORT_MAX
+ * (services.h, from netcc.contract.constants), above Linux's default ephemeral range
+ * (ip_local_port_range 32768-60999, the node's own connections) and the nodePort range, so no
+ * socket of the node and no NodePort uses them. netcc.semantics.lb.nat_ports is the Python
+ * reference of the choice. */
 
 static __always_inline void nat_key_of(struct ct_key *key, const struct flow *f)
 {

@@ -5,7 +5,8 @@
  * each pod's host-side veth, and, on a node with NodePort services, netcc_from_uplink and
  * netcc_to_uplink to the tc ingress and egress of the interface holding the node's address.
  * All per-cluster data (endpoints, ipcache, policy, services) lives in maps the loader fills
- * from the JSON files under nodes/NODE/maps; the logic is in lib, the services in services.h.
+ * from the JSON files under nodes/NODE/maps; the logic is in lib (services: lb.h at the pods'
+ * veths, nodeport.h at the uplink), and services.h lists the service ports' Maglev rows.
  */
 #include "lib/enforce.h"
 #include "lib/nodeport.h"
@@ -24,7 +25,7 @@ int netcc_to_container(struct __sk_buff *skb)
 	return enforce(skb, DIR_INGRESS);
 }
 
-/* Packets arriving at the node's uplink: NodePort translation (services.h). */
+/* Packets arriving at the node's uplink: NodePort translation (lib/nodeport.h). */
 SEC("tc")
 int netcc_from_uplink(struct __sk_buff *skb)
 {

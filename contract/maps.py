@@ -1,8 +1,10 @@
-"""Binary layout of every datapath map, and the table of verdicts: one source for C and Python.
+"""Map layouts: the byte layout of every datapath map's key and value, and the maps themselves.
 
-The C structs in the generated `maps.h` and `verdicts.h`, and the `layout.json` the loader
-uses to pack map entries, are all rendered from the definitions below. Nothing else spells out a
-field offset, so the compiler, the loader and the kernel can never disagree.
+One source for C and Python: the structs and map definitions of the generated `bpf/maps.h` and
+the `bpf/layout.json` the loader packs entries with (`netcc.contract.layoutfile`) are both
+rendered from the definitions below. Nothing else spells out a field offset, so the compiler,
+the loader and the kernel cannot disagree. Each map's `capacity` names its entry in the
+capacity registry (`netcc.contract.capacity`).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class MapDef:
     kind: str  # hash | lru_hash | lpm_trie | array | percpu_array
     key: Struct | None  # None: __u32 index (arrays)
     value: Struct
-    capacity: str  # name of the capacity constant in config.h
+    capacity: str  # its entry in netcc.contract.capacity (a constant of config.h)
     doc: str
 
     @property
@@ -421,80 +423,6 @@ MAPS: tuple[MapDef, ...] = (
     ),
 )
 
-# Constants shared by C and Python.
-DIR_INGRESS = 1
-DIR_EGRESS = 2
-PEER_ANY = 0
-ENDPOINT_FLAGS = {
-    "ENDPOINT_F_INGRESS_ISOLATED": 1,
-    "ENDPOINT_F_EGRESS_ISOLATED": 2,
-    "ENDPOINT_F_INGRESS_ANY": 4,  # the profile has entries for PEER_ANY on ingress
-    "ENDPOINT_F_EGRESS_ANY": 8,
-    "ENDPOINT_F_INGRESS_RANGES": 16,  # the profile has netcc_policy (LPM) entries on ingress
-    "ENDPOINT_F_EGRESS_RANGES": 32,
-}
-IPCACHE_FLAGS = {
-    "IPCACHE_F_HOST": 1,  # this node (its address or its router address)
-    "IPCACHE_F_POD": 2,
-}
-CT_FLAGS = {
-    "CT_F_FIN_LOCAL": 1,
-    "CT_F_FIN_REMOTE": 2,
-    "CT_F_RST": 4,
-    "CT_F_SERVICE": 16,
-    "CT_F_HAIRPIN": 32,  # the pod reached itself through a service, seen from the router address
-}
-LB_FLAGS = {
-    "LB_F_AFFINITY": 1,  # sessionAffinity ClientIP
-    "LB_F_NODEPORT": 2,  # a NodePort entry (at the uplink)
-    "LB_F_LOCAL": 4,  # externalTrafficPolicy Local: the row holds this node's backends only
-    "LB_BACKEND_F_LOCAL": 1,  # the backend runs on this node
-    "LB_NAT_F_REDIRECT": 1,  # rewritten to leave the way it came: FIB lookup and redirect
-}
-LB_SCOPE_CLUSTER_IP = 0
-LB_SCOPE_NODEPORT = 1
-LB_SCOPE_NODEPORT_POD = 2  # a nodePort as pods reach it, through any node's address (vip 0)
-POLICY_PREFIX_FULL = 8 * (POLICY_KEY.size - 4)  # all of profile, peer, dir, proto, port
-POLICY_PREFIX_ALL_PROTOCOLS = POLICY_PREFIX_FULL - 24  # stops before proto: every protocol
-POLICY_PREFIX_ALL_PORTS = POLICY_PREFIX_FULL - 16  # stops before port: every port of proto
-
-# Reserved identities (Cilium's numbers); identities from labels start at IDENTITY_MIN_LABELS.
-IDENTITY_HOST = 1
-IDENTITY_WORLD = 2
-IDENTITY_REMOTE_NODE = 6
-IDENTITY_MIN_LABELS = 256
-
-
-@dataclass(frozen=True)
-class Verdict:
-    number: int
-    name: str
-    action: str  # allow | drop
-    doc: str
-
-
-# Verdicts that no rule decides. Rule verdicts are numbered from FIRST_RULE_VERDICT.
-RESERVED_VERDICTS: tuple[Verdict, ...] = (
-    Verdict(1, "ALLOW_UNISOLATED_INGRESS", "allow", "no policy selects the pod for ingress"),
-    Verdict(2, "ALLOW_UNISOLATED_EGRESS", "allow", "no policy selects the pod for egress"),
-    Verdict(3, "ALLOW_FROM_HOST", "allow", "traffic from the pod's own node is always allowed"),
-    Verdict(4, "ALLOW_SELF", "allow", "a pod can always reach itself"),
-    Verdict(5, "ALLOW_RELATED", "allow", "ICMP error about a tracked, allowed connection"),
-    Verdict(6, "ALLOW_NON_IP", "allow", "not IP (ARP and other link traffic)"),
-    Verdict(7, "ALLOW_NODEPORT", "allow", "NodePort flow translated at the node's uplink"),
-    Verdict(16, "DROP_MALFORMED", "drop", "truncated or malformed IPv4 or L4 header"),
-    Verdict(17, "DROP_SPOOFED", "drop", "source address is not the sending pod's"),
-    Verdict(18, "DROP_UNKNOWN_ENDPOINT", "drop", "address is not a pod of this node"),
-    Verdict(
-        19, "DROP_FRAGMENT", "drop", "fragment whose first fragment was not seen; ports unknown"
-    ),
-    Verdict(20, "DROP_IPV6", "drop", "IPv6 other than neighbour discovery (IPv4-only cluster)"),
-    Verdict(21, "DROP_NO_BACKEND", "drop", "service port without a backend (kube-proxy: REJECT)"),
-    Verdict(22, "DROP_SERVICE_HAIRPIN", "drop", "hairpin without a router address to masquerade"),
-    Verdict(23, "DROP_NODEPORT_NO_PORT", "drop", "NodePort: every probed source port is in use"),
-)
-FIRST_RULE_VERDICT = 32
-
 
 def maps_for(maglev_size: int) -> tuple[MapDef, ...]:
     """MAPS with the Maglev row sized for a table of `maglev_size` slots."""
@@ -505,28 +433,11 @@ def maps_for(maglev_size: int) -> tuple[MapDef, ...]:
     )
 
 
-def layout_document(capacities: dict[str, int]) -> dict:
-    """The `layout.json` document: structs with offsets, and maps with their sizes."""
-    structs = {}
-    all_maps = maps_for(capacities.get("NETCC_LB_MAGLEV_SIZE", DEFAULT_MAGLEV_SIZE))
-    for m in all_maps:
+def structs_of(maps: tuple[MapDef, ...]) -> list[Struct]:
+    """Every key and value struct of `maps`, once each, in the order the maps use them."""
+    out: list[Struct] = []
+    for m in maps:
         for s in (m.key, m.value):
-            if s is not None:
-                structs[s.name] = {
-                    "size": s.size,
-                    "fields": [
-                        {"name": f.name, "offset": off, "size": f.size, "encoding": f.encoding}
-                        | ({"count": f.count} if f.count > 1 and f.encoding != "pad8" else {})
-                        for f, off in s.offsets()
-                    ],
-                }
-    maps = {
-        m.name: {
-            "type": m.kind,
-            "key": m.key.name if m.key else "u32",
-            "value": m.value.name,
-            "max_entries": capacities[m.capacity],
-        }
-        for m in all_maps
-    }
-    return {"structs": dict(sorted(structs.items())), "maps": maps}
+            if s is not None and s not in out:
+                out.append(s)
+    return out
