@@ -64,9 +64,11 @@ lint:
 golden:
 	NETCC_UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q -p no:cacheprovider -m golden
 
+# Re-runs the compile and (as root) datapath benchmarks and says which figures moved from
+# those recorded in bench/results/*.json (BENCHMARKS.md reports them; bench/moved.py --accept
+# records new ones).
 bench:
-	$(PYTHON) bench/compile_scale.py
-	$(PYTHON) bench/datapath_cost.py
+	$(PYTHON) bench/moved.py
 
 clean:
 	rm -rf out build *.egg-info .pytest_cache

@@ -244,13 +244,10 @@ def _prune(keep: int) -> None:
 
 
 def map_counts(out: Path) -> dict[str, dict[str, int]]:
-    """node -> map name -> entries, from OUT/nodes/NODE/maps/*.json."""
-    import json
+    """node -> map name -> entries: the shared maps with each node's overlays laid on them."""
+    from netcc.contract.mapfile import load_node_maps, out_node_names
 
-    counts: dict[str, dict[str, int]] = {}
-    for node_dir in sorted((out / "nodes").iterdir()):
-        counts[node_dir.name] = {
-            f.stem: len(json.loads(f.read_text())["entries"])
-            for f in sorted((node_dir / "maps").glob("*.json"))
-        }
-    return counts
+    return {
+        node: {name: len(entries) for name, entries in load_node_maps(out, node).items()}
+        for node in out_node_names(out)
+    }

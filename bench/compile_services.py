@@ -23,10 +23,12 @@ from services_vs_iptables import spec_text
 def one_compile(spec: bytes) -> dict[str, float]:
     import netcc.plan.planner as plan_mod
     from netcc.build.clang import compile_objects
-    from netcc.emit.bpf import render_bpf, render_data
+    from netcc.emit.bpf import render_bpf
     from netcc.emit.k8s import render_k8s
-    from netcc.frontend import parse_spec
+    from netcc.emit.maps import render_data
+    from netcc.frontend import parse_document
     from netcc.plan.planner import plan
+    from netcc.resolve.resolution import resolve
 
     t: dict[str, float] = {}
     inner = plan_mod.plan_services
@@ -41,10 +43,11 @@ def one_compile(spec: bytes) -> dict[str, float]:
     plan_mod.plan_services = timed
     try:
         begin = time.perf_counter()
-        cluster, _ = parse_spec(spec, "bench.yaml")
+        parsed = parse_document(spec, "bench.yaml")
+        cluster = parsed.cluster
         t["parse"] = time.perf_counter() - begin
         begin = time.perf_counter()
-        p = plan(cluster)
+        p = plan(resolve(cluster))
         t["plan"] = time.perf_counter() - begin
         begin = time.perf_counter()
         bpf = render_bpf(p)
@@ -54,7 +57,7 @@ def one_compile(spec: bytes) -> dict[str, float]:
         tree.update(compile_objects(bpf, ["bpf/datapath.c"]))
         t["clang"] = time.perf_counter() - begin
         begin = time.perf_counter()
-        render_k8s(spec, "bench.yaml", cluster, tree)
+        render_k8s(spec, "bench.yaml", cluster, tree, document=parsed.document)
         t["k8s"] = time.perf_counter() - begin
     finally:
         plan_mod.plan_services = inner

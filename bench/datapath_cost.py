@@ -117,6 +117,7 @@ def pick_flows(out: Path, direction: str) -> tuple[Flow, Flow] | None:
     range entries are preferred, as their denies take the most lookups.
     """
     from netcc.contract import constants
+    from netcc.contract.mapfile import load_node_maps, out_node_names
 
     d = constants.DIR_INGRESS if direction == "ingress" else constants.DIR_EGRESS
     isolated = constants.ENDPOINT_FLAGS[f"ENDPOINT_F_{direction.upper()}_ISOLATED"]
@@ -127,12 +128,11 @@ def pick_flows(out: Path, direction: str) -> tuple[Flow, Flow] | None:
     )
     allowed: list[tuple[tuple, Flow]] = []
     denied: list[tuple[tuple, Flow]] = []
-    for node_dir in sorted((out / "nodes").iterdir()):
-        maps = node_dir / "maps"
+    for node in out_node_names(out):
+        maps = load_node_maps(out, node)  # shared entries with the node's overlay
 
-        def entries(name: str, maps: Path = maps) -> list[dict]:
-            path = maps / f"{name}.json"
-            return json.loads(path.read_text())["entries"] if path.exists() else []
+        def entries(name: str, maps: dict = maps) -> list[dict]:
+            return maps.get(name, [])
 
         pods_by_peer: dict[int, list[dict]] = {}
         for e in entries("netcc_ipcache"):
@@ -174,7 +174,7 @@ def pick_flows(out: Path, direction: str) -> tuple[Flow, Flow] | None:
                     hit = "lpm-any"
                 lookups = _lookups(v["flags"], direction, hit)
                 ip = remote["key"]["ip"]
-                flow = _flow(node_dir.name, local, ip, direction, port, e["note"], lookups)
+                flow = _flow(node, local, ip, direction, port, e["note"], lookups)
                 allowed.append((rank, flow))
                 break
             for peer, pods in sorted(pods_by_peer.items()):
@@ -190,7 +190,7 @@ def pick_flows(out: Path, direction: str) -> tuple[Flow, Flow] | None:
                     note = f"default deny of {ep['note']}"
                     lookups = _lookups(v["flags"], direction, "miss")
                     ip = remote["key"]["ip"]
-                    flow = _flow(node_dir.name, local, ip, direction, port, note, lookups)
+                    flow = _flow(node, local, ip, direction, port, note, lookups)
                     denied.append((rank, flow))
                     break
     if not allowed or not denied:
@@ -302,12 +302,18 @@ def measure(out: Path, base_fd: int, repeat: int, flows: int) -> list[dict]:
     return results
 
 
+# The figures of a measurement `--json` writes, as `datapath.RULES.DIRECTION.NAME` (ns, or x).
+FIGURES = ("base", "denied", "x_denied", "base1", "allowed", "x_allowed", "established")
+FIGURES += ("x_established", "via_ct", "x_via_ct")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rules", default=",".join(map(str, RULE_COUNTS)))
     ap.add_argument("--repeat", type=int, default=1_000_000)
     ap.add_argument("--flows", type=int, default=5000, help="new flows per measurement")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", metavar="FILE", help="write every figure, by name, to FILE")
     args = ap.parse_args(argv)
 
     from netcc.loader.bpffs import ensure_bpffs
@@ -395,6 +401,14 @@ def main(argv: list[str] | None = None) -> int:
     worst_new = max(max(r["x_denied"], r["x_allowed"]) for r in everything)
     worst_est = max(r["x_established"] for r in everything)
     ok_new, ok_est = verdict(worst_new <= TARGET_NEW), verdict(worst_est <= TARGET_EST)
+    if args.json:
+        figures = {
+            f"datapath.{rules}.{direction}.{key}": round(r[key], 2)
+            for direction, per in by_dir.items()
+            for rules, r in per.items()
+            for key in FIGURES
+        }
+        Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
     print(f"target new flow <= {TARGET_NEW}x baseline: worst {worst_new:.2f}x, {ok_new}")
     print(f"target established <= {TARGET_EST}x baseline: worst {worst_est:.2f}x, {ok_est}")
     for direction, per in by_dir.items():

@@ -19,7 +19,6 @@ Run as root: `python3 bench/datapath_parts.py` (outputs reused from $NETCC_BENCH
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -70,6 +69,7 @@ def _be32(ip: str) -> int:
 def probe_defines(out: Path) -> tuple[str, list[str]]:
     """(node, clang -D flags) for the sweep output's ingress allow and deny flows."""
     from netcc.contract import constants
+    from netcc.contract.mapfile import load_node_maps
 
     flows = pick_flows(out, "ingress")
     if flows is None:
@@ -78,7 +78,7 @@ def probe_defines(out: Path) -> tuple[str, list[str]]:
     node = deny.node
 
     def entries(name: str, node: str) -> list[dict]:
-        return json.loads((out / "nodes" / node / "maps" / f"{name}.json").read_text())["entries"]
+        return load_node_maps(out, node, [name]).get(name, [])
 
     def profile(node: str, ip: str) -> int:
         return next(e for e in entries("netcc_endpoints", node) if e["key"]["ip"] == ip)["value"][

@@ -39,13 +39,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
     try:
         prepare_output(args.output, protect)  # refused before compiling: nothing to waste
         tree = compile_spec(_read_spec(args.spec), args.spec)
-        write_tree(tree, args.output, protect)
+        written = write_tree(tree, args.output, protect)
     except OutputError as e:
         raise _UserError(f"{e}; nothing written") from None
     except OSError as e:
         where = shown(e.filename or args.output)
         raise _UserError(f"cannot write {where}: {e.strerror or e}; nothing written") from None
-    if not args.quiet:
+    if not args.quiet and not written:
+        print(f"netcc: {shown(args.output)} is up to date ({len(tree)} files)")
+    elif not args.quiet:
         objects = sum(1 for p in tree if p.endswith(".o"))
         print(f"netcc: wrote {len(tree)} files ({objects} BPF objects) to {shown(args.output)}")
     return 0

@@ -9,8 +9,12 @@ each other's internals; it depends on neither. One module per concern:
 - `capacity`: the capacity registry, every size constant with its doc line and hard limit;
 - `verdicts`: reserved verdicts, rule numbering and `verdicts.json`;
 - `programs`: the programs of `bpf/datapath.o` and the hook each one runs on;
-- `layoutfile`: `bpf/layout.json`, written from `maps` and packing entries for the loader;
-- `mapfile`: `nodes/NODE/maps/MAP.json`, each node's map entries;
+- `layoutfile`: `bpf/layout.json`, written from `maps` and packing entries for the loader
+  (every field given: a missing one is refused, never packed as zero);
+- `entries`: typed map entries, a record per struct of `maps`, every value checked against its
+  encoding (the compiler's plan is made of them);
+- `mapfile`: the map files: `maps/MAP.json` (the entries most nodes hold, shared) and
+  `nodes/NODE/maps/MAP.json` (a node's overlay), and `node_view`, a node's entries of a map;
 - `tunnel`: `nodes/NODE/wireguard.json`, a node's WireGuard tunnel plan, and its value checks;
 - `wgkey`: WireGuard keys: their text format and public keys (the `cryptography` package);
 - `lock`: `netcc.lock.json`: made, parsed, and a directory verified against it;

@@ -3,12 +3,15 @@
 Each entry is a `#define` of the generated `bpf/config.h` (with its doc line there) and the
 `max_entries` of the maps whose `MapDef.capacity` names it (`layout.json` carries the value to
 the loader). Its `kind` says who decides the value:
-- `sized`: the planner sizes it to the cluster (room to grow, a power of two) and refuses a
+- `sized`: the planner sizes it to the entries of the maps naming it (the most any node holds,
+  a quarter more for room to grow, a power of two of at least `SIZED_FLOOR`) and refuses a
   spec that needs more than `limit`, beyond which maps would not load or would eat the node;
 - `fixed`: the same for every cluster, `limit` itself: the LRU tables that hold runtime state
   and the flow cache;
-- `chosen`: the plan picks it by its own rule, at most `limit` (the Maglev table size M, a
-  prime: `netcc.plan.maglev`).
+- `chosen`: the plan picks it by its own rule, at most `limit`: the verdict numbers (the
+  counter array has exactly one slot per verdict) and the Maglev table size M (a prime:
+  `netcc.plan.maglev`).
+This table is the only list: the planner (`netcc.plan.sizing`) sizes every capacity from it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ CAPACITIES: tuple[Capacity, ...] = (
     Capacity("NETCC_MAX_CIDRS", "address regions cut by ipBlocks", 1 << 16),
     Capacity("NETCC_MAX_POLICY_EXACT", "single-port policy entries on one node", 1 << 21),
     Capacity("NETCC_MAX_POLICY", "port-range and wildcard policy entries on one node", 1 << 20),
-    Capacity("NETCC_MAX_VERDICTS", "verdict numbers", 1 << 20),
+    Capacity("NETCC_MAX_VERDICTS", "verdict numbers", 1 << 20, kind="chosen"),
     Capacity("NETCC_MAX_CT", "tracked connections on one node (LRU)", 1 << 18, kind="fixed"),
     Capacity(
         "NETCC_MAX_FRAGS",
@@ -58,13 +61,5 @@ CAPACITIES: tuple[Capacity, ...] = (
     Capacity("NETCC_MAX_LB_NAT", "NodePort translations on one node (LRU)", 1 << 16, kind="fixed"),
 )
 BY_NAME = {c.name: c for c in CAPACITIES}
-
-
-def limits() -> dict[str, int]:
-    """Sized capacities: name -> hard limit (a new dict: tests may lower a limit)."""
-    return {c.name: c.limit for c in CAPACITIES if c.kind == "sized"}
-
-
-def fixed() -> dict[str, int]:
-    """Fixed capacities: name -> value."""
-    return {c.name: c.limit for c in CAPACITIES if c.kind == "fixed"}
+KINDS = ("sized", "fixed", "chosen")
+SIZED_FLOOR = 64  # the smallest size of a sized map

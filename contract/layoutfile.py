@@ -11,7 +11,9 @@ version as long as the document's format holds:
 
 Encodings are those of `netcc.contract.maps.ENCODINGS`: host-order integers (u8..u64),
 network-order integers (be16, be32), IPv4 addresses given as dotted quads (ipv4), padding
-(pad8, never given). A field missing from an entry packs as zero.
+(pad8, never given). Every other field must be given: an entry missing one is refused, never
+packed as zero (`Layout.pack(..., partial=True)` zeroes missing fields, for repacking runtime
+state whose layout gained a field).
 """
 
 from __future__ import annotations
@@ -169,13 +171,16 @@ class Layout:
         except KeyError:
             raise LayoutError(f"map {name}: not in the layout") from None
 
-    def pack(self, struct_name: str, values: Any) -> bytes:
-        """Bytes of one struct from {field: value}; missing fields are zero. For "u32",
-        `values` is an int or {"index": int}."""
+    def pack(self, struct_name: str, values: Any, *, partial: bool = False) -> bytes:
+        """Bytes of one struct from {field: value}: every field but padding must be given
+        (with `partial`, missing fields are zero). For "u32", `values` is an int or
+        {"index": int}."""
         if struct_name == U32_KEY:
             if isinstance(values, dict):
                 if set(values) - {"index"}:
                     raise LayoutError(f"u32: unknown field(s) {sorted(set(values) - {'index'})}")
+                if "index" not in values and not partial:
+                    raise LayoutError("u32: missing field(s) index")
                 values = values.get("index", 0)
             return _pack_int(values, 4, "little", "u32")
         s = self._struct(struct_name)
@@ -184,6 +189,10 @@ class Layout:
         unknown = set(values) - set(s.fields)
         if unknown:
             raise LayoutError(f"{struct_name}: unknown field(s) {', '.join(sorted(unknown))}")
+        if not partial:
+            missing = [n for n, f in s.fields.items() if f.encoding != "pad8" and n not in values]
+            if missing:
+                raise LayoutError(f"{struct_name}: missing field(s) {', '.join(missing)}")
         out = bytearray(s.size)
         for f in s.fields.values():
             if f.encoding == "pad8" or f.name not in values:
@@ -232,11 +241,11 @@ class Layout:
             extra = set(entry) - ENTRY_FIELDS
             if extra:
                 raise LayoutError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
-            if "key" not in entry:
-                raise LayoutError(f"{where}: missing 'key'")
+            if "key" not in entry or "value" not in entry:
+                raise LayoutError(f"{where}: missing '{'key' if 'key' not in entry else 'value'}'")
             try:
                 key = self.pack(m.key, entry["key"])
-                value = self.pack(m.value, entry.get("value", {}))
+                value = self.pack(m.value, entry["value"])
             except LayoutError as e:
                 raise LayoutError(f"{where}: {e}") from None
             out.append((key, value))

@@ -72,6 +72,9 @@ class MapDef:
     value: Struct
     capacity: str  # its entry in netcc.contract.capacity (a constant of config.h)
     doc: str
+    # A key field whose entries map files may group: one line for the entries that differ
+    # only in it (same other fields, value and note), `"each": {FIELD: [...]}` (mapfile).
+    each: str | None = None
 
     @property
     def bpf_type(self) -> str:
@@ -157,14 +160,14 @@ CT_ENTRY = Struct(
         Field("verdict", "u32", "the verdict that allowed the first packet"),
         Field("origin", "u8", "DIR_EGRESS: the pod opened it; DIR_INGRESS: a peer did"),
         Field("flags", "u8", "CT_F_* bits (FIN/RST seen)"),
-        Field("pad", "u16"),
+        Field("pad", "pad8", count=2),
         Field(
             "nat_addr",
             "ipv4",
             "service flow: replies come from this VIP (CT_F_SERVICE: the backend)",
         ),
         Field("nat_port", "be16", "and this port"),
-        Field("pad2", "u16"),
+        Field("pad2", "pad8", count=2),
     ),
 )
 FRAG_KEY = Struct(
@@ -256,13 +259,18 @@ LB_AFFINITY = Struct(
         Field("expires", "u64", "coarse monotonic ns"),
         Field("ip", "ipv4"),
         Field("port", "be16"),
-        Field("pad", "u16"),
+        Field("pad", "pad8", count=2),
     ),
 )
 LB_MEMBER_KEY = Struct(
     "lb_member_key",
     "A backend (address and target port) of a Maglev row.",
-    (Field("row", "u32"), Field("ip", "ipv4"), Field("port", "be16"), Field("pad", "u16")),
+    (
+        Field("row", "u32"),
+        Field("ip", "ipv4"),
+        Field("port", "be16"),
+        Field("pad", "pad8", count=2),
+    ),
 )
 LB_MEMBER = Struct(
     "lb_member",
@@ -324,6 +332,7 @@ MAPS: tuple[MapDef, ...] = (
         POLICY_ENTRY,
         "NETCC_MAX_POLICY_EXACT",
         "Allowed (profile, peer, direction, protocol, port) tuples: single ports.",
+        each="peer",
     ),
     MapDef(
         "netcc_policy",
@@ -332,6 +341,7 @@ MAPS: tuple[MapDef, ...] = (
         POLICY_ENTRY,
         "NETCC_MAX_POLICY",
         "Allowed (profile, peer, direction, protocol, port range) tuples: ranges and wildcards.",
+        each="peer",
     ),
     MapDef(
         "netcc_ct",

@@ -11,6 +11,9 @@ in when they were made, as in `lab_probe`) and answers each line with `IDENTITY 
 benchmarks, echoes bytes back. `connect_many` opens many TCP connections or UDP exchanges from
 one namespace to a VIP:port or a node's nodePort, concurrently under one deadline, and reports
 which backend answered each; `Conversation` is one long-lived TCP connection.
+
+Longer than most modules (~550 lines) on purpose: the lab's reading of services (who backs
+a port) and the servers and clients that check the datapath against it belong together.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """One node's datapath in the kernel: the object loaded, its maps filled from `OUT`.
 
 Reads only the artifact directory (never the spec): `bpf/datapath.o`, `bpf/layout.json` and
-`nodes/NODE/maps/*.json`.
+the node's map data: the shared `maps/*.json` with the node's overlays `nodes/NODE/maps/*.json`
+laid on them (`netcc.contract.mapfile.node_view`).
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from netcc.contract.layoutfile import LAYOUT_PATH
-from netcc.contract.mapfile import MAP_PATH, MAPS_DIR, load_map_file
+from netcc.contract.mapfile import load_node_maps, out_node_names
 from netcc.contract.programs import OBJECT_PATH
 from netcc.loader.libbpf import BpfObject, prog_info
-from netcc.loader.mapdata import Layout, fill_maps, verdict_counters
+from netcc.loader.mapdata import Layout, fill_map, verdict_counters
 
 
 class NodeDatapath:
@@ -25,7 +26,12 @@ class NodeDatapath:
         self.obj = BpfObject.open(self.out / OBJECT_PATH, pin_root=pin_root)
         try:
             self.obj.load()
-            fill_maps(self.obj, self.layout, self.out / MAPS_DIR.format(node=node))
+            self.entries = load_node_maps(self.out, node)  # map -> the node's entries
+            for name, entries in self.entries.items():  # all packed before any is written
+                self.layout.pack_entries(name, entries)
+            fds = {name: self.obj.map_fd(name) for name in self.entries}
+            for name, entries in self.entries.items():
+                fill_map(fds[name], self.layout, name, entries)
         except BaseException:
             self.obj.close()
             raise
@@ -54,14 +60,14 @@ class NodeDatapath:
 
 
 def node_names(out: Path) -> list[str]:
-    return sorted(p.name for p in (Path(out) / "nodes").iterdir() if p.is_dir())
+    """The nodes of OUT (those with a `nodes/NODE/node.json`)."""
+    return out_node_names(out)
 
 
 def pod_nodes(out: Path) -> dict[str, str]:
     """Pod address -> node, from every node's endpoint map."""
     found = {}
     for node in node_names(out):
-        _, entries = load_map_file(Path(out) / MAP_PATH.format(node=node, map="netcc_endpoints"))
-        for e in entries:
+        for e in load_node_maps(out, node, ["netcc_endpoints"]).get("netcc_endpoints", []):
             found[e["key"]["ip"]] = node
     return found

@@ -12,14 +12,14 @@ interface of the namespace.
 from __future__ import annotations
 
 import errno as errno_mod
-import os
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from netcc.contract.programs import HOOKS, PROGRAMS
-from netcc.loader import attach, libbpf, state
-from netcc.loader.attach import Hook
+from netcc.loader import attach, state
+from netcc.loader.link import tc, tcx
+from netcc.loader.link.hook import Hook
 from netcc.loader.state import PIN_BASE, Paths
 from netcc.loader.status import select_paths
 
@@ -33,13 +33,7 @@ def _detach_unknown_links(paths: Paths, done: list[str]) -> None:
     if not paths.links.is_dir():
         return
     for pin in sorted(paths.links.iterdir()):
-        fd = libbpf.obj_get(pin)
-        try:
-            if attach.link_info(fd).get("ifindex"):
-                attach.link_detach(fd)
-        finally:
-            os.close(fd)
-        os.unlink(pin)
+        tcx.detach_pinned(pin)
         done.append(f"unpinned link {pin.name}")
 
 
@@ -48,9 +42,9 @@ def _delete_unknown_filters(ipr: Any, done: list[str]) -> None:
     for link in ipr.get_links():
         ifindex = link["index"]
         for d in HOOKS:
-            for f in attach.tc_filters(ipr, ifindex, d):
+            for f in tc.filters(ipr, ifindex, d):
                 if f.get("ours") and f.get("name") in PROGRAMS:
-                    attach.tc_delete(ipr, ifindex, d)
+                    tc.filter_delete(ipr, ifindex, d)
                     done.append(f"deleted tc filter {link.get_attr('IFLA_IFNAME')} {d}")
 
 
@@ -74,9 +68,9 @@ def detach_node(paths: Paths, ipr: Any) -> dict[str, Any]:
     for ifindex in (doc or {}).get("clsact_created", []):
         name = next((h.ifname for h in hooks if h.ifindex == ifindex), str(ifindex))
         try:
-            if not attach.clsact_present(ipr, ifindex):
+            if not tc.clsact_present(ipr, ifindex):
                 continue
-            if attach.foreign_filters(ipr, ifindex):
+            if tc.foreign_filters(ipr, ifindex):
                 problems.append(f"clsact on {name} kept: other filters use it")
                 continue
             attach.delete_clsact(ipr, ifindex)

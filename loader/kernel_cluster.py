@@ -13,7 +13,8 @@ from pathlib import Path
 
 from netcc.contract.programs import FROM_CONTAINER, TO_CONTAINER
 from netcc.loader.datapath import NodeDatapath, node_names, pod_nodes
-from netcc.loader.libbpf import map_lookup, prog_test_run
+from netcc.loader.libbpf import prog_test_run
+from netcc.loader.maps import BpfMap
 from netcc.loader.testrun import TC_ACT_OK, ipv4_packet
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp"}
@@ -99,9 +100,7 @@ def ct_verdict(
 ) -> int | None:
     """The verdict stored in a node's conntrack entry for a connection, if tracked."""
     dp = k.nodes[node]
-    key = dp.layout.pack(
-        "ct_key",
-        {"local": local, "remote": remote, "lport": lport, "rport": rport, "proto": proto},
-    )
-    raw = map_lookup(dp.obj.map_fd("netcc_ct"), key, dp.layout.size("ct_entry"))
-    return None if raw is None else dp.layout.unpack("ct_entry", raw)["verdict"]
+    ct = BpfMap.borrow(dp.obj.map_fd("netcc_ct"), "netcc_ct", dp.layout)
+    key = {"local": local, "remote": remote, "lport": lport, "rport": rport, "proto": proto}
+    raw = ct.get(ct.pack_key(key))
+    return None if raw is None else ct.unpack_value(raw)["verdict"]

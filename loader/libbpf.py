@@ -4,6 +4,10 @@ Everything goes through libbpf: objects, maps, programs, pins and test runs. Mes
 prints while an operation runs (including the verifier log of a failed load) are captured
 and attached to the `BpfError` that operation raises. The library is loaded on first use,
 so importing this module works on hosts without libbpf.
+
+Longer than most modules (~570 lines) on purpose: it is the one ctypes binding of one C
+library, and much of it mirrors libbpf's and the kernel's structs field by field. Maps are
+used through `netcc.loader.maps.BpfMap`, hooks through `netcc.loader.link`.
 """
 
 from __future__ import annotations

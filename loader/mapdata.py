@@ -2,18 +2,20 @@
 
 The formats are the contract's: `layout.json` and packing entries with it in
 `netcc.contract.layoutfile` (`Layout`), map files (`nodes/NODE/maps/MAP.json`) in
-`netcc.contract.mapfile`. This module is what the loader does with them in the kernel.
+`netcc.contract.mapfile`. This module is what the loader does with them in the kernel, through
+`netcc.loader.maps.BpfMap`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from netcc.contract.layoutfile import Layout, LayoutError, MapLayout
 from netcc.contract.mapfile import load_map_file
 
 from . import libbpf
+from .maps import BpfMap
 
 if TYPE_CHECKING:
     from .libbpf import BpfObject
@@ -45,15 +47,15 @@ def fill_map(fd: int, layout: Layout, map_name: str, entries: list[dict]) -> int
 
 
 def _write(fd: int, layout: Layout, map_name: str, packed: list[tuple[bytes, bytes]]) -> int:
-    m = layout.maps[map_name]
-    _check_kernel_map(fd, layout, m)
+    m = BpfMap.borrow(fd, map_name, layout)
+    _check_kernel_map(fd, layout, m.spec)
     ncpus = libbpf.num_possible_cpus() if m.percpu else 1
     for i, (key, value) in enumerate(packed):
         try:
             if m.percpu:
-                libbpf.map_update_percpu(fd, key, [value] * ncpus)
+                m.put_percpu(key, [value] * ncpus)
             else:
-                libbpf.map_update(fd, key, value)
+                m.put(key, value)
         except libbpf.BpfError as e:
             raise libbpf.BpfError(e.errno, f"map {map_name} entry {i}: {e.message}", e.log) from e
     return len(packed)
@@ -61,20 +63,7 @@ def _write(fd: int, layout: Layout, map_name: str, packed: list[tuple[bytes, byt
 
 def read_map(fd: int, layout: Layout, map_name: str) -> list[dict]:
     """Current entries as {"key", "value"}; per-CPU maps give a list of values per CPU."""
-    m = layout.map_layout(map_name)
-    ksize, vsize = layout.size(m.key), layout.size(m.value)
-    out = []
-    for key in libbpf.map_keys(fd, ksize):
-        if m.percpu:
-            raws = libbpf.map_lookup_percpu(fd, key, vsize)
-            value: Any = [layout.unpack(m.value, r) for r in raws]
-        else:
-            raw = libbpf.map_lookup(fd, key, vsize)
-            if raw is None:  # deleted meanwhile
-                continue
-            value = layout.unpack(m.value, raw)
-        out.append({"key": layout.unpack(m.key, key), "value": value})
-    return out
+    return BpfMap.borrow(fd, map_name, layout).decoded()
 
 
 def fill_maps(obj: BpfObject, layout: Layout, maps_dir: Path) -> dict[str, int]:
@@ -91,13 +80,9 @@ def fill_maps(obj: BpfObject, layout: Layout, maps_dir: Path) -> dict[str, int]:
 
 def verdict_counters(fd: int, layout: Layout, map_name: str) -> dict[int, tuple[int, int]]:
     """verdict number -> (packets, bytes) of a per-CPU counter map, summed over CPUs."""
-    m = layout.map_layout(map_name)
-    size = layout.size(m.value)
+    m = BpfMap.borrow(fd, map_name, layout)
     out = {}
-    for n in range(m.max_entries):
-        values = [
-            layout.unpack(m.value, v)
-            for v in libbpf.map_lookup_percpu(fd, n.to_bytes(4, "little"), size)
-        ]
+    for n in range(m.spec.max_entries):
+        values = [m.unpack_value(v) for v in m.get_percpu(n.to_bytes(4, "little"))]
         out[n] = (sum(v["packets"] for v in values), sum(v["bytes"] for v in values))
     return out

@@ -24,7 +24,7 @@ allows in the datapath's `verdict_is_drop`).
 from __future__ import annotations
 
 import errno as errno_mod
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +35,11 @@ from netcc.contract.constants import (
     LB_SCOPE_NODEPORT,
     LB_SCOPE_NODEPORT_POD,
 )
-from netcc.contract.layoutfile import Layout, MapLayout
+from netcc.contract.layoutfile import Layout
 from netcc.contract.verdicts import by_number
 from netcc.loader import libbpf
 from netcc.loader.libbpf import BPF_ANY, BPF_NOEXIST, BpfError
+from netcc.loader.maps import BpfMap
 
 VERDICT_KEYED = {"netcc_stats"}  # u32 key = verdict number
 CACHES = {"netcc_flow_cache", "netcc_flow_cache_gen"}  # never copied
@@ -175,39 +176,24 @@ def _convert(
                 if translated is None:
                     return None
                 keep[f] = translated
-    return new.pack(new_struct, keep)
-
-
-def entries(fd: int, layout: Layout, name: str) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) of every entry of a hash-type map, skipping those gone meanwhile."""
-    m = layout.maps[name]
-    for key in libbpf.map_keys(fd, layout.size(m.key)):
-        raw = libbpf.map_lookup(fd, key, layout.size(m.value))
-        if raw is not None:
-            yield key, raw
+    return new.pack(new_struct, keep, partial=True)
 
 
 def copy_hash(
-    old_fd: int,
-    old: Layout,
-    new_fd: int,
-    new: Layout,
-    name: str,
-    tr: Translation | None,
-    only_missing: bool = False,
+    old: BpfMap, new: BpfMap, tr: Translation | None, only_missing: bool = False
 ) -> CopyResult:
     """Copy a hash-type map's entries into the new map, translated; with `only_missing`,
     keys already in the new map are left alone."""
-    om, nm = old.maps[name], new.maps[name]
+    om, nm = old.spec, new.spec
     res = CopyResult()
-    for key, raw in entries(old_fd, old, name):
-        nkey = _convert(old, new, om.key, nm.key, key, None)
-        nval = _convert(old, new, om.value, nm.value, raw, tr)
+    for key, raw in old.entries():
+        nkey = _convert(old.layout, new.layout, om.key, nm.key, key, None)
+        nval = _convert(old.layout, new.layout, om.value, nm.value, raw, tr)
         if nkey is None or nval is None:
             res.skipped += 1
             continue
         try:
-            libbpf.map_update(new_fd, nkey, nval, BPF_NOEXIST if only_missing else BPF_ANY)
+            new.put(nkey, nval, BPF_NOEXIST if only_missing else BPF_ANY)
         except BpfError as e:
             if e.errno not in (errno_mod.EEXIST, errno_mod.E2BIG, errno_mod.ENOMEM):
                 raise
@@ -218,19 +204,13 @@ def copy_hash(
     return res
 
 
-def _percpu_values(fd: int, layout: Layout, m: MapLayout, index: int) -> list[bytes]:
-    return libbpf.map_lookup_percpu(fd, index.to_bytes(4, "little"), layout.size(m.value))
-
-
-def add_counters(
-    old_fd: int, old: Layout, new_fd: int, new: Layout, name: str, tr: Translation | None
-) -> CopyResult:
+def add_counters(old: BpfMap, new: BpfMap, tr: Translation | None) -> CopyResult:
     """Add each old per-CPU counter slot into the new map at the verdict's new number
     (integer fields are summed field by field, per CPU)."""
-    om, nm = old.maps[name], new.maps[name]
+    om, nm = old.spec, new.spec
     res = CopyResult()
     for index in range(om.max_entries):
-        olds = _percpu_values(old_fd, old, om, index)
+        olds = old.get_percpu(index.to_bytes(4, "little"))
         if not any(any(v) for v in olds):
             continue
         # a removed rule's counters go with it
@@ -238,46 +218,42 @@ def add_counters(
         if target is None or target >= nm.max_entries:
             res.skipped += 1
             continue
-        news = _percpu_values(new_fd, new, nm, target)
+        key = target.to_bytes(4, "little")
         merged = []
-        for o, n in zip(olds, news, strict=True):
-            a, b = old.unpack(om.value, o), new.unpack(nm.value, n)
+        for o, n in zip(olds, new.get_percpu(key), strict=True):
+            a, b = old.unpack_value(o), new.unpack_value(n)
             total = {k: b.get(k, 0) + a.get(k, 0) for k in b if isinstance(b[k], int)}
-            merged.append(new.pack(nm.value, total))
-        libbpf.map_update_percpu(new_fd, target.to_bytes(4, "little"), merged)
+            merged.append(new.layout.pack(nm.value, total))
+        new.put_percpu(key, merged)
         res.copied += 1
     return res
 
 
 def migrate(
-    old_fd: int,
-    old: Layout,
-    new_fd: int,
-    new: Layout,
-    name: str,
-    tr: Translation | None,
-    second_pass: bool = False,
+    old: BpfMap, new: BpfMap, tr: Translation | None, second_pass: bool = False
 ) -> CopyResult | None:
     """Copy a state map into its replacement; None for maps that are not copied (caches,
     maps missing from either layout). Counters are only moved on the second pass (after the
     programs were swapped, when the old ones no longer count)."""
-    if name in CACHES or name not in old.maps or name not in new.maps:
+    name = new.name
+    if name in CACHES or name not in old.layout.maps or name not in new.layout.maps:
         return None
-    kind = new.maps[name].type
-    if name in VERDICT_KEYED or kind in ("array", "percpu_array"):
+    om, nm = old.spec, new.spec
+    if name in VERDICT_KEYED or nm.type in ("array", "percpu_array"):
         if not second_pass:
             return None
-        if not old.maps[name].percpu or not new.maps[name].percpu:
+        if not om.percpu or not nm.percpu:
             return None
-        return add_counters(old_fd, old, new_fd, new, name, tr if name in VERDICT_KEYED else None)
-    if new.maps[name].percpu or old.maps[name].percpu:
+        return add_counters(old, new, tr if name in VERDICT_KEYED else None)
+    if nm.percpu or om.percpu:
         return None
-    return copy_hash(old_fd, old, new_fd, new, name, tr, only_missing=second_pass)
+    return copy_hash(old, new, tr, only_missing=second_pass)
 
 
 # --- service flows to removed backends -----------------------------------------------------
 
 TCP = 6
+FLOW_MAPS = ("netcc_ct", "netcc_lb_nat")  # where service flows are kept
 ServiceKey = tuple[str, int, int, int]  # (vip, port, proto, scope) of netcc_lb_services
 
 
@@ -332,28 +308,29 @@ def _nat_flow(
 
 
 def flush_removed_backends(
-    fds: dict[str, int], layout: Layout, maps: dict[str, list[dict]], tcp: bool = False
+    maps: Mapping[str, BpfMap],
+    backends: dict[ServiceKey, set[tuple[str, int]]],
+    tcp: bool = False,
 ) -> int:
     """Delete the conntrack entries (`netcc_ct`) and NodePort translations (`netcc_lb_nat`)
-    of service flows whose backend no longer serves their service port in the new version's
-    data `maps`, so that their next packet picks a live backend, as kube-proxy clears the
-    conntrack entries of UDP flows to a removed endpoint. TCP flows are left to time out (as
-    kube-proxy does: a pod that left the selector but still runs keeps serving them) unless
-    `tcp`. Returns how many entries were deleted."""
-    backends = service_backends(maps)
+    of service flows whose backend no longer serves their service port (`backends`: the new
+    version's, from `service_backends`), so that their next packet picks a live backend, as
+    kube-proxy clears the conntrack entries of UDP flows to a removed endpoint. TCP flows are
+    left to time out (as kube-proxy does: a pod that left the selector but still runs keeps
+    serving them) unless `tcp`. Returns how many entries were deleted."""
     deleted = 0
     for name, scopes in (
         ("netcc_ct", (LB_SCOPE_CLUSTER_IP, LB_SCOPE_NODEPORT_POD)),
         ("netcc_lb_nat", (LB_SCOPE_NODEPORT,)),
     ):
-        if name not in fds or name not in layout.maps:
+        m = maps.get(name)
+        if m is None or name not in m.layout.maps:
             continue
-        m = layout.maps[name]
-        for raw_key, raw in entries(fds[name], layout, name):
-            key, val = layout.unpack(m.key, raw_key), layout.unpack(m.value, raw)
+        for raw_key, raw in m.entries():
+            key, val = m.unpack_key(raw_key), m.unpack_value(raw)
             if key["proto"] == TCP and not tcp:
                 continue
             flow = _ct_flow(key, val) if name == "netcc_ct" else _nat_flow(key, val, backends)
             if flow is not None and _gone(backends, *flow, scopes):
-                deleted += libbpf.map_delete(fds[name], raw_key)
+                deleted += m.delete(raw_key)
     return deleted

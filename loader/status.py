@@ -17,10 +17,12 @@ from typing import Any
 
 from netcc.contract.programs import PROGRAMS
 from netcc.loader import attach, libbpf, migrate, state
-from netcc.loader.apply import ENDPOINTS, resolve_endpoints
-from netcc.loader.attach import Hook
+from netcc.loader.artifacts import ENDPOINTS
+from netcc.loader.link.hook import Hook
 from netcc.loader.mapdata import Layout, verdict_counters
+from netcc.loader.maps import BpfMap
 from netcc.loader.netns import current_netns
+from netcc.loader.routes import resolve_endpoints
 from netcc.loader.state import Paths
 
 STATS = "netcc_stats"
@@ -82,10 +84,9 @@ def counters(paths: Paths, doc: dict[str, Any]) -> list[dict[str, Any]]:
     table = migrate.verdict_table(
         json.loads(state.read_copy(paths, state.VERDICTS_COPY)), doc.get("stale_verdict")
     )
-    fd = libbpf.obj_get(paths.maps / STATS)
     out = []
-    try:
-        for n, (packets, nbytes) in verdict_counters(fd, layout, STATS).items():
+    with BpfMap.pinned(paths.maps / STATS, layout) as stats:
+        for n, (packets, nbytes) in verdict_counters(stats.fd, layout, STATS).items():
             v = table.get(n)
             if v is None and not packets:
                 continue
@@ -95,21 +96,13 @@ def counters(paths: Paths, doc: dict[str, Any]) -> list[dict[str, Any]]:
                 if k in v:
                     row[k] = v[k]
             out.append(row | {"packets": packets, "bytes": nbytes})
-    finally:
-        os.close(fd)
     return out
 
 
 def _endpoint_ifindex(paths: Paths, layout: Layout, ip: str) -> int | None:
-    m = layout.maps[ENDPOINTS]
-    fd = libbpf.obj_get(paths.maps / ENDPOINTS)
-    try:
-        raw = libbpf.map_lookup(
-            fd, layout.pack(m.key, {"ip": str(ipaddress.IPv4Address(ip))}), layout.size(m.value)
-        )
-    finally:
-        os.close(fd)
-    return None if raw is None else layout.unpack(m.value, raw)["ifindex"]
+    with BpfMap.pinned(paths.maps / ENDPOINTS, layout) as endpoints:
+        raw = endpoints.get(endpoints.pack_key({"ip": str(ipaddress.IPv4Address(ip))}))
+        return None if raw is None else endpoints.unpack_value(raw)["ifindex"]
 
 
 def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
@@ -132,19 +125,19 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
         hook = Hook.from_json(h)
         want = (programs.get(hook.program) or {}).get("id")
         live = attach.hook_state(ipr, hook)
-        got = live["prog_id"]
+        got = live.prog_id
         iface = interfaces.setdefault(
             hook.ifindex,
             {"ifname": hook.ifname, "ifindex": hook.ifindex, "pods": [], "hooks": {}}
             | {"role": hook.role},
         )
         iface["hooks"][hook.direction] = {
-            "mode": hook.mode,
+            "mode": hook.mode.value,
             "program": hook.program,
             "prog_id": got,
             "expected_prog_id": want,
             "ok": got is not None and got == want,
-        } | ({"link_id": live["link_id"], "link_pin": hook.link_pin} if hook.link_pin else {})
+        } | ({"link_id": live.link_id, "link_pin": hook.link_pin} if hook.link_pin else {})
         if got is None:
             problems.append(f"{hook.ifname} {hook.direction}: nothing attached ({hook.mode})")
         elif got != want:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from netcc.contract.lock import verify_lock
@@ -18,10 +17,7 @@ def verify(out: Path) -> dict:
     report = {"artifacts": len(lock["artifacts"]), "nodes": {}}
     for node in node_names(out):
         with NodeDatapath(out, node) as dp:
-            entries = {
-                p.stem: len(json.loads(p.read_text())["entries"])
-                for p in sorted((out / "nodes" / node / "maps").glob("*.json"))
-            }
+            entries = {name: len(e) for name, e in sorted(dp.entries.items())}
             programs = {
                 name: {k: info[k] for k in ("verified_insns", "xlated_len", "jited_len")}
                 for name, info in dp.programs().items()

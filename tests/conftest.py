@@ -51,6 +51,7 @@ PURE = (
     "loader/test_libbpf_types.py",
     "loader/test_mapdata.py",
     "loader/test_testrun.py",
+    "loader_apply/test_loader_apply_plan.py",
     "loader_apply/test_loader_apply_units.py",
     "services/test_svc_plan.py",
     "services/test_svc_why.py",

@@ -12,6 +12,7 @@ from typing import Any
 from netcc.diagnostics import join_key, join_path
 from netcc.model.types import (
     DEFAULT_NAMESPACE,
+    DEFAULT_PER_NODE,
     NAMESPACE_NAME_LABEL,
     Cluster,
     ContainerPort,
@@ -30,6 +31,7 @@ from netcc.model.types import (
     WireGuard,
     WireGuardNode,
     Workload,
+    WorkloadClass,
     labels_of,
 )
 
@@ -52,7 +54,14 @@ def build_cluster(document: dict[str, Any]) -> Cluster:
             _namespace(n, f"spec.namespaces[{i}]") for i, n in enumerate(spec.get("namespaces", []))
         ),
         workloads=tuple(
-            _workload(w, f"spec.workloads[{i}]") for i, w in enumerate(spec.get("workloads", []))
+            _workload(w, f"spec.workloads[{i}]")
+            for i, w in enumerate(spec.get("workloads", []))
+            if not is_class(w)
+        ),
+        classes=tuple(
+            _class(w, f"spec.workloads[{i}]")
+            for i, w in enumerate(spec.get("workloads", []))
+            if is_class(w)
         ),
         services=tuple(
             _service(s, f"spec.services[{i}]") for i, s in enumerate(spec.get("services", []))
@@ -81,6 +90,18 @@ def _namespace(namespace: dict[str, Any], path: str) -> Namespace:
     return Namespace(name=namespace["name"], labels=labels_of(labels), path=path)
 
 
+def is_class(workload: dict[str, Any]) -> bool:
+    """A workload without `ips` and `node` is a class (pods scheduled at runtime)."""
+    return "ips" not in workload and "node" not in workload
+
+
+def _ports(workload: dict[str, Any]) -> tuple[ContainerPort, ...]:
+    return tuple(
+        ContainerPort(port=p["port"], protocol=p.get("protocol", "TCP"), name=p.get("name"))
+        for p in workload.get("ports", [])
+    )
+
+
 def _workload(workload: dict[str, Any], path: str) -> Workload:
     return Workload(
         name=workload["name"],
@@ -88,10 +109,18 @@ def _workload(workload: dict[str, Any], path: str) -> Workload:
         node=workload["node"],
         labels=labels_of(workload.get("labels", {})),
         ips=tuple(IPv4Address(ip) for ip in workload["ips"]),
-        ports=tuple(
-            ContainerPort(port=p["port"], protocol=p.get("protocol", "TCP"), name=p.get("name"))
-            for p in workload.get("ports", [])
-        ),
+        ports=_ports(workload),
+        path=path,
+    )
+
+
+def _class(workload: dict[str, Any], path: str) -> WorkloadClass:
+    return WorkloadClass(
+        name=workload["name"],
+        namespace=workload["namespace"],
+        labels=labels_of(workload.get("labels", {})),
+        ports=_ports(workload),
+        per_node=workload.get("perNode", DEFAULT_PER_NODE),
         path=path,
     )
 

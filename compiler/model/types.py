@@ -138,6 +138,14 @@ class Namespace:
     path: str = ""
 
 
+def port_named(ports: tuple[ContainerPort, ...], name: str, protocol: str) -> int | None:
+    """Number of the container port called `name` for `protocol` among `ports`, if any."""
+    for p in ports:
+        if p.name == name and p.protocol == protocol:
+            return p.port
+    return None
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -154,10 +162,33 @@ class Workload:
 
     def resolve_port(self, name: str, protocol: str) -> int | None:
         """Number of the container port called `name` for `protocol`, if any."""
-        for p in self.ports:
-            if p.name == name and p.protocol == protocol:
-                return p.port
-        return None
+        return port_named(self.ports, name, protocol)
+
+
+DEFAULT_PER_NODE = 8  # addresses each node reserves for a class, unless it says otherwise
+
+
+@dataclass(frozen=True)
+class WorkloadClass:
+    """Pods scheduled at runtime: a namespace, labels and ports, but no node and no address.
+
+    A pod belongs to the class by its labels (`netcc.contract.classes.classify`); it gets an
+    address of the class's block on whatever node it runs (`per_node` addresses a node)."""
+
+    name: str
+    namespace: str
+    labels: Labels = ()
+    ports: tuple[ContainerPort, ...] = ()
+    per_node: int = DEFAULT_PER_NODE
+    path: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def resolve_port(self, name: str, protocol: str) -> int | None:
+        """Number of the container port called `name` for `protocol`, if any."""
+        return port_named(self.ports, name, protocol)
 
 
 @dataclass(frozen=True)
@@ -225,7 +256,8 @@ class Cluster:
     service_cidr: IPv4Network
     nodes: tuple[Node, ...] = ()
     namespaces: tuple[Namespace, ...] = ()
-    workloads: tuple[Workload, ...] = ()
+    workloads: tuple[Workload, ...] = ()  # static: fixed node and addresses
+    classes: tuple[WorkloadClass, ...] = ()  # scheduled at runtime (no node, no addresses)
     services: tuple[Service, ...] = ()
     policies: tuple[NetworkPolicy, ...] = ()
     wireguard: WireGuard | None = None

@@ -22,9 +22,21 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from netcc.contract import constants
-from netcc.model.types import PROTOCOL_NUMBERS, Cluster, Service, ServicePort
+from netcc.contract.entries import (
+    Entry,
+    LbBackend,
+    LbBackendKey,
+    LbMember,
+    LbMemberKey,
+    LbRow,
+    LbRowKey,
+    LbService,
+    LbServiceKey,
+)
+from netcc.model.types import PROTOCOL_NUMBERS, Service, ServicePort
 from netcc.plan import maglev
-from netcc.resolve.backends import Backend, port_backends, port_label
+from netcc.resolve.backends import Backend, port_label
+from netcc.resolve.resolution import Resolution
 
 TRANSLATED = ("TCP", "UDP")
 UPLINK_NODEPORT, POD_NODEPORT = constants.LB_SCOPE_NODEPORT, constants.LB_SCOPE_NODEPORT_POD
@@ -33,7 +45,6 @@ SCOPE_NAMES = {
     UPLINK_NODEPORT: "NodePort",
     POD_NODEPORT: "NodePort from pods, any node's address",
 }
-Entry = tuple[dict, dict, str]  # key, value, note: a plan.MapEntry's fields
 
 
 @dataclass(frozen=True)
@@ -63,8 +74,9 @@ def _flags(service: Service) -> int:
     return constants.LB_FLAGS["LB_F_AFFINITY"] if service.session_affinity == "ClientIP" else 0
 
 
-def plan_services(cluster: Cluster) -> LbPlan:
+def plan_services(r: Resolution) -> LbPlan:
     """The LB maps of every node. Raises maglev.TableSizeError when the tables cannot fit."""
+    cluster = r.cluster
     services = sorted(cluster.services, key=lambda s: s.key)
     cluster_rows: dict[tuple[str, int], Row] = {}
     number = 1
@@ -74,7 +86,7 @@ def plan_services(cluster: Cluster) -> LbPlan:
             if p.protocol not in TRANSLATED:
                 notes.append(f"{port_label(s, p)}: {p.protocol} services are not translated")
                 continue
-            cluster_rows[(s.key, i)] = Row(number, port_label(s, p), port_backends(cluster, s, p))
+            cluster_rows[(s.key, i)] = Row(number, port_label(s, p), r.backends[(s.key, i)])
             number += 1
     local_rows: dict[tuple[str, int, str], Row] = {}
     local_numbers: dict[tuple[str, int], int] = {}
@@ -99,14 +111,14 @@ def plan_services(cluster: Cluster) -> LbPlan:
 
     # A row's slots as backend numbers, computed once per distinct backend set and shared by
     # identical rows and by every node (hashing Backends per slot dominated large clusters).
-    slot_ids: dict[tuple[Backend, ...], list[int]] = {}
+    slot_ids: dict[tuple[Backend, ...], tuple[int, ...]] = {}
 
-    def row_ids(row: Row) -> list[int]:
+    def row_ids(row: Row) -> tuple[int, ...]:
         ids = slot_ids.get(row.backends)
         if ids is None:
             numbers = [backend_id[b] for b in row.backends]
             slots = maglev.table([b.identity for b in row.backends], size)
-            ids = slot_ids[row.backends] = [numbers[i] for i in slots]
+            ids = slot_ids[row.backends] = tuple(numbers[i] for i in slots)
         return ids
 
     out = LbPlan(size, notes=notes)
@@ -137,14 +149,11 @@ def plan_services(cluster: Cluster) -> LbPlan:
                 svc_entries.append(
                     _service_entry(s, p, row, node.address, UPLINK_NODEPORT, flags, p.node_port)
                 )
+        local = constants.LB_FLAGS["LB_BACKEND_F_LOCAL"]
         backend_entries = [
-            (
-                {"id": backend_id[b]},
-                {
-                    "ip": str(b.ip),
-                    "port": b.port,
-                    "flags": constants.LB_FLAGS["LB_BACKEND_F_LOCAL"] if b.node == node.name else 0,
-                },
+            Entry(
+                LbBackendKey(backend_id[b]),
+                LbBackend(ip=str(b.ip), port=b.port, flags=local if b.node == node.name else 0),
                 f"{b.workload} {b.protocol} {b.port}",
             )
             for b in backends
@@ -153,9 +162,9 @@ def plan_services(cluster: Cluster) -> LbPlan:
         for n, row in sorted(rows.items()):
             if not row.backends:
                 continue
-            row_entries.append(({"id": n}, {"backends": row_ids(row)}, row.label))
+            row_entries.append(Entry(LbRowKey(n), LbRow(row_ids(row)), row.label))
             member_entries += [_member_entry(n, row, b, node.name) for b in row.backends]
-        svc_entries.sort(key=lambda e: (int(IPv4Address(e[0]["vip"])), e[0]["port"], e[0]["proto"]))
+        svc_entries.sort(key=lambda e: (int(IPv4Address(e.key.vip)), e.key.port, e.key.proto))
         out.maps[node.name] = {
             "netcc_lb_services": svc_entries,
             "netcc_lb_backends": backend_entries,
@@ -175,27 +184,24 @@ def _service_entry(
     port: int | None = None,
 ) -> Entry:
     kind = SCOPE_NAMES[scope]
-    return (
-        {
-            "vip": str(vip),
-            "port": port or p.port,
-            "proto": PROTOCOL_NUMBERS[p.protocol],
-            "scope": scope,
-        },
-        {
-            "row": row.number,
-            "count": len(row.backends),
-            "flags": flags,
-            "timeout": s.session_affinity_timeout if s.session_affinity == "ClientIP" else 0,
-        },
+    return Entry(
+        LbServiceKey(
+            vip=str(vip), port=port or p.port, proto=PROTOCOL_NUMBERS[p.protocol], scope=scope
+        ),
+        LbService(
+            row=row.number,
+            count=len(row.backends),
+            flags=flags,
+            timeout=s.session_affinity_timeout if s.session_affinity == "ClientIP" else 0,
+        ),
         f"{row.label} {kind} ({s.path})",
     )
 
 
 def _member_entry(number: int, row: Row, b: Backend, node: str) -> Entry:
     local = constants.LB_FLAGS["LB_BACKEND_F_LOCAL"] if b.node == node else 0
-    return (
-        {"row": number, "ip": str(b.ip), "port": b.port},
-        {"flags": local},
+    return Entry(
+        LbMemberKey(row=number, ip=str(b.ip), port=b.port),
+        LbMember(flags=local),
         f"{row.label}: {b.workload} {b.protocol} {b.port}",
     )

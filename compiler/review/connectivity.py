@@ -19,7 +19,8 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
 from netcc.model.types import Cluster, IPBlock, NetworkPolicy, Node, Rule, Workload
-from netcc.plan.cidr import BlockIndex, regions
+from netcc.resolve.cidr import BlockIndex, regions
+from netcc.resolve.peers import ipv4_blocks
 from netcc.review.portset import ALL, EMPTY, PortSet
 from netcc.semantics.policy import (
     Endpoint,
@@ -35,18 +36,6 @@ def block_text(b: IPBlock) -> str:
     """`10.0.0.0/8 except 10.1.0.0/16`."""
     exc = f" except {', '.join(map(str, b.excepts))}" if b.excepts else ""
     return f"{b.cidr}{exc}"
-
-
-def ipv4_blocks(cluster: Cluster) -> list[IPBlock]:
-    """Every distinct IPv4 ipBlock of the policies, in a stable order."""
-    found = {
-        peer.ip_block
-        for p in cluster.policies
-        for r in p.ingress + p.egress
-        for peer in r.peers
-        if peer.ip_block is not None and isinstance(peer.ip_block.cidr, IPv4Network)
-    }
-    return sorted(found, key=block_text)
 
 
 def block_prefixes(cluster: Cluster) -> set[IPv4Network]:

@@ -40,7 +40,31 @@ def _is_integer(_checker: Any, instance: Any) -> bool:
 def _validator() -> Draft202012Validator:
     checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
     cls = validators.extend(Draft202012Validator, type_checker=checker)
-    return cls(load_schema())
+    return cls(inlined(load_schema()))
+
+
+def inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with every `{"$ref": "#/$defs/NAME"}` replaced by that definition itself.
+
+    The same constraints, found without a lookup: a spec of 3,000 workloads makes 80,000 of
+    them, a third of the validator's time. A `$ref`'s siblings are annotations only
+    (`description`), which validation ignores; a definition that reaches itself keeps its
+    `$ref` (the published schema has none)."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(v, seen) for v in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in defs and name not in seen and set(node) <= {"$ref", "description"}:
+                return resolve(defs[name], (*seen, name))
+        return {k: resolve(v, seen) for k, v in node.items()}
+
+    return resolve(schema, ())
 
 
 def type_name(value: Any) -> str:

@@ -30,6 +30,10 @@ def check_workloads(ctx: Context, workloads: Any) -> None:
                 ctx.error(name_path, message)
             names.setdefault((namespace or "", name), path)
         ctx.check_reference("namespace", namespace, ctx.namespaces, join_key(path, "namespace"))
+        if _check_kind(ctx, workload, path):
+            check_labels(ctx, workload.get("labels"), join_key(path, "labels"))
+            _check_ports(ctx, workload.get("ports"), join_key(path, "ports"))
+            continue
         node_known = ctx.check_reference("node", node, ctx.nodes, join_key(path, "node"))
         check_labels(ctx, workload.get("labels"), join_key(path, "labels"))
         node_cidr = (ctx.nodes or {}).get(node) if node is not None and node_known else None
@@ -43,6 +47,29 @@ def check_workloads(ctx: Context, workloads: Any) -> None:
             ips.setdefault(ip, ip_path)
             _check_ip_on_node(ctx, ip, node or "", node_cidr, ip_path)
         _check_ports(ctx, workload.get("ports"), join_key(path, "ports"))
+
+
+def _check_kind(ctx: Context, workload: dict, path: str) -> bool:
+    """True for a class (no `node`, no `ips`); reports a workload that is half of each."""
+    has_node, has_ips = "node" in workload, "ips" in workload
+    if has_node and not has_ips:
+        ctx.error(
+            join_key(path, "node"),
+            "a workload with a node needs its fixed addresses in ips; a workload class (pods "
+            "scheduled at runtime) has neither node nor ips",
+        )
+    elif has_ips and not has_node:
+        ctx.error(
+            join_key(path, "ips"),
+            "a workload with fixed ips needs the node they live on; a workload class (pods "
+            "scheduled at runtime) has neither node nor ips",
+        )
+    elif has_node and "perNode" in workload:
+        ctx.error(
+            join_key(path, "perNode"),
+            "perNode is for workload classes (no node, no ips); this workload has fixed addresses",
+        )
+    return not has_node and not has_ips
 
 
 def _check_ip_on_node(ctx: Context, ip: IPv4Address, node: str, cidr: Any, path: str) -> None:

@@ -172,8 +172,9 @@ def not_netcc_output(directory: Path) -> str | None:
 
 def write_tree(
     tree: dict[str, bytes], out: str | os.PathLike[str], protect: Iterable[str | Path] = ()
-) -> None:
-    """Replace `out` with exactly `tree`; on any failure `out` is left as it was.
+) -> bool:
+    """Replace `out` with exactly `tree`; on any failure `out` is left as it was. False when
+    `out` holds exactly `tree` already (as `netcc check` compares): then nothing is written.
 
     `out` must pass `prepare_output` (OutputError otherwise, nothing touched). Parent
     directories are created as needed and removed again when the write fails.
@@ -181,6 +182,8 @@ def write_tree(
     _check_tree_paths(tree)
     protect = list(protect)
     real = prepare_output(out, protect)
+    if _holds(real, tree):
+        return False
     created = _make_parents(real.parent)
     tmp = old = None
     try:
@@ -202,6 +205,20 @@ def write_tree(
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+def _holds(real: Path, tree: dict[str, bytes]) -> bool:
+    """Whether the netcc output `real` is `tree` already: reading it back costs far less
+    than writing thousands of files again (the unchanged-spec recompile)."""
+    from netcc.write.check import stale_files  # check reads trees as this module does
+
+    if not os.path.isdir(real) or not_netcc_output(real) is not None:
+        return False
+    try:
+        return not stale_files(tree, real)
+    except OSError:
+        return False
 
 
 def _check_tree_paths(tree: dict[str, bytes]) -> None:

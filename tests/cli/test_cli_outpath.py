@@ -210,6 +210,7 @@ def test_a_failed_write_removes_the_parents_it_created(work, monkeypatch):
 def test_a_refusal_found_just_before_the_rename_touches_nothing(work, monkeypatch):
     """OUT replaced by a foreign directory while netcc writes: refused, temp dir removed."""
     assert compile_to("out").code == 0
+    (work / "out" / "verdicts.json").write_text("stale")  # else OUT is up to date: no write
     real_fill = netcc.write.tree._fill
 
     def swap_then_fill(tmp, tree):
@@ -273,3 +274,16 @@ def test_control_characters_in_out_are_escaped_in_messages(work):
     r = run("compile", "spec.yaml", "-o", "new\x1b[2J")
     assert r.code == 0, r.stderr
     assert "\x1b" not in r.stdout and r.stdout.endswith(" to new\\x1b[2J\n")
+
+
+def test_an_out_that_is_the_tree_already_is_left_as_it_is(work):
+    """The unchanged-spec recompile reads OUT back instead of writing it again."""
+    assert compile_to("out").code == 0
+    before = {p: p.stat().st_ino for p in (work / "out").rglob("*")}
+    r = compile_to("out")
+    assert r.code == 0
+    assert {p: p.stat().st_ino for p in (work / "out").rglob("*")} == before  # the same files
+    (work / "out" / "peers.json").write_text("changed")
+    assert compile_to("out").code == 0
+    assert (work / "out" / "peers.json").read_text() != "changed"  # stale: written again
+    assert_netcc_output(work / "out")

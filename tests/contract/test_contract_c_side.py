@@ -22,6 +22,7 @@ from netcc.emit.bpf import render_bpf
 from netcc.frontend import parse_spec
 from netcc.plan import maglev
 from netcc.plan.planner import plan
+from netcc.resolve.resolution import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINE = re.compile(r"^#define[ \t]+([A-Z_][A-Z0-9_]*)[ \t]+(\S+)", re.MULTILINE)
@@ -35,7 +36,7 @@ def generated() -> dict[str, str]:
     cluster, _ = parse_spec(spec.read_bytes(), spec.name)
     return {
         path: data.decode()
-        for path, data in render_bpf(plan(cluster)).items()
+        for path, data in render_bpf(plan(resolve(cluster))).items()
         if not path.startswith("bpf/lib/")
     }
 

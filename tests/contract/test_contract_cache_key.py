@@ -52,7 +52,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict:
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    assert any(cache_dir.rglob("*.json")), "the compile stored nothing: was it a cache hit?"
+    assert any(cache_dir.rglob("*.pack")), "the compile stored nothing: was it a cache hit?"
     return json.loads(run.stdout)
 
 

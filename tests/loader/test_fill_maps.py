@@ -13,6 +13,8 @@ from netcc.loader.libbpf import BpfObject
 from netcc.loader.mapdata import Layout, LayoutError, fill_map, fill_maps, read_map
 from netcc.loader.testrun import TC_ACT_OK, TC_ACT_SHOT, ipv4_packet, run_tc
 
+DENY = {"mark": 0, "weight": 0, "class": 0}  # deny_entry's other fields: every one is given
+
 
 def write_maps(directory: Path, files: dict[str, list[dict]]) -> Path:
     directory.mkdir()
@@ -25,8 +27,10 @@ def test_fill_maps_and_run(obj: BpfObject, layout: Layout, tmp_path: Path) -> No
     maps_dir = write_maps(
         tmp_path / "maps",
         {
-            "deny_cidr": [{"key": {"prefixlen": 16, "ip": "10.1.0.0"}, "value": {"verdict": 33}}],
-            "deny_port": [{"key": {"port": 22, "proto": 6}, "value": {"verdict": 34}}],
+            "deny_cidr": [
+                {"key": {"prefixlen": 16, "ip": "10.1.0.0"}, "value": {"verdict": 33, **DENY}}
+            ],
+            "deny_port": [{"key": {"port": 22, "proto": 6}, "value": {"verdict": 34, **DENY}}],
             "stats": [{"key": 7, "value": {"packets": 5, "bytes": 500}}],
         },
     )
@@ -55,8 +59,10 @@ def test_fill_maps_validates_before_writing(obj: BpfObject, layout: Layout, tmp_
     maps_dir = write_maps(
         tmp_path / "maps",
         {
-            "deny_cidr": [{"key": {"prefixlen": 16, "ip": "10.1.0.0"}, "value": {"verdict": 33}}],
-            "deny_port": [{"key": {"port": 22, "proto": 600}}],
+            "deny_cidr": [
+                {"key": {"prefixlen": 16, "ip": "10.1.0.0"}, "value": {"verdict": 33, **DENY}}
+            ],
+            "deny_port": [{"key": {"port": 22, "proto": 600}, "value": {"verdict": 1, **DENY}}],
         },
     )
     with pytest.raises(LayoutError, match=r"map deny_port entry 0: port_key.proto"):
@@ -70,4 +76,9 @@ def test_fill_maps_validates_before_writing(obj: BpfObject, layout: Layout, tmp_
 
 def test_fill_map_checks_kernel_map(obj: BpfObject, layout: Layout) -> None:
     with pytest.raises(LayoutError, match="map deny_port: layout says"):
-        fill_map(obj.map_fd("seen"), layout, "deny_port", [{"key": {"port": 1}}])
+        fill_map(
+            obj.map_fd("seen"),
+            layout,
+            "deny_port",
+            [{"key": {"port": 1, "proto": 6}, "value": {"verdict": 1, **DENY}}],
+        )

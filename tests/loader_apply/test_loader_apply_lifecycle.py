@@ -50,7 +50,7 @@ def test_tampered_or_foreign_artifacts_are_refused(
 ) -> None:
     bad = tmp_path / "tampered"
     shutil.copytree(outs["v1"], bad)
-    ep = bad / "nodes" / "n1" / "maps" / "netcc_endpoints.json"
+    ep = bad / "maps" / "netcc_endpoints.json"  # the only node's: all shared
     ep.write_text(ep.read_text().replace("10.77.1.10", "10.77.1.99"))
     proc = node.cli_apply(bad)
     assert proc.returncode == 1

@@ -166,21 +166,38 @@ def test_failed_swap_rolls_back_to_the_old_programs(
 
 
 def test_no_moment_without_enforcement(
-    mode: str, topo: Topology, node: Node, outs: dict[str, Path]
+    mode: str,
+    topo: Topology,
+    node: Node,
+    outs: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """New connections to a denied port, back to back, while the programs are swapped four
-    times (two of them migrating conntrack): not one gets through."""
+    times (two of them migrating conntrack): not one gets through. Right after every hook is
+    swapped, while the apply is still under way, the test waits until the prober has failed
+    once more, so probes provably run between the swaps, however fast or slow the machine."""
     node.apply(outs["v1"])
     probe = topo.probe("client", "server", 9090)
-    while (before := probe.ask("ping"))["failed"] < 4:
+    while probe.ask("ping")["failed"] < 4:
         time.sleep(0.05)
-    started = time.monotonic()
+    swaps = []
+    real_replace = attach.replace
+
+    def replace_then_probe(*args, **kwargs):
+        real_replace(*args, **kwargs)
+        seen = probe.ask("ping")["failed"]
+        deadline = time.monotonic() + 60
+        while (counts := probe.ask("ping"))["failed"] <= seen:
+            assert time.monotonic() < deadline, f"the prober stopped: {counts}"
+            time.sleep(0.01)
+        swaps.append(counts)
+
+    monkeypatch.setattr(attach, "replace", replace_then_probe)
     for out in ("ct", "v1", "ct", "v1"):
         assert node.apply(outs[out]).status == "updated"
-    took = time.monotonic() - started
     counts = probe.ask("ping")
     assert counts["ok"] == 0, counts
-    assert counts["failed"] - before["failed"] >= 4 * took / 0.1 - 4, (counts, before, took)
+    assert len(swaps) == 4 * 4  # every hook of the two pods, at each of the four updates
 
 
 def test_object_refused_by_the_verifier_changes_nothing(

@@ -4,7 +4,9 @@ data maps may be synced in place."""
 from __future__ import annotations
 
 from netcc.loader import migrate
-from netcc.loader.apply import _allow_list, _snapshot_reason
+from netcc.loader.fit import Misfit
+from netcc.loader.fit import allow_list as _allow_list
+from netcc.loader.fit import snapshot_reason as _snapshot_reason
 from netcc.loader.mapdata import Layout
 
 
@@ -65,7 +67,7 @@ def test_data_maps_are_synced_in_place_only_when_that_is_safe() -> None:
     layout = Layout(LAYOUT)
     assert _allow_list(layout, "policy") and not _allow_list(layout, "ipcache")
     same = {m: {b"k": b"v"} for m in LAYOUT["maps"]}
-    fits = {m: 3 for m in LAYOUT["maps"]}  # an fd: the pinned map fits
+    fits = {m: None for m in LAYOUT["maps"]}  # no misfit: the pinned map fits
 
     def reason(*changed: str, fits: dict = fits) -> str | None:
         want = {m: ({b"k": b"w"} if m in changed else v) for m, v in same.items()}
@@ -76,9 +78,9 @@ def test_data_maps_are_synced_in_place_only_when_that_is_safe() -> None:
     assert reason("ipcache") is None  # one classification map: every entry flips atomically
     assert "ipcache, policy change together" in (reason("ipcache", "policy") or "")
     assert reason("endpoints", "ipcache") is not None
-    misfit = fits | {"policy": "max_entries 8 -> 16"}
+    misfit = fits | {"policy": Misfit.layout("max_entries 8 -> 16")}
     assert reason(fits=misfit) == "consistent snapshot: policy max_entries 8 -> 16"
-    renumbered = reason(fits=fits | {"ipcache": "verdicts renumbered"})
+    renumbered = reason(fits=fits | {"ipcache": Misfit.renumbered()})
     assert renumbered == "consistent snapshot: verdicts renumbered"
 
 

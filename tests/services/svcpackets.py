@@ -5,6 +5,7 @@ import struct
 from ipaddress import IPv4Address
 from pathlib import Path
 
+from netcc.contract.mapfile import load_node_maps
 from netcc.loader.testrun import _csum
 
 
@@ -40,10 +41,10 @@ class NodeMaps:
     """A node's LB map data from OUT: services, backends and Maglev rows."""
 
     def __init__(self, out: Path, node: str):
-        base = Path(out) / "nodes" / node / "maps"
+        maps = load_node_maps(out, node)  # the shared entries with the node's overlay
 
         def entries(name):
-            return json.loads((base / f"{name}.json").read_text())["entries"]
+            return maps.get(name, [])
 
         self.services = {
             (e["key"]["vip"], e["key"]["port"], e["key"]["proto"], e["key"]["scope"]): e["value"]

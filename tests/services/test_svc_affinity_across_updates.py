@@ -9,9 +9,9 @@ from kernelenv import compile_to
 from svcpackets import NodeMaps, fields, run
 from svcspecs import SPEC
 
+from netcc.contract.mapfile import load_node_maps
 from netcc.loader.kernel_cluster import KernelCluster
 from netcc.loader.libbpf import map_delete, map_keys, map_update
-from netcc.loader.mapdata import load_map_file
 from netcc.loader.testrun import TC_ACT_OK, ipv4_packet
 
 CLIENT = "10.244.1.10"
@@ -33,8 +33,7 @@ def _sync(k: KernelCluster, node: str, out: Path) -> None:
     """Put another OUT's data maps onto the loaded node in place, as `netcc load apply` does
     when the layout is unchanged: upsert everything, then delete what is gone."""
     dp = k.nodes[node]
-    for path in sorted((out / "nodes" / node / "maps").glob("*.json")):
-        name, entries = load_map_file(path)
+    for name, entries in load_node_maps(out, node).items():
         want = dict(dp.layout.pack_entries(name, entries))
         fd = dp.obj.map_fd(name)
         for key, value in want.items():

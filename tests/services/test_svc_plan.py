@@ -10,6 +10,7 @@ from netcc.frontend import parse_spec
 from netcc.plan import maglev
 from netcc.plan.planner import plan
 from netcc.resolve.backends import port_backends
+from netcc.resolve.resolution import resolve
 from netcc.semantics.lb import flow_hash, mix, pick
 
 NAMES = [f"10.0.{i // 250}.{i % 250}:8080/TCP" for i in range(40)]
@@ -94,27 +95,25 @@ def test_reference_hash_matches_known_values():
 
 
 def test_plan_per_node_entries():
-    p = plan(_cluster())
+    p = plan(resolve(_cluster()))
     assert p.capacities["NETCC_LB_MAGLEV_SIZE"] == 251
     node1, node2 = p.nodes
-    svc1 = {
-        (e.key["vip"], e.key["port"], e.key["scope"]): e for e in node1.maps["netcc_lb_services"]
-    }
-    assert svc1[("10.96.0.12", 80, 0)].value["count"] == 0  # no backend: drops
+    svc1 = {(e.key.vip, e.key.port, e.key.scope): e for e in node1.maps["netcc_lb_services"]}
+    assert svc1[("10.96.0.12", 80, 0)].value.count == 0  # no backend: drops
     local1 = svc1[("192.168.50.11", 30080, 1)].value
-    local2 = {(e.key["vip"], e.key["port"]): e for e in node2.maps["netcc_lb_services"]}[
+    local2 = {(e.key.vip, e.key.port): e for e in node2.maps["netcc_lb_services"]}[
         ("192.168.50.12", 30080)
     ].value
-    assert local1["count"] == 1 and local2["count"] == 2  # externalTrafficPolicy Local
-    assert local1["row"] == local2["row"]  # the same row number, node-specific contents
+    assert local1.count == 1 and local2.count == 2  # externalTrafficPolicy Local
+    assert local1.row == local2.row  # the same row number, node-specific contents
     cluster1 = svc1[("192.168.50.11", 30081, 1)].value
-    assert cluster1["count"] == 3 and cluster1["row"] == svc1[("10.96.0.14", 80, 0)].value["row"]
-    assert svc1[("10.96.0.11", 80, 0)].value["timeout"] == 60
-    back1 = {e.value["ip"]: e.value["flags"] for e in node1.maps["netcc_lb_backends"]}
+    assert cluster1.count == 3 and cluster1.row == svc1[("10.96.0.14", 80, 0)].value.row
+    assert svc1[("10.96.0.11", 80, 0)].value.timeout == 60
+    back1 = {e.value.ip: e.value.flags for e in node1.maps["netcc_lb_backends"]}
     assert back1["10.244.1.20"] == 1 and back1["10.244.2.20"] == 0
-    rows1 = {e.key["id"]: e.value["backends"] for e in node1.maps["netcc_lb_maglev"]}
-    ids1 = {e.key["id"]: e.value["ip"] for e in node1.maps["netcc_lb_backends"]}
-    assert {ids1[i] for i in rows1[local1["row"]]} == {"10.244.1.20"}
+    rows1 = {e.key.id: e.value.backends for e in node1.maps["netcc_lb_maglev"]}
+    ids1 = {e.key.id: e.value.ip for e in node1.maps["netcc_lb_backends"]}
+    assert {ids1[i] for i in rows1[local1.row]} == {"10.244.1.20"}
     assert all(len(r) == 251 for r in rows1.values())
     assert any("port http" in c for c in p.services)
 
@@ -144,7 +143,7 @@ def test_ten_thousand_services_fit():
             f"selector: {{app: w}}, ports: [{{port: 80, targetPort: 8080}}]}}"
         )
     cluster = parse_spec("\n".join(lines).encode(), "many.yaml")[0]
-    p = plan(cluster)
+    p = plan(resolve(cluster))
     size = p.capacities["NETCC_LB_MAGLEV_SIZE"]
     rows = p.capacities["NETCC_MAX_LB_ROWS"]
     assert size == 251

@@ -26,7 +26,7 @@ def _no_compile(spec, filename):
 def test_hit_returns_the_same_tree_without_compiling(fresh_cache, monkeypatch):
     spec = spec_text().encode()
     first = compile_spec(spec, "a.yaml")
-    assert list((fresh_cache / "trees").glob("*.json"))
+    assert len(list((fresh_cache / "trees").glob("*.pack"))) == 1  # the tree in one file
     monkeypatch.setattr(netcc.pipeline, "_compile", _no_compile)
     assert compile_spec(spec, "other-name.yaml") == first
 
@@ -41,10 +41,24 @@ def test_key_depends_on_the_spec_bytes_only():
 def test_corrupt_cache_entry_is_a_miss(fresh_cache):
     spec = spec_text().encode()
     first = compile_spec(spec, "a.yaml")
-    (entry,) = (fresh_cache / "trees").glob("*.json")
-    for junk in (b"", b"{not json", b"[1, 2]", json.dumps({"x": "zz"}).encode()):
+    (entry,) = (fresh_cache / "trees").glob("*.pack")
+    whole = entry.read_bytes()
+    header, _ = whole.split(b"\n", 1)
+    flipped = whole[:-1] + bytes([whole[-1] ^ 1])
+    for junk in (
+        b"",
+        b"{not json",
+        b"[1, 2]",
+        json.dumps({"x": "zz"}).encode(),
+        whole[:-1],  # cut short
+        whole + b"x",  # trailing bytes
+        flipped,  # a file's bytes changed: its digest no longer matches
+        header.replace(b'"format":1', b'"format":2') + whole[len(header) :],
+    ):
         entry.write_bytes(junk)
         assert compile_spec(spec, "a.yaml") == first
+        entry.write_bytes(whole)  # the miss compiled and stored it again
+    assert compile_spec(spec, "a.yaml") == first
 
 
 def test_errors_are_not_cached(fresh_cache):
@@ -54,7 +68,7 @@ def test_errors_are_not_cached(fresh_cache):
     for _ in range(2):
         with pytest.raises(SpecError):
             compile_spec(bad, "bad.yaml")
-    assert not list(fresh_cache.glob("trees/*.json"))
+    assert not list(fresh_cache.glob("trees/*"))
 
 
 def test_unwritable_cache_still_compiles(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""netcc.plan.cidr: port ranges as prefixes, and LPM regions."""
+"""netcc.resolve.cidr: port ranges as prefixes, and LPM regions."""
 
 from ipaddress import IPv4Network
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from netcc.plan.cidr import ALL_IPV4, port_range_prefixes, region_inside, regions
+from netcc.resolve.cidr import ALL_IPV4, port_range_prefixes, region_inside, regions
 
 PORT = st.integers(min_value=0, max_value=65535)
 

@@ -1,4 +1,5 @@
-"""netcc.emit.bpf: C comments are safe, generated files are marked, artifacts are reproducible."""
+"""netcc.emit: C comments are safe, generated files are marked, map data is shared and laid out
+as the contract reads it, artifacts are reproducible."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from unitspecs import plan_of, policy
 
 from netcc import contract as layout
 from netcc.build.clang import compile_objects
-from netcc.emit.bpf import HEADER, LIB_HEADERS, c_comment, render_bpf, render_data
+from netcc.contract.entries import as_dicts
+from netcc.contract.mapfile import node_maps, node_names, parse_map_doc
+from netcc.emit.bpf import HEADER, LIB_HEADERS, c_comment, render_bpf
+from netcc.emit.maps import render_data
 from netcc.frontend import parse_spec
 from netcc.pipeline import compile_spec
 
@@ -173,7 +177,8 @@ def test_odd_but_valid_names_compile_and_stay_in_comments():
         code = strip_c_comments(tree[name].decode("ascii"))
         for s in user_strings:
             assert s not in code, f"{s!r} outside a comment in {name}"
-    assert "nodes/node.1.example/maps/netcc_policy.json" in tree
+    assert "nodes/node.1.example/node.json" in tree
+    assert "maps/netcc_policy.json" in tree
     ids = json.loads(tree["identities.json"])["workloads"]
     assert ids["0-ns/w.0-a"]["labels"]["app.kubernetes.io/name"] == "Web_1.x"
     assert ids["0-ns/w.0-a"]["labels"]["io.cilium.k8s.namespace.labels.example.com/Team_Name"] == (
@@ -184,21 +189,30 @@ def test_odd_but_valid_names_compile_and_stay_in_comments():
 # --- data -----------------------------------------------------------------------------------
 
 
+def _as_file_entries(entries) -> list[dict]:
+    return [dict(zip(("key", "value"), as_dicts(e), strict=True), note=e.note) for e in entries]
+
+
 def test_map_files_are_json_with_one_entry_per_line():
     p = plan_of(policy("p", "a", "podSelector: {}\ningress: [{ports: [{port: 1, endPort: 9}]}]"))
     data = render_data(p)
+    for path, raw in data.items():
+        if "maps/" not in path:
+            continue
+        doc = json.loads(raw)
+        assert path.endswith(f"/{doc['map']}.json")
+        lines = raw.decode().splitlines()
+        entry_lines = [line for line in lines if line.startswith('  {"key"')]
+        assert len(entry_lines) == len(doc["entries"])
+        assert raw.endswith(b"\n")
+        assert ("absent" in doc) == path.startswith("nodes/")  # overlays only
+    assert node_names(data) == [n.name for n in p.nodes]
     for n in p.nodes:
-        for name, entries in n.maps.items():
-            raw = data[f"nodes/{n.name}/maps/{name}.json"]
-            doc = json.loads(raw)
-            assert doc["map"] == name
-            assert doc["entries"] == [
-                {"key": e.key, "value": e.value, "note": e.note} for e in entries
-            ]
-            lines = raw.decode().splitlines()
-            entry_lines = [line for line in lines if line.startswith('  {"key"')]
-            assert len(entry_lines) == len(entries)
-            assert raw.endswith(b"\n")
+        view = node_maps(data, list(data), n.name)
+        assert set(view) == set(n.maps)
+        for name, entries in n.maps.items():  # every node's entries, shared or not
+            want = sorted(_as_file_entries(entries), key=json.dumps)
+            assert sorted(view[name], key=json.dumps) == want
         node_doc = json.loads(data[f"nodes/{n.name}/node.json"])
         assert node_doc["node"] == n.name
         assert node_doc["profiles"] == [
@@ -208,8 +222,10 @@ def test_map_files_are_json_with_one_entry_per_line():
 
 def test_empty_map_file_is_still_valid_json():
     data = render_data(plan_of())
-    doc = json.loads(data["nodes/node-1/maps/netcc_policy.json"])
+    doc = json.loads(data["maps/netcc_policy.json"])
     assert doc == {"map": "netcc_policy", "entries": []}
+    assert "nodes/node-1/maps/netcc_policy.json" not in data  # no node differs: no overlay
+    assert parse_map_doc(data["maps/netcc_policy.json"]).absent == []
 
 
 def test_layout_and_tables():

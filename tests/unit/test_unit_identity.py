@@ -146,12 +146,13 @@ def test_probing_continues_past_several_collisions(monkeypatch):
 
 def test_collision_notes_reach_the_plan(monkeypatch):
     from netcc.plan.planner import plan
+    from netcc.resolve.resolution import resolve
 
     real = identity._hash
     monkeypatch.setattr(
         identity, "_hash", lambda labels, probe: 4242 if probe == 0 else real(labels, probe)
     )
-    p = plan(cluster_of())
+    p = plan(resolve(cluster_of()))
     assert len(p.notes) == 2  # three distinct label sets: web, api, db
     numbers = {i.number for i in p.identities.values()}
     assert 4242 in numbers and len(numbers) == 3

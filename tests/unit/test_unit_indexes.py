@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network
 import pytest
 
 from netcc.model.types import IPBlock, LabelSelector, NetworkPolicy, Requirement, Workload
-from netcc.plan.cidr import BlockIndex, region_inside, regions
+from netcc.resolve.cidr import BlockIndex, region_inside, regions
 from netcc.review.connectivity import Region, split_regions
 from netcc.semantics.policy import SelectorIndex, ip_in_block, selector_matches
 

@@ -1,6 +1,8 @@
 """netcc.plan.planner on small hand-written specs: entries, profiles, peer classes, flags,
 verdicts."""
 
+from dataclasses import replace
+
 import pytest
 from unitspecs import (
     BASE,
@@ -17,11 +19,14 @@ from unitspecs import (
     spec_text,
 )
 
-import netcc.plan.planner
 from netcc import contract as layout
+from netcc.contract import capacity
+from netcc.contract.entries import EntryError
 from netcc.diagnostics import SpecError
 from netcc.pipeline import compile_spec
 from netcc.plan.planner import CapacityError, plan
+from netcc.resolve.cidr import port_range_prefixes
+from netcc.resolve.resolution import resolve
 
 IN, EG = layout.DIR_INGRESS, layout.DIR_EGRESS
 TCP, UDP, SCTP = 6, 17, 132
@@ -45,16 +50,16 @@ def test_without_policies_nothing_is_isolated_and_no_entries():
     for n in p.nodes:
         assert n.maps["netcc_policy"] == n.maps["netcc_policy_exact"] == ()
         for e in n.maps["netcc_endpoints"]:
-            assert e.value["flags"] == 0
-            assert e.value["ingress_deny"] == e.value["egress_deny"] == 0
+            assert e.value.flags == 0
+            assert e.value.ingress_deny == e.value.egress_deny == 0
     assert p.capacities["NETCC_MAX_VERDICTS"] == layout.RESERVED_VERDICTS[-1].number + 1
-    assert p.capacities["NETCC_MAX_CT"] == netcc.plan.planner.CT_ENTRIES
+    assert p.capacities["NETCC_MAX_CT"] == capacity.BY_NAME["NETCC_MAX_CT"].limit  # fixed
     for name in ("NETCC_MAX_ENDPOINTS", "NETCC_MAX_IPCACHE", "NETCC_MAX_CIDRS", "NETCC_MAX_POLICY"):
         assert p.capacities[name] == 64  # the floor, a power of two
     # Without ipBlocks the LPM ipcache holds the whole space only: world.
     (world,) = p.nodes[0].maps["netcc_ipcache_cidr"]
-    assert world.key == {"prefixlen": 0, "ip": "0.0.0.0"}
-    assert world.value["identity"] == layout.IDENTITY_WORLD
+    assert world.key._asdict() == {"prefixlen": 0, "ip": "0.0.0.0"}
+    assert world.value.identity == layout.IDENTITY_WORLD
 
 
 def test_workload_numbers_follow_sorted_keys():
@@ -86,7 +91,7 @@ def test_endpoints_map_one_entry_per_address():
     base = BASE.replace("ips: [10.244.1.10]", "ips: [10.244.1.10, 10.244.1.100]")
     p = plan_of(base=base)
     eps = node(p, "node-1").maps["netcc_endpoints"]
-    assert [e.key["ip"] for e in eps] == [
+    assert [e.key.ip for e in eps] == [
         "10.244.1.10",
         "10.244.1.11",
         "10.244.1.12",
@@ -102,9 +107,9 @@ def test_endpoints_map_one_entry_per_address():
 def test_ipcache_pods_and_nodes():
     p = plan_of()
     for n in p.nodes:
-        by_ip = {e.key["ip"]: e for e in n.maps["netcc_ipcache"]}
+        by_ip = {e.key.ip: e for e in n.maps["netcc_ipcache"]}
         assert len(by_ip) == 6 + 4
-        pod = by_ip["10.244.2.20"].value
+        pod = by_ip["10.244.2.20"].value._asdict()
         assert pod["identity"] == p.identities["b/db"].number
         assert pod["workload"] == p.workload_numbers["b/db"]
         assert pod["flags"] == layout.IPCACHE_FLAGS["IPCACHE_F_POD"]
@@ -113,7 +118,7 @@ def test_ipcache_pods_and_nodes():
                 "node-1": ("192.168.77.11", "10.244.1.1"),
                 "node-2": ("192.168.77.12", "10.244.2.1"),
             }[other.name]:
-                v = by_ip[addr].value
+                v = by_ip[addr].value._asdict()
                 if other.name == n.name:
                     assert v["identity"] == layout.IDENTITY_HOST
                     assert v["flags"] == layout.IPCACHE_FLAGS["IPCACHE_F_HOST"]
@@ -122,8 +127,8 @@ def test_ipcache_pods_and_nodes():
                     assert v["flags"] == 0
                 assert v["workload"] == 0
     # Every node sees the same peer classes.
-    assert [e.value["peer"] for e in p.nodes[0].maps["netcc_ipcache"]] == [
-        e.value["peer"] for e in p.nodes[1].maps["netcc_ipcache"]
+    assert [e.value.peer for e in p.nodes[0].maps["netcc_ipcache"]] == [
+        e.value.peer for e in p.nodes[1].maps["netcc_ipcache"]
     ]
 
 
@@ -249,9 +254,7 @@ def test_port_range_expands_to_its_prefixes():
         )
     )
     got = sorted((e[4], e[5]) for e in entries(p, "node-2"))
-    want = sorted(
-        (port, ALL_PORTS + bits) for port, bits in netcc.plan.planner.port_range_prefixes(1, 65535)
-    )
+    want = sorted((port, ALL_PORTS + bits) for port, bits in port_range_prefixes(1, 65535))
     assert got == want
     assert len(got) == 16
 
@@ -320,7 +323,7 @@ def test_same_key_from_two_rules_keeps_the_lowest_verdict():
         (prof, ANY, IN, TCP, 80, FULL, v0),
         (prof, ANY, IN, TCP, 81, FULL, v1),
     }
-    notes = {e.key["port"]: e.note for e in node(p, "node-2").maps["netcc_policy_exact"]}
+    notes = {e.key.port: e.note for e in node(p, "node-2").maps["netcc_policy_exact"]}
     assert notes == {80: "a/x ingress[0]", 81: "a/x ingress[1]"}
 
 
@@ -388,9 +391,9 @@ def test_ipcache_regions_are_every_block_and_except_plus_world():
     )
     cidr = p.nodes[0].maps["netcc_ipcache_cidr"]
     assert [e.note for e in cidr] == ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "192.168.0.0/16"]
-    assert all(e.value["identity"] == layout.IDENTITY_WORLD for e in cidr)
-    assert all(e.value["workload"] == e.value["flags"] == 0 for e in cidr)
-    assert [e.key for e in cidr][1] == {"prefixlen": 8, "ip": "10.0.0.0"}
+    assert all(e.value.identity == layout.IDENTITY_WORLD for e in cidr)
+    assert all(e.value.workload == e.value.flags == 0 for e in cidr)
+    assert [e.key._asdict() for e in cidr][1] == {"prefixlen": 8, "ip": "10.0.0.0"}
     # 10.0.0.0/8 and 192.168.0.0/16 are both "in no block"; 10.1.0.0/16 is in the second block.
     assert region_peer(p, "10.0.0.0/8") == region_peer(p, "192.168.0.0/16")
     assert len({region_peer(p, c) for c in ("0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16")}) == 3
@@ -495,12 +498,19 @@ def test_capacities_are_powers_of_two_with_headroom():
     assert cap >= n + n // 4 and cap & (cap - 1) == 0
 
 
+def lower_limits(monkeypatch: pytest.MonkeyPatch, **limits: int) -> None:
+    """The capacity registry with some limits lowered (the planner reads it, nothing else)."""
+    lowered = tuple(
+        replace(c, limit=limits[c.name]) if c.name in limits else c for c in capacity.CAPACITIES
+    )
+    monkeypatch.setattr(capacity, "CAPACITIES", lowered)
+
+
 def test_capacity_error_names_the_table(monkeypatch):
-    monkeypatch.setitem(netcc.plan.planner.LIMITS, "NETCC_MAX_POLICY", 1)
-    monkeypatch.setitem(netcc.plan.planner.LIMITS, "NETCC_MAX_VERDICTS", 33)
+    lower_limits(monkeypatch, NETCC_MAX_POLICY=1, NETCC_MAX_VERDICTS=33)
     cluster = cluster_of(policy("p", "a", "podSelector: {}\ningress: [{}, {ports: [{port: 1}]}]"))
     with pytest.raises(CapacityError) as e:
-        plan(cluster)
+        plan(resolve(cluster))
     msgs = [m for m, _ in e.value.problems]
     assert any("NETCC_MAX_POLICY" in m and "at most 1" in m for m in msgs)
     assert any("NETCC_MAX_VERDICTS" in m for m in msgs)
@@ -509,7 +519,7 @@ def test_capacity_error_names_the_table(monkeypatch):
 
 def test_capacity_error_through_compile_spec_is_a_located_spec_error(monkeypatch, tmp_path):
     monkeypatch.setenv("NETCC_CACHE_DIR", str(tmp_path))  # no cached tree for this spec
-    monkeypatch.setitem(netcc.plan.planner.LIMITS, "NETCC_MAX_ENDPOINTS", 2)
+    lower_limits(monkeypatch, NETCC_MAX_ENDPOINTS=2)
     text = spec_text()
     with pytest.raises(SpecError) as e:
         compile_spec(text.encode(), "unit.yaml")
@@ -525,6 +535,18 @@ def test_capacity_error_through_compile_spec_is_a_located_spec_error(monkeypatch
 
 
 def test_capacity_within_limits_is_capped_at_the_limit(monkeypatch):
-    monkeypatch.setitem(netcc.plan.planner.LIMITS, "NETCC_MAX_ENDPOINTS", 3)
+    lower_limits(monkeypatch, NETCC_MAX_ENDPOINTS=3)
     p = plan_of()
     assert p.capacities["NETCC_MAX_ENDPOINTS"] == 3
+
+
+def test_the_planner_refuses_a_wrong_entry_before_anything_is_emitted(monkeypatch) -> None:
+    import netcc.plan.endpoints
+
+    monkeypatch.setattr(netcc.plan.endpoints, "UNBOUND", 2**32)  # ifindex: 32 bits
+    with pytest.raises(EntryError) as e:
+        plan_of()
+    assert str(e.value) == (
+        "map netcc_endpoints on node node-1 entry 0 (a/web-1): value field ifindex: "
+        "4294967296 is not an integer of 32 bits"
+    )

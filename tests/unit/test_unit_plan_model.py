@@ -18,6 +18,7 @@ from unitspecs import policy_map_entries
 from netcc import contract as layout
 from netcc.frontend import parse_spec
 from netcc.plan.planner import ClusterPlan, NodePlan, plan
+from netcc.resolve.resolution import resolve
 from netcc.semantics.policy import evaluate
 
 
@@ -39,19 +40,19 @@ def _policy_lookup(node: NodePlan, profile: int, peer: int, d: int, proto: int, 
 
 def _ipcache(node: NodePlan, ip: IPv4Address) -> dict:
     for e in node.maps["netcc_ipcache"]:
-        if e.key["ip"] == str(ip):
-            return e.value
+        if e.key.ip == str(ip):
+            return e.value._asdict()
     best = None
     for e in node.maps["netcc_ipcache_cidr"]:
-        net = IPv4Network(f"{e.key['ip']}/{e.key['prefixlen']}")
+        net = IPv4Network(f"{e.key.ip}/{e.key.prefixlen}")
         if ip in net and (best is None or net.prefixlen > best[0]):
-            best = (net.prefixlen, e.value)
+            best = (net.prefixlen, e.value._asdict())
     assert best is not None, "0.0.0.0/0 is always in the LPM ipcache"
     return best[1]
 
 
 def judge(node: NodePlan, local: IPv4Address, d: int, remote: IPv4Address, proto, port) -> bool:
-    ep = next(e.value for e in node.maps["netcc_endpoints"] if e.key["ip"] == str(local))
+    ep = next(e.value._asdict() for e in node.maps["netcc_endpoints"] if e.key.ip == str(local))
     peer = _ipcache(node, remote)
     if peer["workload"] and peer["workload"] == ep["workload"]:
         return True
@@ -91,7 +92,7 @@ def test_plan_agrees_with_model_on_random_specs(seed):
     rng = random.Random(seed)
     spec = random_spec(rng, pods=8, policies=6)
     cluster, _ = parse_spec(yaml.safe_dump(spec), "random.yaml")
-    wrong = _mismatches(plan(cluster), random_flows(rng, spec, 150))
+    wrong = _mismatches(plan(resolve(cluster)), random_flows(rng, spec, 150))
     assert not wrong, "\n".join(wrong[:10])
 
 
@@ -231,5 +232,5 @@ def test_plan_agrees_with_model_on_blocks_ranges_and_multi_address_pods(seed):
         proto = rng.choice([6, 17, 132, 1])
         port = 0 if proto == 1 else rng.choice([80, 8080, 53, 1000, 65535, rng.randint(1, 65535)])
         flows.append((src, dst, proto, port))
-    wrong = _mismatches(plan(cluster), flows)
+    wrong = _mismatches(plan(resolve(cluster)), flows)
     assert not wrong, "\n".join(wrong[:10])

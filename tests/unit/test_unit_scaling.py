@@ -26,8 +26,10 @@ import pytest
 from netcc import pipeline
 from netcc.build import clang as build
 from netcc.frontend import parse_spec
-from netcc.plan.cidr import BlockIndex
-from netcc.plan.planner import block_index, plan
+from netcc.plan.planner import plan
+from netcc.resolve.cidr import BlockIndex
+from netcc.resolve.peers import block_index
+from netcc.resolve.resolution import resolve
 from netcc.semantics.policy import selector_index
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -84,8 +86,8 @@ def _block_lookups(n: int) -> int:
         return counted[-1]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("netcc.plan.planner.block_index", index)
-        plan(cluster)
+        mp.setattr("netcc.resolve.peers.block_index", index)
+        plan(resolve(cluster))
     return sum(i.lookups for i in counted)
 
 
@@ -102,5 +104,5 @@ def test_ipblock_regions_are_looked_up_not_searched() -> None:
 def test_policies_selecting_nothing_are_not_tried() -> None:
     """A pod is tried only against policies filed under one of its labels."""
     cluster, _ = parse_spec(pathological.spec("empty", 300), "empty.yaml")
-    plan(cluster)
+    plan(resolve(cluster))
     assert selector_index(cluster).checked == 0  # every selector names an absent app

@@ -52,3 +52,37 @@ def test_a_token_like_value_of_the_document_falls_back_to_the_emitter() -> None:
     doc = {"data": {"a": "netcc-long-scalar-00000000", "b": "Q" * LONG}}
     assert dump(doc, ["a comment"]) == _slow(doc, _Dumper)
     assert b"netcc-long-scalar-00000000" in dump(doc)
+
+
+def _texts(rng: random.Random) -> list[str]:
+    """Multi-line text as map files and their parts are: long, and some edge cases."""
+    line = '  {"key": {"ip": "10.0.0.%d"}, "value": {"peer": %d}, "note": "a/b \\\\ \'c\'"},'
+    body = "\n".join(line % (i % 250, i) for i in range(200))
+    return [
+        '{\n "map": "m",\n "entries": [\n' + body + "\n ]\n}\n",  # a whole file
+        body + "\n",  # a part: starts with spaces
+        '{\n "map": "m",\n "entries": [\n\n ],\n "absent": [\n\n\n ]\n}\n' + "x" * LONG + "\n",
+        "a" * LONG + "\n" + "b" * 10,  # no line end at the end: through the emitter
+        "a" * LONG + "\n\n",  # two line ends at the end: through the emitter
+        "a " * LONG + "\nb\n",  # a line ending in a space: through the emitter
+        "\n" + "a" * LONG + "\n",  # starts with a line end: through the emitter
+        "tab\there" * 200 + "\n",
+        "".join(chr(rng.randrange(32, 127)) for _ in range(3000)) + "\n",
+        "short\ntext\n",
+    ]
+
+
+@pytest.mark.parametrize("dumper", [_Dumper, _PyDumper])
+def test_long_text_values_are_emitted_as_the_emitters_literal_blocks(dumper: type) -> None:
+    texts = _texts(random.Random(3))
+    doc = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "x"},
+        "data": {f"k{i}": t for i, t in enumerate(texts)},
+        "nested": {"deeper": {"k": texts[0], "j": texts[1]}},
+        "list": texts[:2],
+    }
+    fast = dump(doc, ["a comment"], dumper=dumper)
+    assert fast == _slow(doc, dumper)
+    assert b"  k0: |\n    {\n" in fast and b"  k1: |2\n      {" in fast  # set aside, put back

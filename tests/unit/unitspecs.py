@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import textwrap
 from ipaddress import IPv4Address
+from typing import NamedTuple
 
 from netcc import contract as layout
 from netcc.frontend import parse_spec
 from netcc.model.types import Cluster
 from netcc.plan.planner import ClusterPlan, NodePlan, plan
+from netcc.resolve.resolution import resolve
 
 # Two nodes, two namespaces. web-1 and web-2 (node-1) have the same labels and ports; web-3
 # (node-1) has web's labels but another port; web-4 (node-2) is web-1's twin on another node.
@@ -67,7 +69,7 @@ def cluster_of(*policies: str, base: str = BASE) -> Cluster:
 
 
 def plan_of(*policies: str, base: str = BASE) -> ClusterPlan:
-    return plan(cluster_of(*policies, base=base))
+    return plan(resolve(cluster_of(*policies, base=base)))
 
 
 def node(p: ClusterPlan, name: str) -> NodePlan:
@@ -75,34 +77,47 @@ def node(p: ClusterPlan, name: str) -> NodePlan:
 
 
 def endpoint(p: ClusterPlan, pod: str) -> dict:
-    """The endpoint map value of `ns/name` (its first address)."""
+    """The endpoint map value of `ns/name` (its first address), as a dict of fields."""
     for n in p.nodes:
         for e in n.maps["netcc_endpoints"]:
             if e.note == pod:
-                return e.value
+                return e.value._asdict()
     raise KeyError(pod)
 
 
 def peer_of(p: ClusterPlan, pod_or_ip: str) -> int:
     """The peer class of a pod (`ns/name`) or of an exact address in the ipcache."""
     for e in p.nodes[0].maps["netcc_ipcache"]:
-        if e.note == pod_or_ip or e.key["ip"] == pod_or_ip:
-            return e.value["peer"]
+        if e.note == pod_or_ip or e.key.ip == pod_or_ip:
+            return e.value.peer
     raise KeyError(pod_or_ip)
 
 
 def region_peer(p: ClusterPlan, cidr: str) -> int:
     for e in p.nodes[0].maps["netcc_ipcache_cidr"]:
         if e.note == cidr:
-            return e.value["peer"]
+            return e.value.peer
     raise KeyError(cidr)
 
 
-def policy_map_entries(n) -> list:
-    """Both policy maps of a node plan; single-port (hash) entries get the full prefix."""
+class PolicyEntry(NamedTuple):
+    key: dict
+    value: dict
+    note: str
+
+
+def policy_map_entries(n) -> list[PolicyEntry]:
+    """Both policy maps of a node plan as field dicts; single-port (hash) entries get the full
+    prefix."""
     full = layout.POLICY_PREFIX_FULL
-    exact = [e._replace(key={"prefixlen": full, **e.key}) for e in n.maps["netcc_policy_exact"]]
-    return exact + list(n.maps["netcc_policy"])
+    exact = [
+        PolicyEntry({"prefixlen": full, **e.key._asdict()}, e.value._asdict(), e.note)
+        for e in n.maps["netcc_policy_exact"]
+    ]
+    ranges = [
+        PolicyEntry(e.key._asdict(), e.value._asdict(), e.note) for e in n.maps["netcc_policy"]
+    ]
+    return exact + ranges
 
 
 def entries(p: ClusterPlan, node_name: str) -> set[tuple]:

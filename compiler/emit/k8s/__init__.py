@@ -15,6 +15,7 @@ operator creates, which the DaemonSet only references.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from netcc.emit.k8s.artifacts import BUDGET, Packed, pack
@@ -89,19 +90,28 @@ def kustomization_comments(cluster: Cluster, packed: Packed) -> list[str]:
 
 
 def render_k8s(
-    spec: bytes, filename: str, cluster: Cluster, tree: dict[str, bytes], budget: int = BUDGET
+    spec: bytes,
+    filename: str,
+    cluster: Cluster,
+    tree: dict[str, bytes],
+    budget: int = BUDGET,
+    document: dict[str, Any] | None = None,
+    digests: Mapping[str, str] | None = None,
 ) -> dict[str, bytes]:
     """`k8s/...` files for the compiled `tree` (OUT without `k8s/` and its lock); `budget`:
-    payload bytes per artifact ConfigMap (see artifacts.py).
+    payload bytes per artifact ConfigMap (see artifacts.py); `document`: the spec's YAML
+    document as the front end parsed it (`netcc.frontend.parse_document`), else parsed here;
+    `digests`: the sha256 of files of `tree` known already (the node locks list them).
 
     Each document is dumped as soon as it is made: the artifact ConfigMaps copy every node's
     files, so holding them all as objects next to their YAML would double the peak memory.
     """
-    from netcc.load.document import load_yaml
+    if document is None:
+        from netcc.load.document import load_yaml
 
-    document, _ = load_yaml(spec, filename)
+        document, _ = load_yaml(spec, filename)  # type: ignore[assignment]
     assert isinstance(document, dict)
-    packed = pack(tree, [n.name for n in cluster.nodes], spec, budget)
+    packed = pack(tree, [n.name for n in cluster.nodes], spec, budget, digests)
     files: dict[str, bytes] = {}
 
     def put(path: str, doc: dict[str, Any], comments: list[str] | tuple[str, ...]) -> None:

@@ -7,12 +7,14 @@ shipped: it lists every node's files and `k8s/` itself (the manifests are artifa
 they contain these locks). A per-node lock keeps verification exact, so the loader's check is
 unchanged: every listed file present with its digest, and no other file.
 
-Files are grouped: `common` (shared by all nodes) and one group per node. A group is packed
-into ConfigMaps in path order, each with at most BUDGET bytes of encoded payload: text in
-`data`, objects (and anything not UTF-8) base64 in `binaryData`. BUDGET keeps far below
+Files are grouped: `common` (shared by all nodes: `bpf/`, the tables, the shared map files
+`maps/`) and one group per node (`nodes/NODE/`: its map overlays and its own lock). A group is
+packed into ConfigMaps in path order, each with at most BUDGET bytes of encoded payload: text
+in `data`, objects (and anything not UTF-8) base64 in `binaryData`. BUDGET keeps far below
 the 1 MiB object limit, and also below the 256 KiB annotation limit that client-side
 `kubectl apply` hits (it copies the whole object into `last-applied-configuration`). A file
-larger than that is cut into `FILE.netcc-part-NNNN` pieces, which the pod concatenates.
+larger than that is cut into `FILE.netcc-part-NNNN` pieces, which the pod concatenates: text
+at line ends (each piece text again, in `data`), a file without line ends in base64.
 
 Every ConfigMap is immutable and named after a digest of all the payload (the generation):
 new artifacts are new ConfigMaps, the DaemonSet's pod template changes with their names, and
@@ -49,6 +51,20 @@ GENERATION_LABEL = "netcc.io/generation"
 NODE_ANNOTATION = "netcc.io/node"
 
 
+_ESCAPED = b'"\\\n'  # what JSON escapes, as two bytes each, in printable ASCII text
+_UNESCAPED = bytes(b for b in range(0x20, 0x7F) if b not in _ESCAPED)
+
+
+def _encoded(data: bytes | memoryview, binary: bool) -> int:
+    """Bytes `data` takes in an object: base64, or the text JSON-escaped."""
+    if binary:
+        return 4 * ((len(data) + 2) // 3)
+    rest = bytes(data).translate(None, _UNESCAPED)  # one pass: what is left needs a look
+    if not rest.translate(None, _ESCAPED):  # printable ASCII and line ends: counted
+        return len(data) + len(rest)
+    return len(json.dumps(str(data, "utf-8"))) - 2
+
+
 @dataclass(frozen=True)
 class Piece:
     """One ConfigMap key: a file (or a part of one) and where the pod projects it."""
@@ -57,14 +73,12 @@ class Piece:
     path: str  # relative to the projected volume
     data: bytes | memoryview  # a part of a large file is a view of it, not a copy
     binary: bool
+    encoded: int = -1  # the data's encoded bytes, when known already
 
     @cached_property
     def size(self) -> int:
         """Bytes it takes in the object: base64, or the JSON-escaped text, plus the key."""
-        if self.binary:
-            encoded = 4 * ((len(self.data) + 2) // 3)
-        else:
-            encoded = len(json.dumps(self.data.decode())) - 2
+        encoded = self.encoded if self.encoded >= 0 else _encoded(self.data, self.binary)
         return encoded + len(self.key) + 8
 
 
@@ -163,14 +177,42 @@ def pieces(prefix: str, files: dict[str, bytes], budget: int = BUDGET) -> list[P
                 out.append(whole)
                 continue
         taken.discard(key)
-        step = (budget - KEY_MAX - 64) // 4 * 3
+        room = budget - KEY_MAX - 64  # for a part's encoded bytes
+        binary = not _is_text(path, data)
+        cuts = None if binary else _text_cuts(data, room)
+        if cuts is None:  # not text, or no line end to cut at
+            binary, step = True, room // 4 * 3
+            cuts = [
+                (start, min(start + step, len(data)), -1) for start in range(0, len(data), step)
+            ]
         view = memoryview(data)
-        for n, start in enumerate(range(0, len(data), step)):
+        for n, (start, end, encoded) in enumerate(cuts):
             part = f"{path}{PART}{n:04d}"
             out.append(
-                Piece(_key(part, taken), f"{prefix}/{part}", view[start : start + step], True)
+                Piece(_key(part, taken), f"{prefix}/{part}", view[start:end], binary, encoded)
             )
     return out
+
+
+def _text_cuts(data: bytes, room: int) -> list[tuple[int, int, int]] | None:
+    """(start, end, encoded bytes) of text pieces of `data`, each ending at a line end (the
+    last at the end of the file) and taking at most `room` bytes encoded; None where a line
+    alone is larger. Pieces are sized by the file's own ratio of escapes, so that most fit
+    at the first try."""
+    cuts: list[tuple[int, int, int]] = []
+    full = max(room * len(data) // max(_encoded(data, False), 1), 1)  # raw bytes in `room`
+    start, step = 0, full
+    while start < len(data):
+        end = len(data) if len(data) - start <= step else data.rfind(b"\n", start, start + step) + 1
+        if end <= start:
+            return None
+        encoded = _encoded(memoryview(data)[start:end], False)
+        if encoded > room:  # more escapes here than on average: take less
+            step = (end - start) * 7 // 8
+            continue
+        cuts.append((start, end, encoded))
+        start, step = end, full
+    return cuts
 
 
 def bundle(node: str | None, group: list[Piece], budget: int = BUDGET) -> list[Bundle]:
@@ -213,7 +255,7 @@ def _configmap(b: Bundle, name: str, gen: str) -> dict[str, Any]:
         metadata["annotations"] = {NODE_ANNOTATION: b.node}
     doc: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
     doc["immutable"] = True
-    text = {p.key: p.data.decode() for p in b.pieces if not p.binary}
+    text = {p.key: str(p.data, "utf-8") for p in b.pieces if not p.binary}
     binary = {p.key: base64.b64encode(p.data).decode() for p in b.pieces if p.binary}
     if text:
         doc["data"] = text
@@ -222,15 +264,23 @@ def _configmap(b: Bundle, name: str, gen: str) -> dict[str, Any]:
     return doc
 
 
-def pack(tree: dict[str, bytes], nodes: list[str], spec: bytes, budget: int = BUDGET) -> Packed:
-    """The artifact ConfigMaps of `tree` (OUT without `k8s/` and its lock) for `nodes`."""
+def pack(
+    tree: dict[str, bytes],
+    nodes: list[str],
+    spec: bytes,
+    budget: int = BUDGET,
+    digests: Mapping[str, str] | None = None,
+) -> Packed:
+    """The artifact ConfigMaps of `tree` (OUT without `k8s/` and its lock) for `nodes`;
+    `digests`: the sha256 of files of the tree, known already (each file is hashed once)."""
     common = common_files(tree)
-    common_digests = {path: sha256(data) for path, data in common.items()}
+    known = digests or {}
+    common_digests = {path: known.get(path) or sha256(data) for path, data in common.items()}
     bundles = bundle(None, pieces(COMMON, common, budget), budget)
     by_node = files_by_node(tree, nodes)
     for node in sorted(nodes):
         own = by_node[node]
-        own[LOCK_NAME] = node_lock({**common, **own}, spec, common_digests)
+        own[LOCK_NAME] = node_lock({**common, **own}, spec, {**known, **common_digests})
         bundles += bundle(node, pieces(f"node/{node}", own, budget), budget)
     gen = generation(bundles)
     named, sources = {}, []

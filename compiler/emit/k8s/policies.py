@@ -19,6 +19,13 @@ from netcc.emit.k8s.constants import MANAGED_BY
 from netcc.model.types import DEFAULT_NAMESPACE
 
 
+def policies_document(document: dict[str, Any]) -> dict[str, Any]:
+    """What `policy_objects` reads of the spec's document: its policies and its default
+    namespace (the rest of the document is not needed to write the manifests)."""
+    keep = ("policies", "defaultNamespace")
+    return {"spec": {k: v for k, v in document["spec"].items() if k in keep}}
+
+
 def policy_objects(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """`policies/NAMESPACE/NAME.yaml` -> NetworkPolicy, for every policy of the spec."""
     default_namespace = document["spec"].get("defaultNamespace", DEFAULT_NAMESPACE)

@@ -83,15 +83,41 @@ LONG = 1024
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _TOKEN = "netcc-long-scalar-{:08d}"
 _TOKEN_RE = re.compile(r"netcc-long-scalar-(\d{8})")
+_LINE_TOKEN_RE = re.compile(r"^([^\n]*?)netcc-long-scalar-(\d{8})", re.M)  # and what precedes
 
 
-def _stash(value: Any, stash: list[str]) -> Any:
+# Long multi-line text (ConfigMap data: map files and their parts) goes around the emitter
+# too, as the literal block it would write: `|` (`|2` when the text starts with a space), each
+# line indented two spaces past its key, empty lines left empty. Only text whose block the
+# emitter writes that way is set aside: printable ASCII lines, none ending in a space, the
+# text ending in exactly one line end (tests/unit/test_unit_yamlout_long.py compares).
+_PRINTABLE = bytes(range(0x20, 0x7F))
+
+
+def _block_ok(value: str) -> bool:
+    if not value.isascii() or not value.endswith("\n") or value.endswith("\n\n"):
+        return False
+    if value[0] == "\n" or " \n" in value:  # a leading line end, a line ending in a space
+        return False
+    return not value.encode().translate(None, _PRINTABLE + b"\n")  # no other control
+
+
+def _stash(value: Any, stash: list[str], blocks: set[int] | None = None) -> Any:
     """`value` with every long base64 string (one a YAML parser reads back as that string
-    without quotes) replaced by a token that emits plain as well, appended to `stash`."""
+    without quotes) replaced by a token that emits plain as well, appended to `stash`; with
+    `blocks`, long text that is a mapping's value too (its position added to `blocks`)."""
     if isinstance(value, dict):
-        return {k: _stash(v, stash) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            if blocks is not None and isinstance(v, str) and len(v) >= LONG and _block_ok(v):
+                blocks.add(len(stash))
+                stash.append(v)
+                out[k] = _TOKEN.format(len(stash) - 1)
+            else:
+                out[k] = _stash(v, stash, blocks)
+        return out
     if isinstance(value, list):
-        return [_stash(v, stash) for v in value]
+        return [_stash(v, stash, blocks) for v in value]
     if (
         isinstance(value, str)
         and len(value) >= LONG
@@ -101,6 +127,17 @@ def _stash(value: Any, stash: list[str]) -> Any:
         stash.append(value)
         return _TOKEN.format(len(stash) - 1)
     return value
+
+
+def _literal(text: str, indent: int) -> str:
+    """`text` as the emitter writes it as a literal block whose lines are at `indent`,
+    without the final line end (the skeleton's line ends it)."""
+    prefix = " " * indent
+    body = prefix + text[:-1].replace("\n", "\n" + prefix)
+    blank = "\n" + prefix + "\n"
+    while blank in body:  # empty lines stay empty
+        body = body.replace(blank, "\n\n")
+    return ("|2\n" if text.startswith(" ") else "|\n") + body
 
 
 def _emit(document: Any, dumper: type) -> str:
@@ -119,13 +156,21 @@ def _body(document: dict[str, Any], dumper: type) -> str:
     """The document's YAML, long base64 values emitted around instead of through PyYAML."""
     doc = ordered(document, top=True)
     stash: list[str] = []
-    skeleton = _emit(_stash(doc, stash), dumper)
+    blocks: set[int] = set()
+    skeleton = _emit(_stash(doc, stash, blocks), dumper)
     if not stash:
         return skeleton
     found = [int(m) for m in _TOKEN_RE.findall(skeleton)]
     if found != list(range(len(stash))):  # a token-like string of the document's own
         return _emit(doc, dumper)
-    return _TOKEN_RE.sub(lambda m: stash[int(m.group(1))], skeleton)
+
+    def put_back(m: re.Match[str]) -> str:
+        n = int(m.group(2))
+        if n not in blocks:
+            return m.group(1) + stash[n]
+        return m.group(1) + _literal(stash[n], len(m.group(1)) - len(m.group(1).lstrip()) + 2)
+
+    return _LINE_TOKEN_RE.sub(put_back, skeleton)
 
 
 def dump(document: dict[str, Any], comments: Iterable[str] = (), dumper: type = _Dumper) -> bytes:

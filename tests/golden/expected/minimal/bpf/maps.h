@@ -110,10 +110,10 @@ struct ct_entry {
 	__u32 verdict; /* the verdict that allowed the first packet */
 	__u8 origin; /* DIR_EGRESS: the pod opened it; DIR_INGRESS: a peer did */
 	__u8 flags; /* CT_F_* bits (FIN/RST seen) */
-	__u16 pad;
+	__u8 pad[2];
 	__be32 nat_addr; /* service flow: replies come from this VIP (CT_F_SERVICE: the backend) */
 	__be16 nat_port; /* and this port */
-	__u16 pad2;
+	__u8 pad2[2];
 };
 
 /* One fragmented IPv4 datagram: addresses, IP identification, protocol. */
@@ -194,7 +194,7 @@ struct lb_member_key {
 	__u32 row;
 	__be32 ip;
 	__be16 port;
-	__u16 pad;
+	__u8 pad[2];
 };
 
 /* Present while the backend serves the row's service port. */
@@ -213,7 +213,7 @@ struct lb_affinity {
 	__u64 expires; /* coarse monotonic ns */
 	__be32 ip;
 	__be16 port;
-	__u16 pad;
+	__u8 pad[2];
 };
 
 /* NodePort at the uplink: the addresses and ports a packet of this tuple is rewritten to. */
