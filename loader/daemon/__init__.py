@@ -1,0 +1,1 @@
+"""The node daemon: the loader, long-running; the CNI plugin's other half."""
