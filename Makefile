@@ -64,7 +64,7 @@ lint:
 golden:
 	NETCC_UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q -p no:cacheprovider -m golden
 
-# Re-runs the compile and (as root) datapath benchmarks and says which figures moved from
+# Re-runs the compile, classes and (as root) datapath benchmarks and says which figures moved from
 # those recorded in bench/results/*.json (BENCHMARKS.md reports them; bench/moved.py --accept
 # records new ones).
 bench:

@@ -5,18 +5,20 @@ Every figure BENCHMARKS.md reports for these sections is recorded, by name, in
 
     {"section": ..., "command": ..., "commit": ..., "figures": {"budget.1000.cpu_s": 3.35, ...}}
 
-This script runs each section's command with `--json` (`bench/compile_scale.py`, and as root
-`bench/datapath_cost.py`), compares every figure with the recorded one and prints those that
-moved beyond the noise of their kind, those that are new and those that went; the exit status
-is 0 either way (the machine is shared: a figure that moved is worth a second run before it is
-believed). `--accept` records the new figures, with the commit given by `--commit` (default
-`(this commit)`, for the commit being made; replace it with the hash).
+This script runs each section's command with `--json` (`bench/compile_scale.py`,
+`bench/compile_classes.py`, and as root `bench/datapath_cost.py`), compares every figure with
+the recorded one and prints those that moved beyond the noise of their kind, those that are new
+and those that went; the exit status is 0 either way (the machine is shared: a figure that
+moved is worth a second run before it is believed). `--accept` records the new figures, with
+the commit given by `--commit` (default `(this commit)`, for the commit being made; replace it
+with the hash).
 
 Noise, from repeated runs on this machine (see BENCHMARKS.md): times 25 % (and 0.2 s), peak
 memory 10 %, nanoseconds and ratios of the datapath 30 %; sizes and counts are deterministic
 (1 %: specs are generated with a fixed seed).
 
-Run: `python3 bench/moved.py [--only compile|datapath] [--accept] [--from-json SECTION=FILE]`.
+Run: `python3 bench/moved.py [--only compile|datapath|classes] [--accept]
+[--from-json SECTION=FILE]`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ RESULTS = BENCH / "results"
 SECTIONS = {
     "compile": [sys.executable, str(BENCH / "compile_scale.py")],
     "datapath": [sys.executable, str(BENCH / "datapath_cost.py")],
+    "classes": [sys.executable, str(BENCH / "compile_classes.py")],
 }
 NEEDS_ROOT = {"datapath"}
 

@@ -19,7 +19,8 @@ The cluster looks like a multi-team production cluster:
 Rules are counted as the sum of ingress and egress rules of every policy; `rules=R` keeps
 adding policies (and trims the last one) until exactly R rules exist.
 
-CLI: `python3 bench/specgen.py --workloads 1000 --nodes 20 --policies 1000 -o spec.yaml`.
+CLI: `python3 bench/specgen.py --workloads 1000 --nodes 20 --policies 1000 -o spec.yaml`;
+`--classes 1000 --policies 2000 --nodes 100` for a spec whose workloads are all classes.
 
 Longer than most modules (~530 lines) on purpose: one generator, each policy kind a short
 function beside the others, so the mix the benchmarks measure is read in one place.
@@ -134,9 +135,14 @@ def _nodes(count: int) -> list[dict]:
 
 
 def _workloads(
-    rng: random.Random, count: int, nodes: list[dict], namespaces: list[dict]
+    rng: random.Random,
+    count: int,
+    nodes: list[dict],
+    namespaces: list[dict],
+    deployments_wanted: int | None = None,
 ) -> tuple[list[dict], list[Deployment]]:
-    """Deployments of 1-6 replicas until `count` pods exist; round-robin over the nodes."""
+    """Deployments of 1-6 replicas until `count` pods exist (or `deployments_wanted`
+    deployments); round-robin over the nodes."""
     next_host = {n["name"]: 2 for n in nodes}  # .0 network, .1 router
     capacity = 2 ** (32 - NODE_PREFIX) - 3
     tiers = [t for t, w in TIER_WEIGHTS for _ in range(w)]
@@ -178,7 +184,9 @@ def _workloads(
         dep = Deployment(ns, "platform", app, tier, {**labels, "version": "v1"}, dns_ports)
         deployments.append(dep)
         add(dep, 2)
-    while len(pods) < count:
+    while len(pods) < count and (
+        deployments_wanted is None or len(deployments) < deployments_wanted
+    ):
         ns = rng.choice(user_ns)
         tier = rng.choice(tiers)
         names, ports = TIERS[tier]
@@ -491,6 +499,47 @@ def generate(
     }
 
 
+def generate_classes(
+    classes: int = 1000,
+    nodes: int = 100,
+    namespaces: int = 50,
+    policies: int = 2000,
+    seed: int = 1,
+    per_node: int = 1,
+) -> dict:
+    """A spec whose workloads are all classes (issue 13): one class per deployment (the
+    deployments and policies `generate` would make, the pods left to runtime), each with
+    `per_node` addresses on every node. At 1,000 classes, perNode 1 and /22 podCIDRs every
+    node has room for 1,000 pods (100,000 on 100 nodes)."""
+    rng = random.Random(seed)
+    ns = _namespaces(namespaces)
+    node_list = _nodes(nodes)
+    _, deployments = _workloads(rng, classes * 6, node_list, ns, deployments_wanted=classes)
+    workloads = [
+        {
+            "name": f"{d.app}-{d.labels['version']}",
+            "namespace": d.namespace,
+            "labels": dict(d.labels),
+            "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in d.ports],
+            "perNode": per_node,
+        }
+        for d in deployments
+    ]
+    return {
+        "apiVersion": "netcc.io/v1alpha1",
+        "kind": "ClusterNetwork",
+        "metadata": {"name": f"bench-c{classes}-s{seed}"},
+        "spec": {
+            "podCIDR": str(POD_CIDR),
+            "serviceCIDR": SERVICE_CIDR,
+            "nodes": node_list,
+            "namespaces": ns,
+            "workloads": workloads,
+            "policies": _policies(rng, deployments, ns, policies, None),
+        },
+    }
+
+
 class _Dumper(yaml.SafeDumper):
     """No anchors or aliases for shared objects: specs are written out in full, as by hand."""
 
@@ -511,10 +560,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", type=int, default=None, help="policy count (default 1000)")
     ap.add_argument("--rules", type=int, default=None, help="exact total of rules instead")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--classes",
+        type=int,
+        default=None,
+        help="this many workload classes (one per deployment, no static pods) instead",
+    )
+    ap.add_argument("--per-node", type=int, default=1, help="perNode of each class")
     ap.add_argument("-o", "--output", default="-", help="file, or - for stdout")
     args = ap.parse_args(argv)
     policies = args.policies if args.policies is not None or args.rules else 1000
-    spec = generate(args.workloads, args.nodes, args.namespaces, policies, args.rules, args.seed)
+    if args.classes is not None:
+        spec = generate_classes(
+            args.classes, args.nodes, args.namespaces, policies, args.seed, args.per_node
+        )
+    else:
+        spec = generate(
+            args.workloads, args.nodes, args.namespaces, policies, args.rules, args.seed
+        )
     data = dump(spec)
     if args.output == "-":
         sys.stdout.buffer.write(data)

@@ -1,4 +1,5 @@
-"""The `netcc lab` commands: up, probe, status, wg, down. Wired in by `add_lab_commands`.
+"""The `netcc lab` commands: up, probe, status, wg, pod add|del, down. Wired in by
+`add_lab_commands`.
 
 Test hooks (environment): `NETCC_LAB_FAIL_AFTER=N` makes `up` fail after N namespaces, and
 with `NETCC_LAB_FAIL_HARD=1` the process kills itself there (SIGKILL) instead of raising, so
@@ -17,7 +18,7 @@ EXIT_DENIED = 4
 
 
 def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add `lab up|probe|status|down` to the `netcc` command line."""
+    """Add `lab up|probe|status|wg|pod|down` to the `netcc` command line."""
     lab = subparsers.add_parser(
         "lab", help="a spec's cluster made of network namespaces, with the datapath loaded"
     )
@@ -62,6 +63,19 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument("wg_args", nargs="*", metavar="ARG", help="after `wg show IFNAME`, e.g. peers")
     w.set_defaults(func=cmd_wg)
 
+    pod = sub.add_parser("pod", help="runtime pods: networked through the node's CNI daemon")
+    psub = pod.add_subparsers(dest="pod_command", required=True)
+    pa = psub.add_parser("add", help="make the pod's namespace and run CNI ADD on its node")
+    pa.add_argument("pod", metavar="NS/NAME")
+    pa.add_argument("--node", required=True, metavar="NODE")
+    pa.add_argument("--labels", default="", metavar="K=V[,K=V...]", help="the pod's labels")
+    pa.add_argument("--json", action="store_true")
+    pa.set_defaults(func=cmd_pod_add)
+    pd = psub.add_parser("del", help="run CNI DEL and remove the pod's namespace")
+    pd.add_argument("pod", metavar="NS/NAME")
+    pd.add_argument("--json", action="store_true")
+    pd.set_defaults(func=cmd_pod_del)
+
     d = sub.add_parser("down", help="remove everything the lab made")
     d.set_defaults(func=cmd_down)
 
@@ -86,6 +100,9 @@ def _print_inventory(inv: dict[str, Any]) -> None:
         print(f"node     {name:<28} {n['address']:<16} {n['netns']}")
     for key, w in inv.get("workloads", {}).items():
         print(f"pod      {key:<28} {','.join(w['ips']):<16} {w['netns']}  (on {w['node']})")
+    for key, p in inv.get("pods", {}).items():
+        ips = ",".join(p["ips"]) or "-"
+        print(f"pod      {key:<28} {ips:<16} {p['netns']}  (on {p['node']}, class {p['class']})")
     if "external" in inv:
         e = inv["external"]
         print(f"external {'':<28} {','.join(e['ips']):<16} {e['netns']}")
@@ -244,6 +261,38 @@ def _loader_summary(info: Any) -> str:
             f"({info.get('mode')}), {len(hooks)} hook(s), {len(endpoints)} endpoint(s)"
         )
     return json.dumps(info)
+
+
+def _print_pod(doc: dict[str, Any], as_json: bool, verb: str) -> None:
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    else:
+        ips = ",".join(doc["ips"]) or "-"
+        print(
+            f"{verb} pod {doc['pod']} on {doc['node']}: {ips} class {doc['class']} ({doc['netns']})"
+        )
+
+
+def cmd_pod_add(args: argparse.Namespace) -> int:
+    from netcc.lab import pods
+
+    try:
+        doc = pods.add(args.pod, args.node, pods.parse_labels(args.labels))
+    except (pods.PodError, *_known_errors()) as e:
+        return _error(e)
+    _print_pod(doc, args.json, "added")
+    return 0
+
+
+def cmd_pod_del(args: argparse.Namespace) -> int:
+    from netcc.lab import pods
+
+    try:
+        doc = pods.delete(args.pod)
+    except (pods.PodError, *_known_errors()) as e:
+        return _error(e)
+    _print_pod(doc, args.json, "deleted")
+    return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:

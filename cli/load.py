@@ -1,4 +1,4 @@
-"""The `netcc load` commands: apply, status, detach (what runs on every node).
+"""The `netcc load` commands: apply, run, status, detach (what runs on every node).
 
 `cli/main.py` calls `add_load_commands(subparsers)`. Each command returns its exit code:
 0 on success (status: everything expected is attached), 1 otherwise.
@@ -102,6 +102,48 @@ def cmd_detach(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """The node daemon, until SIGTERM or SIGINT (`netcc.loader.daemon.run`)."""
+    import logging
+    import signal
+    from pathlib import Path
+
+    from netcc.loader.cni.server import DEFAULT_SOCKET, ServerError
+    from netcc.loader.daemon.run import DATA_BASE, NodeRunner, RunConfig
+    from netcc.loader.kube import KubeClient, KubeError
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s netcc %(name)s %(levelname)s %(message)s"
+    )
+    try:
+        pods = KubeClient(args.kube) if args.kube else KubeClient.in_cluster()
+        cfg = RunConfig(
+            out=Path(args.out),
+            node=args.node,
+            socket=Path(args.socket or DEFAULT_SOCKET),
+            data_dir=Path(args.data_dir) if args.data_dir else DATA_BASE / args.node,
+            pin_root=args.pin_root,
+            state_dir=args.state_dir,
+            conf_dir=Path(args.cni_conf_dir) if args.cni_conf_dir else None,
+            wireguard=args.wireguard,
+            interval=args.interval,
+        )
+        runner = NodeRunner(cfg, pods)
+    except (KubeError, ValueError) as e:
+        return _error(args, str(e))
+
+    def stop(signum: int, frame: Any) -> None:
+        runner.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        runner.run()
+    except (ServerError, OSError) as e:
+        return _error(args, str(e))
+    return 0
+
+
 def add_load_commands(subparsers: Any) -> None:
     """Add `load apply|status|detach` to the `netcc` command's subparsers."""
     load = subparsers.add_parser(
@@ -122,6 +164,40 @@ def add_load_commands(subparsers: Any) -> None:
         "a userspace daemon (wireguard-go, UAPI), or auto: the kernel's if it works here",
     )
     a.set_defaults(func=cmd_apply)
+    r = sub.add_parser(
+        "run",
+        help="the node daemon: apply OUT, serve the CNI socket, keep applying (drift repair)",
+    )
+    r.add_argument("out", metavar="OUT")
+    _node_args(r, node_required=True)
+    r.add_argument("--socket", metavar="PATH", help="the CNI socket (default /run/netcc/cni.sock)")
+    r.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="pod addresses and accepted artifacts, kept across restarts "
+        "(default /var/lib/netcc/NODE)",
+    )
+    r.add_argument(
+        "--kube",
+        metavar="URL",
+        help="the Kubernetes API (https://..., or unix:///PATH for the lab's); default: "
+        "in-cluster service account",
+    )
+    r.add_argument(
+        "--cni-conf-dir",
+        metavar="DIR",
+        help="write the CNI network config list here once the datapath is applied",
+    )
+    r.add_argument(
+        "--interval", type=float, default=30.0, help="seconds between re-applies (default 30)"
+    )
+    r.add_argument(
+        "--wireguard",
+        choices=["auto", "kernel", "userspace"],
+        default="auto",
+        help="WireGuard backend when OUT plans a tunnel",
+    )
+    r.set_defaults(func=cmd_run)
     s = sub.add_parser("status", help="what is attached, which artifacts, verdict counters")
     _node_args(s, node_required=False)
     s.add_argument("--all", action="store_true", help="list every verdict's counters")

@@ -1,7 +1,9 @@
 """The compiler front end: YAML text -> validated, typed model (`netcc.model.types.Cluster`).
 
-load (YAML, positions kept) -> validate (schema, then semantic checks) -> build the model.
-Every stage is a pure function; any problem comes out as one SpecError listing all errors.
+load (YAML, positions kept) -> validate (schema, then semantic checks) -> build the model ->
+check what only the model tells (workload classes: classes no selector tells apart, blocks that
+do not fit the nodes' podCIDRs). Every stage is a pure function; any problem comes out as one
+SpecError listing all errors.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from netcc.contract.text import escape
 from netcc.diagnostics import Diagnostic, SourceMap, SpecError
 from netcc.load.document import decode, load_yaml
 from netcc.model.build import build_cluster
 from netcc.model.types import Cluster
+from netcc.plan.blocks import LayoutError, layout
+from netcc.resolve.classes import indistinguishable, keys_that_matter
 from netcc.validate import validate
 
 INTERNAL_ERROR = "internal compiler error"
@@ -41,7 +46,11 @@ def parse_document(text: str | bytes, filename: str) -> Parsed:
         diagnostics = validate(document, source_map, decode(text))
         if diagnostics:
             raise SpecError(diagnostics, filename)
-        return Parsed(build_cluster(document), source_map, document)  # type: ignore[arg-type]
+        cluster = build_cluster(document)  # type: ignore[arg-type]
+        problems = class_problems(cluster)
+        if problems:
+            raise SpecError([source_map.diagnostic(path, msg) for msg, path in problems], filename)
+        return Parsed(cluster, source_map, document)
     except SpecError:
         raise
     except RecursionError:
@@ -49,3 +58,29 @@ def parse_document(text: str | bytes, filename: str) -> Parsed:
     except Exception as e:  # a bug in netcc: still a diagnostic, never a traceback
         message = f"{INTERNAL_ERROR} ({type(e).__name__}: {e}); please report this"
         raise SpecError([Diagnostic(message)], filename) from None
+
+
+def class_problems(cluster: Cluster) -> list[tuple[str, str]]:
+    """(message, spec path) of every problem of the spec's workload classes: two classes of a
+    namespace that agree on every key that matters, and blocks that do not fit."""
+    problems = [
+        (
+            f"workload classes {escape(a.key)} and {escape(b.key)} agree on every label key "
+            f"that matters in namespace {escape(b.namespace)} ({_keys(cluster, b.namespace)}), "
+            "so no pod could be told to belong to one or the other; give one of them a label "
+            "that the other lacks or has with another value",
+            b.path,
+        )
+        for a, b in indistinguishable(cluster)
+    ]
+    if not problems:
+        try:
+            layout(cluster)
+        except LayoutError as e:
+            problems += e.problems
+    return problems
+
+
+def _keys(cluster: Cluster, namespace: str) -> str:
+    keys = keys_that_matter(cluster).get(namespace, [])
+    return "keys " + ", ".join(escape(k) for k in keys) if keys else "no key matters"

@@ -11,6 +11,8 @@ the loader). Its `kind` says who decides the value:
 - `chosen`: the plan picks it by its own rule, at most `limit`: the verdict numbers (the
   counter array has exactly one slot per verdict) and the Maglev table size M (a prime:
   `netcc.plan.maglev`).
+A capacity with a `feature` exists only in a datapath that has it (`classes`: a spec with
+workload classes), so a spec without the feature gets the config.h and maps it had before.
 This table is the only list: the planner (`netcc.plan.sizing`) sizes every capacity from it.
 """
 
@@ -25,6 +27,7 @@ class Capacity:
     doc: str  # its comment in config.h
     limit: int  # the most the datapath takes; the value itself when fixed
     kind: str = "sized"  # sized | fixed | chosen
+    feature: str = ""  # "" (every datapath) or the feature the capacity belongs to
 
 
 # In config.h's order.
@@ -59,7 +62,16 @@ CAPACITIES: tuple[Capacity, ...] = (
         "NETCC_MAX_LB_AFFINITY", "sessionAffinity clients on one node (LRU)", 1 << 16, kind="fixed"
     ),
     Capacity("NETCC_MAX_LB_NAT", "NodePort translations on one node (LRU)", 1 << 16, kind="fixed"),
+    Capacity("NETCC_MAX_CLASS_BLOCKS", "workload classes' blocks", 1 << 16, feature="classes"),
 )
 BY_NAME = {c.name: c for c in CAPACITIES}
 KINDS = ("sized", "fixed", "chosen")
+FEATURES = ("classes",)
+
+
+def capacities_for(features: frozenset[str] | set[str]) -> tuple[Capacity, ...]:
+    """The capacities of a datapath with `features`, in config.h's order."""
+    return tuple(c for c in CAPACITIES if not c.feature or c.feature in features)
+
+
 SIZED_FLOOR = 64  # the smallest size of a sized map

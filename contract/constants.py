@@ -89,6 +89,23 @@ FIELD_VALUES: tuple[tuple[str, int], ...] = (
     ),
 )
 
+# Only a datapath with workload classes has these (`bpf/maps.h` of a spec without classes is
+# as before them): a node's podCIDR in `netcc_ipcache_cidr`, whose class blocks
+# `netcc_class_blocks` holds by offset; the podCIDR's prefix length sits in the entry's flags
+# from bit IPCACHE_PODCIDR_SHIFT on (the offset is the address's bits past it).
+IPCACHE_F_CLASS_BLOCKS = 4
+IPCACHE_PODCIDR_SHIFT = 8
+CLASS_FIELD_VALUES: tuple[tuple[str, int], ...] = (
+    ("IPCACHE_F_CLASS_BLOCKS", IPCACHE_F_CLASS_BLOCKS),
+    ("IPCACHE_PODCIDR_SHIFT", IPCACHE_PODCIDR_SHIFT),
+)
+
+
+def field_values(classes: bool) -> tuple[tuple[str, int], ...]:
+    """The values of map fields `bpf/maps.h` defines: with `classes`, those of classes too."""
+    return FIELD_VALUES + CLASS_FIELD_VALUES if classes else FIELD_VALUES
+
+
 # --- conntrack lifetimes (bpf/config.h) ------------------------------------------------------
 
 CT_LIFETIMES = {  # seconds, Cilium's defaults
@@ -129,7 +146,7 @@ IDENTITY_MIN_LABELS = 256
 
 def c_names() -> dict[str, int]:
     """Every constant C gets from this module, by name (for checks: no copy by hand)."""
-    out = dict(FIELD_VALUES)
+    out = dict(FIELD_VALUES) | dict(CLASS_FIELD_VALUES)
     out |= {name: secs for name, (secs, _) in CT_LIFETIMES.items()}
     out |= {c.name: c.value for c in SERVICE_PORTS}
     return out

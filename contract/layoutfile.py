@@ -35,7 +35,10 @@ LAYOUT_PATH = "bpf/layout.json"  # in OUT
 def layout_document(capacities: dict[str, int]) -> dict:
     """The `layout.json` document: structs with offsets, and maps with their sizes."""
     structs = {}
-    all_maps = maps_for(capacities.get("NETCC_LB_MAGLEV_SIZE", DEFAULT_MAGLEV_SIZE))
+    all_maps = maps_for(
+        capacities.get("NETCC_LB_MAGLEV_SIZE", DEFAULT_MAGLEV_SIZE),
+        classes="NETCC_MAX_CLASS_BLOCKS" in capacities,  # a datapath with workload classes
+    )
     for m in all_maps:
         for s in (m.key, m.value):
             if s is not None:

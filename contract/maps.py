@@ -112,6 +112,12 @@ IPCACHE_ENTRY = Struct(
         Field("flags", "u32", "IPCACHE_F_* bits"),
     ),
 )
+CLASS_BLOCK_KEY = Struct(
+    "class_block_key",
+    "LPM key: an offset inside a node's podCIDR (the address minus the podCIDR's network "
+    "address); a class's block is a prefix of it.",
+    (Field("prefixlen", "u32"), Field("offset", "be32", "offset, network order")),
+)
 POLICY_KEY = Struct(
     "policy_key",
     "LPM key for port ranges and all-port/all-protocol allows; the port is a prefix.",
@@ -326,6 +332,14 @@ MAPS: tuple[MapDef, ...] = (
         "Everything else, split into regions by the policies' ipBlocks; 0.0.0.0/0 is world.",
     ),
     MapDef(
+        "netcc_class_blocks",
+        "lpm_trie",
+        CLASS_BLOCK_KEY,
+        IPCACHE_ENTRY,
+        "NETCC_MAX_CLASS_BLOCKS",
+        "Workload classes' blocks by offset in a podCIDR (IPCACHE_F_CLASS_BLOCKS); workload 0.",
+    ),
+    MapDef(
         "netcc_policy_exact",
         "hash",
         POLICY_EXACT_KEY,
@@ -434,12 +448,17 @@ MAPS: tuple[MapDef, ...] = (
 )
 
 
-def maps_for(maglev_size: int) -> tuple[MapDef, ...]:
-    """MAPS with the Maglev row sized for a table of `maglev_size` slots."""
+CLASS_MAPS = ("netcc_class_blocks",)  # only in a datapath with workload classes
+
+
+def maps_for(maglev_size: int, classes: bool = False) -> tuple[MapDef, ...]:
+    """MAPS with the Maglev row sized for a table of `maglev_size` slots; the maps of workload
+    classes only with `classes`."""
     row = lb_row(maglev_size)
     return tuple(
         MapDef(m.name, m.kind, m.key, row, m.capacity, m.doc) if m.value.name == "lb_row" else m
         for m in MAPS
+        if classes or m.name not in CLASS_MAPS
     )
 
 

@@ -22,6 +22,16 @@ from pathlib import Path
 from typing import Any
 
 PLUGIN_TIMEOUT = 180.0  # seconds; a plugin that hangs longer is killed
+SUPPORTED_VERSIONS = ("0.4.0", "1.0.0", "1.1.0")  # what this runtime speaks, oldest first
+
+
+def list_version(conflist: Mapping[str, Any]) -> str:
+    """The version the list is run with: as libcni 1.2+, the highest of `cniVersions` this
+    runtime speaks, else `cniVersion`."""
+    offered = [v for v in conflist.get("cniVersions") or () if v in SUPPORTED_VERSIONS]
+    if offered:
+        return max(offered, key=SUPPORTED_VERSIONS.index)
+    return conflist["cniVersion"]
 
 
 class CniRuntimeError(Exception):
@@ -68,7 +78,7 @@ class Runtime:
             with contextlib.suppress(CniRuntimeError):
                 self.delete(conflist, att, prev)
             raise
-        result = prev or {"cniVersion": conflist["cniVersion"]}
+        result = prev or {"cniVersion": list_version(conflist)}
         self._cache(conflist, att).parent.mkdir(parents=True, exist_ok=True)
         self._cache(conflist, att).write_text(json.dumps(result))
         return result
@@ -174,7 +184,7 @@ def _plugin_conf(
     """A plugin's stdin: its config, the list's version and name, prevResult, runtimeConfig
     for the capabilities it declares (as libcni injects them)."""
     conf = dict(plugin)
-    conf["cniVersion"] = conflist["cniVersion"]
+    conf["cniVersion"] = list_version(conflist)
     conf["name"] = conflist["name"]
     if prev is not None:
         conf["prevResult"] = prev

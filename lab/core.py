@@ -8,7 +8,7 @@ loaded datapath's own counters recorded. `down` removes exactly what the state f
 (`lab_state`) lists, also after a crash half-way through `up`, and nothing outside the lab's
 own names (`netcc-*` namespaces, its state directory, its bpffs directory).
 
-Longer than most modules (~540 lines) on purpose: `up`, `probe` and `down` share one state
+Longer than most modules (~550 lines) on purpose: `up`, `probe` and `down` share one state
 file and one undo order, which read best side by side.
 """
 
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from netcc.lab import netns as lab_netns
+from netcc.lab import pods as lab_pods
+from netcc.lab import runtime as lab_runtime
 from netcc.lab import wireguard as lab_wireguard
 from netcc.lab.plan import PREFIX as NETNS_PREFIX
 from netcc.lab.plan import (
@@ -144,6 +146,13 @@ def up(
             mark = time.perf_counter()
             loaded = _load_all(plan, out, state)
             timings["loader"] = time.perf_counter() - mark
+            if lab_runtime.has_classes(out):  # runtime pods: a node daemon on every node
+                mark = time.perf_counter()
+                try:
+                    lab_runtime.start_all(state, WIREGUARD_BACKEND)
+                except lab_runtime.LabRuntimeError as e:
+                    raise LabError(str(e)) from e
+                timings["daemons"] = time.perf_counter() - mark
         timings["total"] = time.perf_counter() - started
         state.update(status="up", timings=timings, loader=loaded, loaded=load)
     except BaseException as e:
@@ -246,12 +255,13 @@ def down(state_dir: Path = STATE_DIR) -> DownReport:
         with contextlib.suppress(OSError):
             inodes.add(lab_netns.inode(r["name"]))
     daemons = lab_wireguard.daemon_pids({r["inode"] for r in state.of_kind("wireguard")})
+    daemons = [*daemons, *lab_runtime.daemon_pids(state)]
     for pid in set(lab_netns.pids_in(inodes)) - set(daemons):
         warnings.append(f"process {pid} runs in a lab namespace; not the lab's, left alone")
     for r in reversed(state.resources):
         try:
             _check_ours(r, state.path.parent)
-            what = _remove(r, detach, warnings)
+            what = _remove(r, detach, warnings, state)
         except Exception as e:
             problems.append(f"{_describe(r)}: {type(e).__name__}: {e}")
             continue
@@ -265,7 +275,7 @@ def down(state_dir: Path = STATE_DIR) -> DownReport:
 
 
 def _describe(r: dict[str, Any]) -> str:
-    name = r.get("name") or r.get("node") or r.get("path")
+    name = r.get("name") or r.get("key") or r.get("node") or r.get("path") or r.get("socket")
     return f"{r['kind']} {name}"
 
 
@@ -273,11 +283,14 @@ def _check_ours(r: dict[str, Any], state_root: Path) -> None:
     """Refuse a state entry naming anything outside the lab's own names (a damaged file)."""
     kind = r["kind"]
     netns = r.get("name") if kind == "netns" else r.get("netns")
-    if kind in ("netns", "link", "load", "wireguard") and not str(netns).startswith(NETNS_PREFIX):
+    lab_kinds = ("netns", "link", "load", "wireguard", "pod", "daemon")
+    if kind in lab_kinds and not str(netns).startswith(NETNS_PREFIX):
         raise LabStateError(f"{_describe(r)}: not a lab namespace; left alone")
     pins = r.get("path") if kind == "pins" else r.get("pin_root") if kind == "load" else None
     if pins is not None and Path(PIN_BASE) not in (Path(pins), *Path(pins).parents):
         raise LabStateError(f"{_describe(r)}: not under {PIN_BASE}; left alone")
+    if kind == "kubeapi" and Path(r["socket"]).parent.resolve() != state_root.resolve():
+        raise LabStateError(f"{_describe(r)}: not under {state_root}; left alone")
     if kind == "wireguard" and Path(r["dir"]).parent != NETNS_SOCKET_BASE:
         raise LabStateError(f"{_describe(r)}: not under {NETNS_SOCKET_BASE}; left alone")
     path = r.get("path") if kind == "dir" else r.get("state_dir") if kind == "load" else None
@@ -286,7 +299,7 @@ def _check_ours(r: dict[str, Any], state_root: Path) -> None:
 
 
 def _remove(
-    r: dict[str, Any], detach: Callable[..., Any] | None, warnings: list[str]
+    r: dict[str, Any], detach: Callable[..., Any] | None, warnings: list[str], state: LabState
 ) -> str | None:
     """Undo one resource; a description of what went, or None if it was already gone."""
     kind = r["kind"]
@@ -326,6 +339,10 @@ def _remove(
         return None  # links live in the lab's namespaces and go with them
     if kind == "wireguard":
         return lab_wireguard.remove(r)
+    if kind == "pod":
+        return lab_pods.remove(state, r)
+    if kind in ("daemon", "kubeapi"):
+        return lab_runtime.stop(r)
     raise LabStateError(f"unknown resource kind {kind}")
 
 
@@ -344,6 +361,7 @@ def status(state_dir: Path = STATE_DIR) -> dict[str, Any]:
     doc = dict(state.doc.get("inventory", {}))
     doc["status"] = state.doc.get("status")
     doc["out"] = state.doc.get("out")
+    doc["pods"] = lab_pods.listed(state)
     if state.doc.get("loaded"):
         loader_status = _loader_function("status", "status")
         loader = {}

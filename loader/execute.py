@@ -378,7 +378,7 @@ class Executor:
                 state.remove_state(paths)
                 return
             for name, data in old_files.items():
-                state._write_atomic(paths.state_dir / name, data)
+                state.write_atomic(paths.state_dir / name, data)
 
         self.journal.push("restore state", undo)
 

@@ -102,7 +102,8 @@ def read_copy(paths: Paths, name: str) -> bytes:
     return (paths.state_dir / name).read_bytes()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all: a temporary file beside it, synced, renamed over."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
@@ -115,9 +116,9 @@ def save_state(paths: Paths, doc: dict[str, Any], copies: dict[str, bytes]) -> N
     """Write the copies, then `state.json` last (each atomically)."""
     paths.state_dir.mkdir(parents=True, exist_ok=True)
     for name, data in copies.items():
-        _write_atomic(paths.state_dir / name, data)
+        write_atomic(paths.state_dir / name, data)
     doc = {"version": STATE_VERSION, **doc}
-    _write_atomic(paths.state_file, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+    write_atomic(paths.state_file, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
 
 
 def remove_state(paths: Paths) -> None:

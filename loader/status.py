@@ -26,6 +26,7 @@ from netcc.loader.routes import resolve_endpoints
 from netcc.loader.state import Paths
 
 STATS = "netcc_stats"
+DAEMON_REPORT = "daemon.json"  # written by the node daemon (`netcc.loader.daemon.run`)
 
 
 class StatusError(Exception):
@@ -167,6 +168,7 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
                 problems.append(
                     f"pod {r['ip']}: now routed to {now.ifname}, which has no hooks; apply again"
                 )
+    daemon = _daemon_or_problem(paths, problems)
     rows = _counters_or_problem(paths, doc, problems)
     tunnel = _tunnel_or_problem(paths, problems)
     return {
@@ -184,7 +186,28 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
         "pending": pending,
         "counters": rows,
         "wireguard": tunnel,
+        "daemon": daemon,
     }
+
+
+def _daemon_or_problem(paths: Paths, problems: list[str]) -> dict[str, Any] | None:
+    """What the node daemon (`netcc load run`) last reported, if one runs here: artifacts it
+    refused and a datapath it could not apply are problems."""
+    try:
+        doc = json.loads((paths.state_dir / DAEMON_REPORT).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    refused = doc.get("refused")
+    if isinstance(refused, dict):
+        problems.append(
+            f"daemon refused artifacts {str(refused.get('digest'))[:12]} "
+            f"({refused.get('out')}): {refused.get('reason')}"
+        )
+    if doc.get("running") and not doc.get("ready"):
+        problems.append(f"daemon not ready: {doc.get('reason')}")
+    return doc
 
 
 def _tunnel_or_problem(paths: Paths, problems: list[str]) -> dict[str, Any] | None:
@@ -242,6 +265,21 @@ def _format_tunnel(t: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _format_daemon(d: dict[str, Any] | None) -> list[str]:
+    if not d:
+        return []
+    state = "ready" if d.get("ready") else f"not ready ({d.get('reason')})"
+    lines = [f"  daemon (pid {d.get('pid')}): {state}, socket {d.get('socket')}"]
+    for b in d.get("blocks", []):
+        lines.append(
+            f"    class {b['class']}: block {b['block']}, {b['inUse']}/{b['capacity']} used"
+        )
+    for p in d.get("pods", []):
+        where = p.get("hostIfname") if p.get("ifindex") else "no interface (half-made)"
+        lines.append(f"    pod {p.get('pod', '?')} {p['ip']} class {p.get('class')} on {where}")
+    return lines
+
+
 def format_status(report: dict[str, Any], all_counters: bool = False) -> str:
     """Human-readable status; counters of rules and denies always, others when non-zero."""
     lines = []
@@ -264,6 +302,7 @@ def format_status(report: dict[str, Any], all_counters: bool = False) -> str:
                 )
         for p in n["pending"]:
             lines.append(f"  pending {p['ip']} {p['pod']}: {p['reason']}")
+        lines += _format_daemon(n.get("daemon"))
         lines += _format_tunnel(n.get("wireguard"))
         lines.append("  counters:")
         lines.append(f"    {'verdict':>7} {'action':<6} {'packets':>10} {'bytes':>12}  rule")

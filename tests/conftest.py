@@ -32,6 +32,7 @@ from golden import Golden, updating  # noqa: E402
 
 # Where the kernel tests are: whole directories (ending in /) and single files.
 KERNEL = (
+    "daemon/",  # the node daemon (`netcc load run`) serving CNI through the real shim
     "kernel/",  # the compiled datapath through BPF_PROG_TEST_RUN
     "lab/",  # network namespaces, veths, the loader on every node
     "loader/",  # libbpf: objects, maps, pins, test runs
@@ -47,6 +48,7 @@ KERNEL = (
 )
 # Files inside those directories that need no kernel, no root and no namespace.
 PURE = (
+    "daemon/test_daemon_units.py",
     "lab/test_lab_plan.py",
     "loader/test_libbpf_types.py",
     "loader/test_mapdata.py",

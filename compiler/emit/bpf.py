@@ -8,7 +8,7 @@ from importlib import resources
 import jinja2
 
 from netcc.contract import constants, programs
-from netcc.contract.capacity import CAPACITIES
+from netcc.contract.capacity import capacities_for
 from netcc.contract.maps import maps_for, structs_of
 from netcc.contract.verdicts import FIRST_RESERVED_DROP, FIRST_RULE_VERDICT, RESERVED_VERDICTS
 from netcc.plan.planner import ClusterPlan
@@ -53,7 +53,10 @@ def _env() -> jinja2.Environment:
 
 def _config(p: ClusterPlan) -> list[tuple[str, object, str]]:
     """config.h: every capacity of the registry, the service CIDR, the conntrack lifetimes."""
-    out: list[tuple[str, object, str]] = [(c.name, p.capacities[c.name], c.doc) for c in CAPACITIES]
+    features = {"classes"} if p.classes else set()
+    out: list[tuple[str, object, str]] = [
+        (c.name, p.capacities[c.name], c.doc) for c in capacities_for(features)
+    ]
     net = p.cluster.service_cidr
     out.append(("NETCC_SERVICE_NET", f"0x{int(net.network_address):08x}U", f"serviceCIDR {net}"))
     out.append(("NETCC_SERVICE_MASK", f"0x{int(net.netmask):08x}U", "its netmask"))
@@ -67,11 +70,11 @@ def render_bpf(p: ClusterPlan) -> dict[str, bytes]:
     rules = [v for v in p.verdicts if v.name.startswith("RULE_")]
     denies = [v for v in p.verdicts if v.name.startswith("DENY_")]
     first_deny = denies[0].number if denies else p.verdicts[-1].number + 1
-    maps = maps_for(p.capacities["NETCC_LB_MAGLEV_SIZE"])
+    maps = maps_for(p.capacities["NETCC_LB_MAGLEV_SIZE"], classes=bool(p.classes))
     ctx = {
         "header": HEADER,
         "cluster_name": p.cluster.name,
-        "field_values": constants.FIELD_VALUES,
+        "field_values": constants.field_values(bool(p.classes)),
         "structs": structs_of(maps),
         "maps": maps,
         "services": p.services,

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from itertools import chain, filterfalse, repeat
 from operator import itemgetter
 
+from netcc.contract.classes import CLASSES_FILE
 from netcc.contract.constants import IDENTITY_HOST, IDENTITY_REMOTE_NODE, IDENTITY_WORLD
 from netcc.contract.entries import PADDING, Entry
 from netcc.contract.layoutfile import LAYOUT_PATH, layout_document
 from netcc.contract.mapfile import MAP_PATH, NODE_FILE, SHARED_PATH, map_file
 from netcc.contract.maps import MapDef, Struct, maps_for
 from netcc.contract.verdicts import VERDICTS_PATH, verdicts_document
+from netcc.emit.classes import classes_document, node_addresses
 from netcc.plan.planner import DIRECTIONS, MAP_ORDER, ORDER, ClusterPlan, NodePlan
 
 
@@ -154,29 +156,36 @@ class Split:
     overlays: dict[str, tuple[list[Entry], list[tuple]]]  # node -> (entries, absent keys)
 
 
-def split(nodes: Sequence[NodePlan], name: str, order: Callable[[Entry], tuple]) -> Split:
+def split(
+    nodes: Sequence[NodePlan],
+    name: str,
+    order: Callable[[Entry], tuple],
+    common: Sequence[Entry] = (),
+) -> Split:
     """The entries more than half of the nodes hold (equal key, value and note) and, for each
     node that differs, what it holds otherwise (its entries in its own order) and which shared
-    keys it lacks."""
-    held = Counter(chain.from_iterable(n.maps[name] for n in nodes))
+    keys it lacks. `common`: the entries every node holds by construction, at the start of
+    each node's entries (`ClusterPlan.common`): shared without being counted node by node."""
+    k = len(common)
+    held = Counter(chain.from_iterable(n.maps[name][k:] for n in nodes))
     half = len(nodes) // 2
-    if not held or max(held.values()) <= half:  # nothing most nodes hold
-        shared_set: set[Entry] = set()
-    else:
-        shared_set = {e for e, c in held.items() if c > half}
+    shared_set: set[Entry] = set(common)
+    if held and max(held.values()) > half:
+        shared_set.update(e for e, c in held.items() if c > half)
     del held
     shared = sorted(shared_set, key=order)
     overlays = {}
     for n in nodes:
         entries = n.maps[name]
-        own = list(filterfalse(shared_set.__contains__, entries)) if shared_set else entries
+        mine = entries[k:]
+        own = list(filterfalse(shared_set.__contains__, mine)) if shared_set else list(mine)
         if len(entries) - len(own) == len(shared):  # every shared entry (keys are unique)
             absent: list[tuple] = []
         else:
             keys = set(map(KEY, entries))
             absent = [e.key for e in shared if e.key not in keys]
         if own or absent:
-            overlays[n.name] = (list(own), absent)
+            overlays[n.name] = (own, absent)
     return Split(shared, overlays)
 
 
@@ -189,10 +198,12 @@ def map_files(p: ClusterPlan, release: bool = False) -> dict[str, bytes]:
     entries are then gone: a compile renders them once and needs the memory)."""
     out: dict[str, bytes] = {}
     notes: dict[str, str] = {}
-    definitions = {m.name: m for m in maps_for(p.capacities["NETCC_LB_MAGLEV_SIZE"])}
-    for name in MAP_ORDER:
+    definitions = {
+        m.name: m for m in maps_for(p.capacities["NETCC_LB_MAGLEV_SIZE"], bool(p.classes))
+    }
+    for name in p.map_names or MAP_ORDER:
         lines = _Renderer(definitions[name], notes)
-        s = split(p.nodes, name, ORDER[name])
+        s = split(p.nodes, name, ORDER[name], p.common.get(name, ()))
         if lines.each is not None:
             out.update(_grouped_files(p, name, lines, s, release))
             continue
@@ -236,7 +247,8 @@ def _grouped_files(
 
 def render_data(p: ClusterPlan, release: bool = False) -> dict[str, bytes]:
     """Map data (shared and per node), the layout, the verdict table, identities, peer
-    classes, and each node's profiles; `release`: see `map_files`."""
+    classes, each node's profiles, and with workload classes `classes.json` and each node's
+    addresses; `release`: see `map_files`."""
     out = {LAYOUT_PATH: _dump(layout_document(p.capacities))}
     out[VERDICTS_PATH] = _dump(verdicts_document(p.verdicts))
     out["identities.json"] = _dump(
@@ -257,11 +269,14 @@ def render_data(p: ClusterPlan, release: bool = False) -> dict[str, bytes]:
     )
     out.update(map_files(p, release))
     for node in p.nodes:
-        out[NODE_FILE.format(node=node.name)] = _dump(
-            {
-                "node": node.name,
-                "profiles": [{"profile": n, "workloads": list(ws)} for n, ws in node.profiles],
-                "directions": list(DIRECTIONS),
-            }
-        )
+        doc = {
+            "node": node.name,
+            "profiles": [{"profile": n, "workloads": list(ws)} for n, ws in node.profiles],
+            "directions": list(DIRECTIONS),
+        }
+        if p.classes:  # what the node daemon needs to network pods (without: as before)
+            doc |= node_addresses(p.cluster, node.name)
+        out[NODE_FILE.format(node=node.name)] = _dump(doc)
+    if p.classes:
+        out[CLASSES_FILE] = classes_document(p)
     return out

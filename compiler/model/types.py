@@ -190,6 +190,12 @@ class WorkloadClass:
         """Number of the container port called `name` for `protocol`, if any."""
         return port_named(self.ports, name, protocol)
 
+    def pod(self, node: str = "", ip: IPv4Address | None = None) -> Workload:
+        """The class as a workload: one of its pods (on `node`, at `ip`), or, with neither, a
+        stand-in for all of them (a subject or peer of policy, as the resolve stage sees it)."""
+        ips = (ip,) if ip is not None else ()
+        return Workload(self.name, self.namespace, node, self.labels, ips, self.ports, self.path)
+
 
 @dataclass(frozen=True)
 class ServicePort:

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from netcc.contract.entries import Entry, EntryError, check_entries
-from netcc.contract.maps import MapDef, maps_for
+from netcc.contract.maps import CLASS_MAPS, MapDef, maps_for
 from netcc.contract.verdicts import VerdictEntry
 from netcc.model.types import Cluster, IPBlock, Workload
 from netcc.plan import maglev
+from netcc.plan.blocks import Block
 from netcc.plan.endpoints import endpoint_entries
-from netcc.plan.ipcache import Ipcache, cidr_entries, plan_ipcache
-from netcc.plan.policy import PolicyPlanner
+from netcc.plan.ipcache import Ipcache, cidr_entries, class_block_entries, plan_ipcache
+from netcc.plan.policy import NodePolicy, PolicyPlanner, Profile
 from netcc.plan.services import plan_services
 from netcc.plan.sizing import CapacityError, capacities
 from netcc.plan.verdicts import plan_verdicts
@@ -42,6 +43,7 @@ MAP_ORDER = (
     "netcc_endpoints",
     "netcc_ipcache",
     "netcc_ipcache_cidr",
+    "netcc_class_blocks",  # only with workload classes (`CLASS_MAPS`)
     "netcc_policy_exact",
     "netcc_policy",
     "netcc_lb_services",
@@ -60,6 +62,7 @@ ORDER: dict[str, Callable[[Entry], tuple]] = {
     "netcc_endpoints": lambda e: (_ip(e.key.ip),),
     "netcc_ipcache": lambda e: (_ip(e.key.ip),),
     "netcc_ipcache_cidr": lambda e: (_ip(e.key.ip), e.key.prefixlen),
+    "netcc_class_blocks": lambda e: (e.key.offset, e.key.prefixlen),
     "netcc_policy_exact": lambda e: (e.key.profile, e.key.dir, e.key.peer, e.key.proto, e.key.port),
     "netcc_policy": lambda e: (
         e.key.profile,
@@ -84,6 +87,19 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
+class ClassPlan:
+    """A workload class as the node daemon needs it (`classes.json`)."""
+
+    key: str  # namespace/name
+    number: int  # from 1, by key; also its profile's number
+    identity: int
+    peer: int  # its blocks' peer class (where no ipBlock cuts the podCIDR)
+    profile: Profile
+    deny: tuple[int, int]  # the ingress and egress default-deny verdicts (0: not isolated)
+    block: Block
+
+
+@dataclass(frozen=True)
 class ClusterPlan:
     cluster: Cluster
     identities: dict[str, Identity]
@@ -95,6 +111,12 @@ class ClusterPlan:
     capacities: dict[str, int]
     notes: tuple[str, ...] = ()
     services: tuple[str, ...] = ()  # Maglev rows and the service ports they serve
+    classes: tuple[ClassPlan, ...] = ()  # workload classes, by number
+    map_names: tuple[str, ...] = ()  # the maps of the plan's nodes, in MAP_ORDER
+    # map name -> the entries every node holds by construction, at the start of each node's
+    # entries of that map (the class profiles' policy, the class blocks, the CIDR entries):
+    # checked and counted once, not once per node
+    common: dict[str, tuple[Entry, ...]] = field(default_factory=dict)
 
 
 def plan(r: Resolution) -> ClusterPlan:
@@ -112,27 +134,41 @@ def plan(r: Resolution) -> ClusterPlan:
 
     ipcache = plan_ipcache(r)
     cidrs = cidr_entries(r)
+    has_classes = bool(cluster.classes)
+    names = tuple(m for m in MAP_ORDER if has_classes or m not in CLASS_MAPS)
+    classes = sorted(cluster.classes, key=lambda c: c.key)
+    shared = policy.classes(classes)  # every node holds every class profile's entries
+    blocks = class_block_entries(r)
     nodes = []
     for node in sorted(cluster.nodes, key=lambda n: n.name):
         local = by_node[node.name]
-        np = policy.node(local)
+        np = _joined(shared, policy.node(local, first=len(classes) + 1))
         maps = {
             "netcc_endpoints": endpoint_entries(r, node, local, np, verdicts),
             "netcc_ipcache": ipcache.for_node(node.name),
             "netcc_ipcache_cidr": cidrs,
+            "netcc_class_blocks": blocks,
             "netcc_policy_exact": np.exact,
             "netcc_policy": np.ranges,
         }
         maps.update((name, tuple(entries)) for name, entries in lb.maps[node.name].items())
         profiles = tuple((p.number, tuple(w.key for w in p.members)) for p in np.profiles)
-        nodes.append(NodePlan(node.name, {name: maps[name] for name in MAP_ORDER}, profiles))
+        nodes.append(NodePlan(node.name, {name: maps[name] for name in names}, profiles))
 
-    definitions = {m.name: m for m in maps_for(lb.maglev_size)}
-    _check(definitions, nodes, ipcache, cidrs)
+    common = {
+        "netcc_ipcache_cidr": cidrs,
+        "netcc_class_blocks": blocks,
+        "netcc_policy_exact": shared.exact,
+        "netcc_policy": shared.ranges,
+    }
+    common = {name: entries for name, entries in common.items() if name in names and entries}
+    definitions = {m.name: m for m in maps_for(lb.maglev_size, has_classes)}
+    _check(definitions, nodes, ipcache, common)
     sizes = capacities(
         definitions.values(),
         (n.maps for n in nodes),
         {"NETCC_MAX_VERDICTS": verdicts.count, "NETCC_LB_MAGLEV_SIZE": lb.maglev_size},
+        frozenset({"classes"}) if has_classes else frozenset(),
     )
     return ClusterPlan(
         cluster,
@@ -145,17 +181,59 @@ def plan(r: Resolution) -> ClusterPlan:
         sizes,
         r.notes + tuple(lb.notes),
         tuple(lb.comments),
+        common=common,
+        classes=tuple(
+            ClassPlan(
+                cls.key,
+                number,
+                r.identities[cls.key].number,
+                r.peers.of_class[cls.key],
+                profile,
+                (
+                    verdicts.deny.get((cls.key, "ingress"), 0),
+                    verdicts.deny.get((cls.key, "egress"), 0),
+                ),
+                r.peers.addresses.blocks[cls.key],
+            )
+            for number, (cls, profile) in enumerate(zip(classes, shared.profiles, strict=True), 1)
+        ),
+        map_names=names,
     )
 
 
+def _joined(classes: NodePolicy, node: NodePolicy) -> NodePolicy:
+    """A node's policy: the class profiles' (numbered first) and then its own."""
+    if not classes.profiles:
+        return node
+    return NodePolicy(
+        classes.profiles + node.profiles,
+        classes.exact + node.exact,
+        classes.ranges + node.ranges,
+    )
+
+
+def own_entries(n: NodePlan, name: str, common: dict[str, tuple[Entry, ...]]) -> tuple:
+    """The node's entries of map `name` past those every node holds (`ClusterPlan.common`)."""
+    entries = n.maps[name]
+    k = len(common.get(name, ()))
+    if k:
+        assert entries[:k] == common[name], f"{n.name}: {name} does not start with the common"
+    return entries[k:]
+
+
 def _check(
-    definitions: dict[str, MapDef], nodes: list[NodePlan], ipcache: Ipcache, cidrs: tuple
+    definitions: dict[str, MapDef],
+    nodes: list[NodePlan],
+    ipcache: Ipcache,
+    common: dict[str, tuple[Entry, ...]],
 ) -> None:
     """Every entry against its map's layout (`check_entries`, EntryError naming the map, the
     node, the entry's position there and its note). Each entry object is checked once: the
-    ipcache's, which nodes share, as made (`Ipcache`), the others node by node."""
-    shared = ("netcc_ipcache", "netcc_ipcache_cidr")
-    check_entries(definitions["netcc_ipcache_cidr"], cidrs)
+    ipcache's, which nodes share, as made (`Ipcache`), those every node holds (`common`)
+    once, the others node by node."""
+    shared = ("netcc_ipcache",)
+    for name, entries in common.items():
+        check_entries(definitions[name], entries)
     own = [(node, e) for node, entries in ipcache.own.items() for _, e in entries]
     try:
         check_entries(definitions["netcc_ipcache"], ipcache.shared)
@@ -165,6 +243,6 @@ def _check(
             check_entries(definitions["netcc_ipcache"], n.maps["netcc_ipcache"], n.name)
         raise
     for n in nodes:
-        for name, entries in n.maps.items():
+        for name in n.maps:
             if name not in shared:
-                check_entries(definitions[name], entries, n.name)
+                check_entries(definitions[name], own_entries(n, name, common), n.name)

@@ -1,7 +1,9 @@
 """Policy entries: each node's profiles, and the rules that select them expanded into keys.
 
 - *Profiles.* Local pods with the same identity and container ports are judged by the same
-  entries, so they share a profile, numbered per node from 1 in workload order.
+  entries, so they share a profile, numbered per node in workload order. Workload classes
+  come first: class profiles are numbered 1..C cluster-wide (a class's pods may run on any
+  node, so every node holds every class profile's entries), a node's static profiles follow.
 - *Expansion.* Each rule becomes keys (profile, peer class or PEER_ANY, direction, protocol,
   port prefix), each citing its rule's verdict; where two rules give one key, the lower
   verdict (the earlier rule) stays. Peers, named ports and selection come resolved
@@ -18,7 +20,14 @@ from operator import add, itemgetter
 
 from netcc.contract import constants
 from netcc.contract.entries import Entry, PolicyEntry, PolicyExactKey, PolicyKey
-from netcc.model.types import PROTOCOL_NUMBERS, NetworkPolicy, PolicyPort, Rule, Workload
+from netcc.model.types import (
+    PROTOCOL_NUMBERS,
+    NetworkPolicy,
+    PolicyPort,
+    Rule,
+    Workload,
+    WorkloadClass,
+)
 from netcc.plan.verdicts import Verdicts
 from netcc.resolve.cidr import port_range_prefixes
 from netcc.resolve.peers import sorted_ports
@@ -42,7 +51,7 @@ LPM_RECORD = itemgetter(5, 0, 2, 1, 3, 4)  # a Key's netcc_policy fields, in lay
 @dataclass(frozen=True)
 class Profile:
     number: int
-    members: tuple[Workload, ...]  # the node's pods judged by its entries, by key
+    members: tuple[Workload | WorkloadClass, ...]  # the pods judged by its entries, by key
     flags: int  # ENDPOINT_F_* of its pods
 
 
@@ -163,8 +172,25 @@ class PolicyPlanner:
             found = self._named[(k, ports)] = _RuleKeys.of(rk.verdict, rk.held, tails, rk.direction)
         return found
 
-    def node(self, local: list[Workload]) -> NodePolicy:
-        """The profiles and policy entries of a node whose pods are `local` (sorted by key)."""
+    def classes(self, classes: list[WorkloadClass]) -> NodePolicy:
+        """The profiles and policy entries of the workload classes (sorted by key), numbered
+        from 1: one profile per class (classes of one namespace differ in labels, so in
+        identity; classes of two namespaces differ in identity)."""
+        exact: dict[Key, Held] = {}
+        ranges: dict[Key, Held] = {}
+        profiles = []
+        for number, cls in enumerate(classes, start=1):
+            flags = self._expand(number, cls, sorted_ports(cls.ports), exact, ranges)
+            profiles.append(Profile(number, (cls,), flags))
+        return NodePolicy(
+            tuple(profiles),
+            _entries(exact, PolicyExactKey, EXACT_RECORD),
+            _entries(ranges, PolicyKey, LPM_RECORD),
+        )
+
+    def node(self, local: list[Workload], first: int = 1) -> NodePolicy:
+        """The profiles and policy entries of a node whose pods are `local` (sorted by key),
+        numbered from `first` (after the class profiles)."""
         groups: dict[tuple[int, Ports], list[Workload]] = {}
         for w in local:
             key = (self.r.identities[w.key].number, sorted_ports(w.ports))
@@ -172,7 +198,7 @@ class PolicyPlanner:
         exact: dict[Key, Held] = {}
         ranges: dict[Key, Held] = {}
         profiles = []
-        for number, ((_, ports), members) in enumerate(groups.items(), start=1):
+        for number, ((_, ports), members) in enumerate(groups.items(), start=first):
             flags = self._expand(number, members[0], ports, exact, ranges)
             profiles.append(Profile(number, tuple(members), flags))
         return NodePolicy(
@@ -184,7 +210,7 @@ class PolicyPlanner:
     def _expand(
         self,
         profile: int,
-        subject: Workload,
+        subject: Workload | WorkloadClass,
         ports: Ports,
         exact: dict[Key, Held],
         ranges: dict[Key, Held],

@@ -34,10 +34,11 @@ def capacities(
     maps: Iterable[MapDef],
     node_maps: Iterable[Mapping[str, tuple]],
     chosen: Mapping[str, int],
+    features: frozenset[str] = frozenset(),
 ) -> dict[str, int]:
-    """Every capacity's value for nodes holding `node_maps` (map name -> entries, per node);
-    `chosen` gives the plan's values of the `chosen` capacities. Raises CapacityError when a
-    need exceeds its limit."""
+    """Every capacity's value (of a datapath with `features`) for nodes holding `node_maps`
+    (map name -> entries, per node); `chosen` gives the plan's values of the `chosen`
+    capacities. Raises CapacityError when a need exceeds its limit."""
     counts: dict[str, int] = {}
     for node in node_maps:
         for name, entries in node.items():
@@ -47,7 +48,7 @@ def capacities(
         named.setdefault(m.capacity, []).append(m.name)
     out: dict[str, int] = {}
     problems = []
-    for c in capacity.CAPACITIES:
+    for c in capacity.capacities_for(features):
         if c.kind == "fixed":
             out[c.name] = c.limit
             continue

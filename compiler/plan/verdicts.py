@@ -2,8 +2,9 @@
 pod and direction, after the reserved verdicts (`netcc.contract.verdicts`).
 
 Rules are numbered in (namespace, name) order of their policies, ingress before egress; denies
-in workload order. Every entry of the policy maps carries its rule's verdict, so every packet
-the datapath counts names the rule (or the isolation) behind it.
+in workload order (workloads and workload classes, by key). Every entry of the policy maps
+carries its rule's verdict, so every packet the datapath counts names the rule (or the
+isolation) behind it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def plan_verdicts(r: Resolution) -> Verdicts:
                 number += 1
     number = max(number, FIRST_RULE_VERDICT)
     deny_verdict: dict[tuple[str, str], int] = {}
-    for w in sorted(r.cluster.workloads, key=lambda w: w.key):
+    subjects = (*r.cluster.workloads, *r.cluster.classes)
+    for w in sorted(subjects, key=lambda w: w.key):
         for direction in DIRECTIONS:
             selecting = r.policies_selecting(w.key, direction)
             if selecting:

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 
 from netcc.contract.constants import IDENTITY_MIN_LABELS
-from netcc.model.types import Cluster, Labels, Workload
+from netcc.model.types import Cluster, Labels, Workload, WorkloadClass
 
 IDENTITY_SPACE = 2**32 - IDENTITY_MIN_LABELS
 NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
@@ -30,7 +30,7 @@ class Identity:
         return ",".join(f"{k}={v}" for k, v in self.labels)
 
 
-def identity_labels(cluster: Cluster, w: Workload) -> Labels:
+def identity_labels(cluster: Cluster, w: Workload | WorkloadClass) -> Labels:
     """The label set an identity is made of."""
     ns = cluster.namespace(w.namespace)
     full = dict(w.labels)
@@ -65,7 +65,8 @@ def allocate(label_sets: set[Labels]) -> tuple[dict[Labels, Identity], list[str]
 
 
 def workload_identities(cluster: Cluster) -> tuple[dict[str, Identity], list[str]]:
-    """Identity of every workload, by `namespace/name`."""
-    sets = {w.key: identity_labels(cluster, w) for w in cluster.workloads}
+    """Identity of every workload and workload class, by `namespace/name` (a class's pods have
+    its labels, so its identity, on every node)."""
+    sets = {w.key: identity_labels(cluster, w) for w in (*cluster.workloads, *cluster.classes)}
     table, notes = allocate(set(sets.values()))
     return {key: table[labels] for key, labels in sets.items()}, notes

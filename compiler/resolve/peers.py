@@ -29,6 +29,7 @@ from netcc.model.types import (
     Workload,
 )
 from netcc.resolve.cidr import BlockIndex, regions
+from netcc.resolve.class_addresses import NO_CLASSES, ClassAddresses, class_addresses
 from netcc.resolve.identity import Identity
 from netcc.semantics.policy import selector_matches
 
@@ -55,11 +56,16 @@ class PeerClass:
 
 @dataclass(frozen=True)
 class PeerClasses:
-    """The classes, the class of every exact address, and the class of every LPM region."""
+    """The classes, the class of every exact address, and the class of every LPM region; with
+    workload classes, the class of their blocks (`netcc.resolve.class_addresses`)."""
 
     classes: tuple[PeerClass, ...]
     of_address: dict[IPv4Address, int]
     of_region: dict[IPv4Network, int]
+    addresses: ClassAddresses = NO_CLASSES
+    of_class: dict[str, int] = field(default_factory=dict)  # class key -> on plain nodes
+    of_pod_cidr: dict[str, int] = field(default_factory=dict)  # plain node -> its podCIDR's
+    of_class_region: dict[tuple[str, IPv4Network], int] = field(default_factory=dict)  # cut
 
 
 def block_text(b: IPBlock) -> str:
@@ -109,10 +115,30 @@ def peer_classes(
             addr_key[ip] = k
     region_key: dict[IPv4Network, tuple] = {}
     prefixes = {b.cidr for b in blocks} | {e for b in blocks for e in b.excepts}
-    for region in regions({p for p in prefixes if isinstance(p, IPv4Network)}):
+    v4 = {p for p in prefixes if isinstance(p, IPv4Network)}
+    for region in regions(v4):
         k = ("external", 0, (), tuple(sorted(index.of_region(region))))
         keys.setdefault(k, None)
         region_key[region] = k
+    where = class_addresses(cluster, index, v4)
+    class_key, cidr_key, class_region_key = {}, {}, {}
+    for cls in sorted(cluster.classes, key=lambda c: c.key):
+        ports = sorted_ports(cls.ports)
+        k = ("pod", identities[cls.key].number, ports, tuple(sorted(where.common)))
+        keys.setdefault(k, cls.pod())
+        class_key[cls.key] = k
+    by_key = {c.key: c for c in cluster.classes}
+    for node, cut in where.cut.items():
+        for r in cut:
+            cls = by_key[r.cls]
+            ident = identities[cls.key].number
+            k = ("pod", ident, sorted_ports(cls.ports), tuple(sorted(r.blocks)))
+            keys.setdefault(k, cls.pod())
+            class_region_key[(node, r.network)] = k
+    for node in where.plain:
+        k = ("external", 0, (), tuple(sorted(where.common)))
+        keys.setdefault(k, None)
+        cidr_key[node] = k
 
     def order(k: tuple) -> tuple:
         kind, ident, ports, blk = k
@@ -126,6 +152,10 @@ def peer_classes(
         tuple(classes),
         {ip: number_of[k] for ip, k in addr_key.items()},
         {r: number_of[k] for r, k in region_key.items()},
+        where,
+        {c: number_of[k] for c, k in class_key.items()},
+        {n: number_of[k] for n, k in cidr_key.items()},
+        {nr: number_of[k] for nr, k in class_region_key.items()},
     )
 
 

@@ -38,7 +38,8 @@ def named_ports(cluster: Cluster) -> NamedPorts:
         if isinstance(pp.port, str)
     }
     numbers: dict[tuple[str, str, Ports], int] = {}
-    for ports in {sorted_ports(w.ports) for w in cluster.workloads}:
+    subjects = (*cluster.workloads, *cluster.classes)
+    for ports in {sorted_ports(w.ports) for w in subjects}:
         by_name = {(cp.name, cp.protocol): cp.port for cp in reversed(ports) if cp.name}
         for name, protocol in names:
             number = by_name.get((name, protocol))

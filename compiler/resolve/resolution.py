@@ -2,11 +2,12 @@
 
 `resolve(cluster)` computes it once; the planner reads it and decides nothing of this kind
 itself, it only lays out map entries:
-- identities: the security identity of every workload (`identity`);
-- workload numbers: every workload's number, for the datapath's self check;
-- peer classes: the classes of remote addresses, the class of every address and region
-  (`peers`);
-- selection: the policies that select each pod, per direction (podSelectors);
+- identities: the security identity of every workload and workload class (`identity`);
+- workload numbers: every static workload's number, for the datapath's self check (a class's
+  pods have none: the datapath compares their addresses);
+- peer classes: the classes of remote addresses, the class of every address and region, and
+  of every class's blocks (`peers`, `class_addresses`);
+- selection: the policies that select each pod and each class, per direction (podSelectors);
 - rule targets: the classes each rule's peers match (peer selectors and ipBlocks);
 - named ports: the number each port name stands for on each set of container ports (`ports`);
 - service backends: the workloads behind each service port, target ports resolved
@@ -39,12 +40,12 @@ class Resolution:
     """What the spec's names and selectors stand for (see the module's doc)."""
 
     cluster: Cluster
-    identities: dict[str, Identity]  # workload key -> identity
+    identities: dict[str, Identity]  # workload or class key -> identity
     notes: tuple[str, ...]  # identity hash collisions resolved
     workload_numbers: dict[str, int]  # workload key -> number (from 1, by key)
     blocks: list[IPBlock]  # the policies' IPv4 ipBlocks; a peer class's `blocks` index them
     peers: PeerClasses
-    # (workload key, direction) -> the policies selecting the pod and isolating it there
+    # (workload or class key, direction) -> the policies selecting its pods and isolating them
     selecting: dict[tuple[str, str], tuple[NetworkPolicy, ...]]
     # (policy key, direction, rule index) -> class numbers its peers match (None: any peer),
     # for the rules of each policy in a direction where it selects some pod (only those
@@ -74,8 +75,8 @@ def resolve(cluster: Cluster) -> Resolution:
     blocks = ipv4_blocks(cluster)
     peers = peer_classes(cluster, identities, blocks)
     selecting = {
-        (w.key, d): tuple(policies_selecting(cluster, w, d))
-        for w in cluster.workloads
+        (w.key, d): tuple(policies_selecting(cluster, w, d))  # type: ignore[arg-type]
+        for w in (*cluster.workloads, *cluster.classes)  # a class is selected by its labels
         for d in DIRECTIONS
     }
     rule_peers = RulePeers(cluster, peers.classes, blocks)

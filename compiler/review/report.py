@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from netcc.diagnostics import SourceMap
+from netcc.review.classes import classes_report
 from netcc.review.connectivity import Connectivity, Flow, Grant, Party, Side, block_text
 from netcc.review.portset import ALL, OTHER, PortSet, range_text
 from netcc.review.services import services_report
@@ -238,6 +239,7 @@ class _Builder:
             for d in ("ingress", "egress")
         }
         defaulted = self.default_namespace()
+        classes = classes_report(self.cluster)
         return {
             "reportVersion": REPORT_VERSION,
             "cluster": self.cluster.name,
@@ -270,6 +272,7 @@ class _Builder:
             "services": services_report(self.cluster, self.c),
             "external": self.externals(),
             "matrix": self.matrix(),
+            **({"workload_classes": classes} if classes else {}),
         }
 
 

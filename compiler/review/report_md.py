@@ -35,6 +35,25 @@ def table(header: list[str], rows: list[list[str]], limit: int | None = None) ->
     return [*out, ""]
 
 
+def _classes(section: dict[str, Any] | None) -> list[str]:
+    """Workload classes: their blocks, the keys that decide a pod's class, the closed world."""
+    if section is None:
+        return []
+    rows = []
+    for c in section["classes"]:
+        b = c["block"]
+        by = "; ".join(f"{d}: {', '.join(ps)}" for d, ps in c["isolated_by"].items() if ps)
+        example = f"{b['example']['cidr']} on {b['example']['node']}"
+        rows.append([c["class"], f"{b['offset']}/{b['size']}", example, by or "not isolated"])
+    out = ["### Workload classes", ""]
+    out += table(["class", "block (offset/size)", "e.g.", "isolated by"], rows, ROWS)
+    out += ["Label keys that decide a pod's class:", ""]
+    for ns, keys in section["keys"].items():
+        shown = ", ".join(cell(k) for k in keys) or "none (no class: its pods are refused)"
+        out.append(f"- {cell(ns)}: {shown}")
+    return [*out, "", section["undeclared"], ""]
+
+
 def rules_text(side: dict[str, Any] | None, *, this: bool) -> str:
     """The rules behind one side, or why the side lets everything through."""
     if side is None:
@@ -200,6 +219,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         service_rows(report["services"]),
         ROWS,
     ) or ["none", ""]
+    head += _classes(report.get("workload_classes"))
     head += ["### Isolation", ""]
     head += table(
         [

@@ -15,6 +15,7 @@ from typing import Any
 from netcc.diagnostics import SourceMap
 from netcc.fsguard import shown
 from netcc.model.types import PROTOCOL_NUMBERS, Cluster, Workload
+from netcc.plan.blocks import layout
 from netcc.semantics.policy import (
     Endpoint,
     FlowVerdict,
@@ -67,13 +68,18 @@ def protocol_name(proto: int) -> str:
 
 
 def resolve_address(cluster: Cluster, text: str) -> IPv4Address:
-    """An IPv4 address, or `namespace/workload` (its first address)."""
+    """An IPv4 address, `namespace/workload` (its first address), or `namespace/class`
+    (the first address of the class's block on the first node, by name; `namespace/class@NODE`
+    on NODE)."""
     if "/" in text:
         namespace, _, name = text.partition("/")
         for w in cluster.workloads:
             if w.namespace == namespace and w.name == name:
                 return w.ips[0]
-        known = ", ".join(sorted(w.key for w in cluster.workloads)) or "none"
+        found = _class_address(cluster, namespace, name)
+        if found is not None:
+            return found
+        known = ", ".join(sorted(w.key for w in (*cluster.workloads, *cluster.classes))) or "none"
         raise WhyError(f"no workload {shown(text)} in the spec (workloads: {known})")
     try:
         return IPv4Address(text)
@@ -81,6 +87,20 @@ def resolve_address(cluster: Cluster, text: str) -> IPv4Address:
         raise WhyError(
             f"'{shown(text)}' is neither an IPv4 address nor namespace/workload"
         ) from None
+
+
+def _class_address(cluster: Cluster, namespace: str, name: str) -> IPv4Address | None:
+    """The first address of class `namespace/name[@node]`'s block on its node, if any."""
+    name, _, node_name = name.partition("@")
+    for cls in cluster.classes:
+        if cls.namespace == namespace and cls.name == name and cluster.nodes:
+            nodes = sorted(cluster.nodes, key=lambda n: n.name)
+            node = next((n for n in nodes if n.name == node_name), None)
+            if node is None and node_name:
+                raise WhyError(f"no node {shown(node_name)} in the spec")
+            block = layout(cluster)[cls.key]
+            return block.on((node or nodes[0]).pod_cidr).network_address
+    return None
 
 
 def question(cluster: Cluster, src: str, dst: str, port: int | None, protocol: str) -> Question:
@@ -170,7 +190,8 @@ def _side_json(
             "isolated_by": [],
             "considered": [],
         }
-    pod = next(w for w in cluster.workloads if w.key == side.pod)
+    pod = (v.src if direction == "egress" else v.dst).workload  # a static pod or a class's
+    assert pod is not None and pod.key == side.pod
     return {
         "direction": direction,
         "pod": side.pod,

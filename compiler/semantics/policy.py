@@ -76,14 +76,38 @@ class Endpoint:
 
 
 def endpoint_of(cluster: Cluster, ip: IPv4Address) -> Endpoint:
-    """Classify an address of the cluster's world."""
+    """Classify an address of the cluster's world. An address inside a workload class's
+    block on a node is a pod of that class there (`WorkloadClass.pod`); other addresses of a
+    podCIDR that no static pod or node holds are outside the pods, like the world."""
     w = cluster.workload_by_ip(ip)
     if w:
         return Endpoint(ip, workload=w)
     for n in cluster.nodes:
         if ip in (n.address, n.router_ip):
             return Endpoint(ip, node=n)
+    pod = class_pod_at(cluster, ip)
+    if pod is not None:
+        return Endpoint(ip, workload=pod)
     return Endpoint(ip)
+
+
+def class_pod_at(cluster: Cluster, ip: IPv4Address) -> Workload | None:
+    """The pod of a workload class that `ip` would be, if it lies in a class's block."""
+    if not cluster.classes:
+        return None
+    blocks = cluster._index.get("blocks")
+    if blocks is None:
+        from netcc.plan.blocks import layout  # the address layout: a pure function of the spec
+
+        blocks = cluster._index["blocks"] = layout(cluster)
+    for n in cluster.nodes:
+        if ip in n.pod_cidr:
+            offset = int(ip) - int(n.pod_cidr.network_address)
+            for cls in cluster.classes:
+                block = blocks[cls.key]
+                if block.offset <= offset < block.offset + block.size:
+                    return cls.pod(n.name, ip)
+    return None
 
 
 def namespace_labels(cluster: Cluster, name: str) -> dict[str, str]:

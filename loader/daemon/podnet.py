@@ -102,8 +102,13 @@ def _configure_pod_side(
 
 def delete(container_id: str) -> bool:
     """Remove the container's veth pair (both ends go with the host side); False if absent."""
+    return delete_host(host_name(container_id))
+
+
+def delete_host(name: str) -> bool:
+    """Remove the veth pair whose host side is `name`; False if absent."""
     with IPRoute() as host:
-        found = host.link_lookup(ifname=host_name(container_id))
+        found = host.link_lookup(ifname=name)
         if not found:
             return False
         try:

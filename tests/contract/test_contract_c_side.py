@@ -31,8 +31,9 @@ LIB = resources.files("netcc.templates") / "bpf" / "lib"
 
 @pytest.fixture(scope="module")
 def generated() -> dict[str, str]:
-    """The generated C of the shop example, by file name (no clang needed)."""
-    spec = ROOT / "examples" / "shop.yaml"
+    """The generated C of a spec with workload classes (whose datapath has every constant and
+    capacity: those of classes too), by file name (no clang needed)."""
+    spec = ROOT / "tests" / "golden" / "specs" / "classes.yaml"
     cluster, _ = parse_spec(spec.read_bytes(), spec.name)
     return {
         path: data.decode()

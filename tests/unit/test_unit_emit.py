@@ -16,6 +16,7 @@ from unitspecs import plan_of, policy
 
 from netcc import contract as layout
 from netcc.build.clang import compile_objects
+from netcc.contract import cni
 from netcc.contract.entries import as_dicts
 from netcc.contract.mapfile import node_maps, node_names, parse_map_doc
 from netcc.emit.bpf import HEADER, LIB_HEADERS, c_comment, render_bpf
@@ -257,6 +258,19 @@ def test_config_h_carries_the_capacities():
 # --- reproducibility ------------------------------------------------------------------------
 
 TIMESTAMP = re.compile(rb"(19|20)\d\d-[01]\d-[0-3]\d|\d\d:\d\d:\d\d")
+CNI_HOST_PATHS = sorted(
+    {
+        cni.HOST_CNI_BIN_DIR,
+        cni.HOST_CNI_CONF_DIR,
+        cni.SOCKET_PATH,
+        cni.SOCKET_PATH.rsplit("/", 1)[0],
+        cni.DATA_BASE,
+        cni.HOST_NETNS_DIR,
+        cni.IMAGE_CNI_BINARY,
+    },
+    key=len,
+    reverse=True,  # the longest first: a path, not the directory it is in
+)
 ABSOLUTE = re.compile(rb"(?<![\w.])/(tmp|home|root|usr|var|work|opt|etc|proc|run)/")
 
 
@@ -289,6 +303,9 @@ def test_no_absolute_paths_or_timestamps_in_any_artifact(spec, tmp_path, monkeyp
         assert b"input-spec.yaml" not in data, path
         for key_file in key_files:  # paths on the nodes, given by the spec: the only ones allowed
             data = data.replace(key_file, b"")
+        if path.startswith("k8s/") and cluster.classes:  # the node's CNI paths (contract.cni)
+            for host_path in CNI_HOST_PATHS:
+                data = data.replace(host_path.encode(), b"")
         assert not ABSOLUTE.search(data), (path, ABSOLUTE.search(data))
         if not path.endswith(".o"):
             assert not TIMESTAMP.search(data), (path, TIMESTAMP.search(data))

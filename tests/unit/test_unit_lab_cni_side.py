@@ -139,3 +139,11 @@ def test_the_first_conflist_in_lexical_order_is_the_network(tmp_path):
     (tmp_path / "05-junk.conflist").write_text("{")
     assert load_conflist(tmp_path)["name"] == "a"
     assert os.path.exists(tmp_path / "05-junk.conflist")
+
+
+def test_the_runtime_runs_a_list_with_the_highest_version_it_speaks() -> None:
+    from netcc.lab.cniruntime import list_version
+
+    assert list_version({"cniVersion": "1.0.0", "cniVersions": ["1.0.0", "1.1.0"]}) == "1.1.0"
+    assert list_version({"cniVersion": "1.0.0", "cniVersions": ["1.0.0", "9.9.9"]}) == "1.0.0"
+    assert list_version({"cniVersion": "1.0.0"}) == "1.0.0"  # a libcni before 1.2

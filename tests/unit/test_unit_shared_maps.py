@@ -28,7 +28,7 @@ from netcc.contract.mapfile import (
 )
 from netcc.emit.maps import render_data
 from netcc.frontend import parse_spec
-from netcc.plan.planner import MAP_ORDER, ClusterPlan, plan
+from netcc.plan.planner import ClusterPlan, plan
 from netcc.resolve.resolution import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,8 +86,8 @@ def test_node_view_gives_every_node_its_planned_entries(name: str) -> None:
     assert node_names(data) == [n.name for n in p.nodes]
     for n in p.nodes:
         view = node_maps(data, list(data), n.name)
-        assert set(view) == set(MAP_ORDER)
-        for map_name in MAP_ORDER:
+        assert set(view) == set(p.map_names)
+        for map_name in p.map_names:
             got = Counter(json.dumps(e, sort_keys=True) for e in view[map_name])
             assert got == _as_file(n.maps[map_name]), (name, n.name, map_name)
 
@@ -98,7 +98,7 @@ def test_shared_entries_are_those_most_nodes_hold_and_overlays_only_what_differs
 ) -> None:
     p = _plan(SPECS[name])
     data = render_data(p)
-    for map_name in MAP_ORDER:
+    for map_name in p.map_names:
         held = Counter()
         for n in p.nodes:
             held.update(_as_file(n.maps[map_name]))

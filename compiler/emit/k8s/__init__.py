@@ -2,7 +2,8 @@
 
     kustomization.yaml          lists every document below
     namespace.yaml              netcc-system (Pod Security: privileged)
-    serviceaccount.yaml         the loader's identity: no token, no RBAC
+    serviceaccount.yaml         the loader's identity: no token, no RBAC (with workload
+                                classes: get pods, clusterrole*.yaml, see cni.py)
     daemonset.yaml              the loader on every node of the spec (daemonset.py)
     artifacts/common/I.yaml     ConfigMaps: the files every node gets (artifacts.py)
     artifacts/nodes/NODE/I.yaml ConfigMaps: one node's files and its own lock
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from netcc.emit.k8s import cni
 from netcc.emit.k8s.artifacts import BUDGET, Packed, pack
 from netcc.emit.k8s.constants import (
     K8S_DIR,
@@ -69,6 +71,10 @@ def wireguard_comments(cluster: Cluster) -> list[str]:
     return lines
 
 
+def cni_comments(cluster: Cluster) -> tuple[str, ...]:
+    return cni.COMMENTS if cni.has_classes(cluster) else ()
+
+
 def kustomization_comments(cluster: Cluster, packed: Packed) -> list[str]:
     gen = packed.generation
     return [
@@ -118,8 +124,12 @@ def render_k8s(
         files[f"{K8S_DIR}/{path}"] = dump(doc, comments)
 
     put("namespace.yaml", namespace(), NAMESPACE_COMMENTS)
-    put("serviceaccount.yaml", service_account(), SERVICE_ACCOUNT_COMMENTS)
-    put("daemonset.yaml", daemonset(cluster, packed), COMMENTS)
+    account_comments = cni.ACCOUNT_COMMENTS if cni.has_classes(cluster) else None
+    put("serviceaccount.yaml", service_account(), account_comments or SERVICE_ACCOUNT_COMMENTS)
+    if cni.has_classes(cluster):
+        for path, (obj, why) in cni.rbac().items():
+            put(path, obj, why)
+    put("daemonset.yaml", daemonset(cluster, packed), COMMENTS + cni_comments(cluster))
     for path in packed.configmaps:
         configmap = packed.configmaps[path]  # built now, let go once dumped
         node = configmap["metadata"].get("annotations", {}).get("netcc.io/node")

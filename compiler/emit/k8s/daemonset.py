@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netcc.emit.k8s import scripts
+from netcc.emit.k8s import cni, scripts
 from netcc.emit.k8s.artifacts import GENERATION_LABEL, Packed
 from netcc.emit.k8s.constants import (
     ARTIFACTS_DIR,
@@ -195,6 +195,8 @@ def daemonset(cluster: Cluster, packed: Packed) -> dict[str, Any]:
         "tolerations": [{"operator": "Exists"}],
         "volumes": _volumes(packed, key_volumes),
     }
+    if cni.has_classes(cluster):
+        cni.as_cni(pod, cluster.deploy.image)
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",

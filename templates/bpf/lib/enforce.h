@@ -6,7 +6,7 @@
  *   1. tracked connection        -> pass (replies of allowed connections included); a per-CPU
  *                                   flow cache answers most of these without a hash lookup;
  *                                   an ICMP error about a tracked connection -> ALLOW_RELATED
- *   2. the pod itself            -> ALLOW_SELF
+ *   2. the pod itself            -> ALLOW_SELF (a static workload's addresses; a class pod's own)
  *   3. ingress from its own node -> ALLOW_FROM_HOST
  *   4. direction not isolated    -> ALLOW_UNISOLATED_*
  *   5. policy map                -> the allowing rule's verdict, else the pod's default deny
@@ -46,13 +46,16 @@ static __always_inline int verdict_action(__u32 verdict, struct __sk_buff *skb)
 static __always_inline __u32 judge(const struct endpoint_info *ep, const struct flow *f, __u8 dir)
 {
 	__be32 remote = dir == DIR_EGRESS ? f->daddr : f->saddr;
+	__be32 local = dir == DIR_EGRESS ? f->saddr : f->daddr;
 	__u32 isolated = dir == DIR_EGRESS ? ENDPOINT_F_EGRESS_ISOLATED : ENDPOINT_F_INGRESS_ISOLATED;
 	struct ipcache_entry *peer = ipcache_lookup(remote);
 	__u32 verdict;
 
 	if (!peer)
 		return VERDICT_DROP_UNKNOWN_ENDPOINT; /* unreachable: 0.0.0.0/0 is always present */
-	if (peer->workload && peer->workload == ep->workload)
+	/* A static workload by its number (it may have several addresses); a class pod, which
+	 * has none (workload 0), by its address. */
+	if (ep->workload ? peer->workload == ep->workload : remote == local)
 		return VERDICT_ALLOW_SELF;
 	if (dir == DIR_INGRESS && (peer->flags & IPCACHE_F_HOST))
 		return VERDICT_ALLOW_FROM_HOST;

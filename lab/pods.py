@@ -1,0 +1,195 @@
+"""`netcc lab pod add|del`: pods that come and go at runtime, networked as a kubelet would.
+
+`add` declares the pod to the lab's pod API (`pods.json`, what the node daemon reads its
+labels from), makes its network namespace, and runs CNI ADD through the node's network config
+list and the real `netcc-cni` binary (`cniruntime`: environment, stdin, the chain, as
+containerd and CRI-O do). A refused or failed ADD leaves nothing behind: the runtime DELs,
+the namespace and the pod's entry go. `del` runs CNI DEL, then removes the namespace and the
+entry. Each pod is a `pod` resource of the lab's state file, recorded before it is made, so
+`netcc lab down` removes pods a crash left half-made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from netcc.lab import netns as lab_netns
+from netcc.lab import runtime
+from netcc.lab.cniruntime import Attachment, CniRuntimeError, Runtime, load_conflist
+from netcc.lab.kubeapi import read_pods, write_pods
+from netcc.lab.plan import PREFIX, plan_from_doc
+from netcc.lab.state import STATE_DIR, LabState
+from netcc.loader.cni import names
+
+IFNAME = "eth0"
+MAX_NETNS = 64
+
+
+class PodError(Exception):
+    """A runtime pod cannot be added or deleted as asked; the message says why."""
+
+
+def pod_netns(key: str) -> str:
+    """`netcc-rpod-NAMESPACE.NAME` (a prefix of its own: never a static pod's namespace)."""
+    import hashlib
+
+    name = f"{PREFIX}rpod-{key.replace('/', '.')}"
+    return (
+        name
+        if len(name) <= MAX_NETNS
+        else f"{PREFIX}rpod-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    )
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """`k=v,k=v` into a dict; PodError when a part is not KEY=VALUE."""
+    labels: dict[str, str] = {}
+    for part in filter(None, text.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or not key:
+            raise PodError(f"label {part!r} is not KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+def _split(key: str) -> tuple[str, str]:
+    namespace, slash, name = key.partition("/")
+    problem = (
+        "must be NAMESPACE/NAME"
+        if not slash
+        else names.namespace_problem(namespace) or names.pod_name_problem(name)
+    )
+    if problem:
+        raise PodError(f"pod {key!r}: {problem}")
+    return namespace, name
+
+
+def _runtime(state: LabState, node_netns: str) -> Runtime:
+    return Runtime(
+        [str(runtime.bin_dir(state))], state.path.parent / "cni-cache", f"/run/netns/{node_netns}"
+    )
+
+
+def _conflist(state: LabState, node: str) -> dict[str, Any]:
+    found = load_conflist(runtime.node_dir(state, node) / "net.d")
+    if found is None:
+        raise PodError(f"node {node}'s network is not ready (no CNI config list yet)")
+    return found
+
+
+def _attachment(entry: dict[str, Any]) -> Attachment:
+    namespace, name = entry["key"].split("/")
+    args = {"K8S_POD_NAMESPACE": namespace, "K8S_POD_NAME": name, "K8S_POD_UID": entry["uid"]}
+    return Attachment(entry["containerID"], f"/run/netns/{entry['netns']}", IFNAME, args)
+
+
+def _class_of(state: LabState, node: str, ips: list[str]) -> str | None:
+    load = next((r for r in state.of_kind("load") if r["node"] == node), None)
+    try:
+        doc = json.loads((Path(load["state_dir"]) / "daemon.json").read_text()) if load else {}
+    except (OSError, ValueError):
+        return None
+    return next((p.get("class") for p in doc.get("pods", []) if p.get("ip") in ips), None)
+
+
+def add(key: str, node: str, labels: dict[str, str], state_dir: Path = STATE_DIR) -> dict:
+    """Add the pod on `node`: {"pod", "node", "netns", "ips", "class"}."""
+    namespace, name = _split(key)
+    state = LabState.load(state_dir)
+    if state.doc.get("status") != "up":
+        raise PodError("the lab is not up")
+    plan = plan_from_doc(state.doc["plan"])
+    node_plan = next((n for n in plan.nodes if n.name == node), None)
+    if node_plan is None:
+        raise PodError(f"no node {node} (nodes: {', '.join(n.name for n in plan.nodes)})")
+    if any(r["key"] == key for r in state.of_kind("pod")) or any(p.key == key for p in plan.pods):
+        raise PodError(f"pod {key} exists already")
+    if not any(r["node"] == node for r in state.of_kind("daemon")):
+        raise PodError(
+            f"no node daemon runs on {node}: the lab's artifacts declare no workload class"
+        )
+    conflist = _conflist(state, node)
+    netns = pod_netns(key)
+    entry = state.record(
+        "pod", key=key, node=node, netns=netns, nodeNetns=node_plan.netns,
+        containerID=uuid.uuid4().hex * 2, uid=str(uuid.uuid4()),
+    )  # fmt: skip
+    pods = read_pods(state.path.parent)
+    pods[key] = {"namespace": namespace, "name": name, "uid": entry["uid"]}
+    pods[key] |= {"labels": labels, "node": node}
+    write_pods(state.path.parent, pods)
+    try:
+        lab_netns.create(netns)
+        _loopback_up(netns)
+        result = _runtime(state, node_plan.netns).add(conflist, _attachment(entry))
+    except BaseException as e:
+        _forget(state, entry)
+        if isinstance(e, CniRuntimeError):
+            raise PodError(f"pod {key} on {node}: CNI error {e.code}: {e.msg}") from None
+        raise
+    ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
+    entry.update(ips=ips, **{"class": _class_of(state, node, ips)})
+    state.save()
+    return _public(entry)
+
+
+def _loopback_up(netns: str) -> None:
+    from pyroute2 import IPRoute
+
+    with lab_netns.entered(netns), IPRoute() as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "pod": entry["key"],
+        "node": entry["node"],
+        "netns": entry["netns"],
+        "ips": entry.get("ips", []),
+        "class": entry.get("class"),
+    }
+
+
+def _forget(state: LabState, entry: dict[str, Any]) -> None:
+    """Remove the pod's namespace and API entry, and its resource."""
+    lab_netns.remove(entry["netns"])
+    pods = read_pods(state.path.parent)
+    if pods.pop(entry["key"], None) is not None:
+        write_pods(state.path.parent, pods)
+    state.forget([entry])
+
+
+def delete(key: str, state_dir: Path = STATE_DIR) -> dict[str, Any]:
+    """CNI DEL of the pod, then its namespace and API entry go; what it was."""
+    state = LabState.load(state_dir)
+    entry = next((r for r in state.of_kind("pod") if r["key"] == key), None)
+    if entry is None:
+        raise PodError(f"no runtime pod {key}")
+    remove(state, entry)
+    state.forget([entry])
+    return _public(entry)
+
+
+def remove(state: LabState, entry: dict[str, Any]) -> str:
+    """DEL through the node's config list (spooled by the plugin if the daemon is down), then
+    the namespace and the API entry; for `down` too."""
+    with contextlib.suppress(PodError):
+        conflist = _conflist(state, entry["node"])
+        try:
+            _runtime(state, entry["nodeNetns"]).delete(conflist, _attachment(entry))
+        except CniRuntimeError as e:
+            raise PodError(f"DEL of {entry['key']} failed: {e}") from None
+    lab_netns.remove(entry["netns"])
+    pods = read_pods(state.path.parent)
+    if pods.pop(entry["key"], None) is not None:
+        write_pods(state.path.parent, pods)
+    return f"pod {entry['key']}"
+
+
+def listed(state: LabState) -> dict[str, dict[str, Any]]:
+    """The runtime pods by key, for `lab status`."""
+    return {r["key"]: _public(r) for r in state.of_kind("pod")}
