@@ -24,7 +24,7 @@ so this shows per-packet costs per ~64 KiB, see bench/lb_cost.py for per-packet 
 interleave the modes; median (best). Before measuring, socket-LB is checked: TCP connections to
 the VIP spread over the backends, and a UDP sendto(VIP) is answered as coming from the VIP.
 
-Run as root under the lab lock: `flock /tmp/netcc-net.lock python3 bench/lb_socket_vs_tc.py`.
+Run as root under the lab lock: `flock /tmp/netcc-lab.lock python3 bench/lb_socket_vs_tc.py`.
 Everything made (labs, the cgroups, the programs: none is pinned) goes again, also on failure.
 """
 

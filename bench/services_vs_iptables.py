@@ -16,7 +16,7 @@ servers in echo mode, in a second process.
 
 Both run in one invocation and print side by side, with each setup's time (compile and lab up,
 or rules loaded). Needs root, and the lab lock when other labs may run:
-`flock /tmp/netcc-net.lock python3 bench/services_vs_iptables.py`.
+`flock /tmp/netcc-lab.lock python3 bench/services_vs_iptables.py`.
 """
 
 from __future__ import annotations

@@ -146,15 +146,12 @@ def port_named(ports: tuple[ContainerPort, ...], name: str, protocol: str) -> in
     return None
 
 
-@dataclass(frozen=True)
-class Workload:
-    name: str
+class PodsOfOneKind:
+    """What workloads and classes share: a key, and their container ports by name."""
+
     namespace: str
-    node: str
-    labels: Labels = ()
-    ips: tuple[IPv4Address, ...] = ()
-    ports: tuple[ContainerPort, ...] = ()
-    path: str = ""
+    name: str
+    ports: tuple[ContainerPort, ...]
 
     @property
     def key(self) -> str:
@@ -165,11 +162,22 @@ class Workload:
         return port_named(self.ports, name, protocol)
 
 
+@dataclass(frozen=True)
+class Workload(PodsOfOneKind):
+    name: str
+    namespace: str
+    node: str
+    labels: Labels = ()
+    ips: tuple[IPv4Address, ...] = ()
+    ports: tuple[ContainerPort, ...] = ()
+    path: str = ""
+
+
 DEFAULT_PER_NODE = 8  # addresses each node reserves for a class, unless it says otherwise
 
 
 @dataclass(frozen=True)
-class WorkloadClass:
+class WorkloadClass(PodsOfOneKind):
     """Pods scheduled at runtime: a namespace, labels and ports, but no node and no address.
 
     A pod belongs to the class by its labels (`netcc.contract.classes.classify`); it gets an
@@ -181,14 +189,6 @@ class WorkloadClass:
     ports: tuple[ContainerPort, ...] = ()
     per_node: int = DEFAULT_PER_NODE
     path: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    def resolve_port(self, name: str, protocol: str) -> int | None:
-        """Number of the container port called `name` for `protocol`, if any."""
-        return port_named(self.ports, name, protocol)
 
     def pod(self, node: str = "", ip: IPv4Address | None = None) -> Workload:
         """The class as a workload: one of its pods (on `node`, at `ip`), or, with neither, a

@@ -6,11 +6,12 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from netcc.diagnostics import join_key, show
-from netcc.validate.access import entries, integer, items, quote, text
+from netcc.validate.access import entries, integer, items, text
 from netcc.validate.addresses import ipv4_address
 from netcc.validate.context import Context
 from netcc.validate.k8s_names import describe, dns1035_label, port_name
 from netcc.validate.labels import check_labels
+from netcc.validate.ports import check_port_name
 
 
 class _Seen:
@@ -87,15 +88,8 @@ def _check_ports(ctx: Context, ports: Any, path: str, node_port_type: bool, seen
     for port_path, port in entries(ports, path):
         protocol = port.get("protocol", "TCP")
         protocol = protocol if isinstance(protocol, str) else "TCP"
-        name = text(port.get("name"))
-        if name is not None:
-            name_path = join_key(port_path, "name")
-            if problems := port_name(name):
-                ctx.error(name_path, describe("port name", name, problems))
-            if name in names:
-                ctx.error(name_path, f"port name {quote(name)} is already used by {names[name]}")
-            names.setdefault(name, port_path)
-        elif several and "name" not in port:
+        name = check_port_name(ctx, port, port_path, names)
+        if name is None and several and "name" not in port:
             ctx.error(port_path, "ports need a name when a service has more than one port")
         number = integer(port.get("port"))
         if number is not None:

@@ -9,8 +9,9 @@ from netcc.diagnostics import join_key, join_path, show
 from netcc.validate.access import entries, integer, items, quote, text
 from netcc.validate.addresses import ipv4_address
 from netcc.validate.context import Context
-from netcc.validate.k8s_names import describe, dns1123_subdomain, port_name
+from netcc.validate.k8s_names import describe, dns1123_subdomain
 from netcc.validate.labels import check_labels
+from netcc.validate.ports import check_port_name
 
 
 def check_workloads(ctx: Context, workloads: Any) -> None:
@@ -93,14 +94,7 @@ def _check_ports(ctx: Context, ports: Any, path: str) -> None:
     names: dict[str, str] = {}
     numbers: dict[tuple[int, str], str] = {}
     for port_path, port in entries(ports, path):
-        name = text(port.get("name"))
-        if name is not None:
-            name_path = join_key(port_path, "name")
-            if problems := port_name(name):
-                ctx.error(name_path, describe("port name", name, problems))
-            if name in names:
-                ctx.error(name_path, f"port name {quote(name)} is already used by {names[name]}")
-            names.setdefault(name, port_path)
+        check_port_name(ctx, port, port_path, names)
         number = integer(port.get("port"))
         protocol = port.get("protocol", "TCP")
         if number is not None and isinstance(protocol, str):

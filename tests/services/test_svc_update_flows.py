@@ -2,7 +2,7 @@
 flows keep their backends (conntrack carries over), and new connections no longer reach the
 removed one. Packets run through the pinned programs (BPF_PROG_TEST_RUN) on the client's veth.
 
-Creates network namespaces: run under `flock /tmp/netcc-net.lock`."""
+Creates network namespaces: run under `flock /tmp/netcc-lab.lock`."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ clears UDP conntrack), while UDP flows to the remaining backend and TCP flows to
 one keep their backends. Packets run through the pinned programs (BPF_PROG_TEST_RUN) on the
 client's veth.
 
-Creates network namespaces: run under `flock /tmp/netcc-net.lock`."""
+Creates network namespaces: run under `flock /tmp/netcc-lab.lock`."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 adding them, one removing them (every service gone), an update from an object of the previous
 netcc version (no uplink programs), and detach. Status must be right right after each apply.
 
-Creates network namespaces: run under `flock /tmp/netcc-net.lock`."""
+Creates network namespaces: run under `flock /tmp/netcc-lab.lock`."""
 
 from __future__ import annotations
 
