@@ -172,13 +172,16 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
     spec = load(args.spec)
     found = lint(spec.cluster, spec.sources)
-    if args.strict:
-        found = [replace(d, severity="error") for d in found]
+    if args.strict:  # warnings fail CI; notes stay informational
+        found = [replace(d, severity="error") if d.severity == "warning" else d for d in found]
     if found:
         _print("".join(d.format(spec.filename) + "\n" for d in found))
     kind = "error" if args.strict else "warning"
-    print(f"netcc: {len(found)} {kind}(s) in {shown(spec.filename)}", file=sys.stderr)
-    return 1 if args.strict and found else 0
+    failing = [d for d in found if d.severity != "note"]
+    notes = len(found) - len(failing)
+    also = f", {notes} note(s)" if notes else ""
+    print(f"netcc: {len(failing)} {kind}(s){also} in {shown(spec.filename)}", file=sys.stderr)
+    return 1 if args.strict and failing else 0
 
 
 def port_argument(text: str) -> int:
@@ -244,8 +247,11 @@ def add_review_commands(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=_guarded(cmd_diff, DIFF_ERROR))
 
     lt = sub.add_parser(
-        "lint", help="policies and rules that do nothing, shadowed rules, open namespaces"
+        "lint",
+        help="policies and rules that do nothing, shadowed rules, open namespaces, classes",
     )
     lt.add_argument("spec", metavar="SPEC")
-    lt.add_argument("--strict", action="store_true", help="findings are errors (exit 1)")
+    lt.add_argument(
+        "--strict", action="store_true", help="warnings are errors (exit 1); notes stay notes"
+    )
     lt.set_defaults(func=_guarded(cmd_lint))

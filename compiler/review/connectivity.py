@@ -2,13 +2,19 @@
 (protocol, port), with the rules behind each side.
 
 Sources and destinations are *parties*: each workload (split, in the rare case it has several
-addresses that fall in different ipBlocks), each node (its address and router address), and each
+addresses that fall in different ipBlocks), each workload class (its pods on every node, as one
+party named `NS/CLASS (class)`: its block on each node; split likewise where an ipBlock cuts a
+block), each node (its address and router address), and each
 class of addresses outside the cluster. The address space outside the pods is cut along every
 ipBlock cidr and except, as `netcc.plan.planner` does, so that every address of a class lies in
 exactly the same ipBlocks; a class is then judged like any of its addresses. Rules are evaluated
 symbolically with the predicates of `netcc.semantics.policy` (peers) and port sets built from the
 same port rules (`port_matches`), so the result agrees with `semantics.evaluate` on every single
-(source, destination, protocol, port), which the tests check."""
+(source, destination, protocol, port), which the tests check.
+
+A class party stands for every pod of the class: two of its pods are different pods, so the
+flow from a class to itself is judged by policy (a pod always reaches itself, and the node a
+class pod runs on always reaches it: `allows` answers those addresses as the model does)."""
 
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
-from netcc.model.types import Cluster, IPBlock, NetworkPolicy, Node, Rule, Workload
+from netcc.model.types import Cluster, IPBlock, NetworkPolicy, Node, Rule, Workload, WorkloadClass
+from netcc.plan.blocks import layout
 from netcc.resolve.cidr import BlockIndex, regions
 from netcc.resolve.peers import ipv4_blocks
 from netcc.review.portset import ALL, EMPTY, PortSet
@@ -103,10 +110,16 @@ class Party:
     workload: Workload | None = None
     node: Node | None = None
     regions: tuple[Region, ...] = ()
+    cls: WorkloadClass | None = None  # class parties: the class (`workload` is its stand-in)
+    blocks: tuple[IPv4Network, ...] = ()  # class parties: its blocks (or their parts), by node
 
     @property
     def is_pod(self) -> bool:
         return self.kind == "pod"
+
+    @property
+    def is_class(self) -> bool:
+        return self.cls is not None
 
     def endpoint(self) -> Endpoint:
         """An endpoint of the model standing for this party (peer selectors look at it)."""
@@ -119,6 +132,8 @@ class Party:
 
     def sample_ips(self, taken: set[IPv4Address], count: int = 3) -> list[IPv4Address]:
         """Some addresses of the party (external: outside `taken`, the pod and node addresses)."""
+        if self.cls is not None:
+            return [net.network_address for net in self.blocks[:count]]
         if self.kind != "external":
             return list(self.ips[:count])
         out: list[IPv4Address] = []
@@ -202,6 +217,29 @@ def rule_ports(rule: Rule, destination: Workload | None) -> PortSet:
     return out
 
 
+def cut(net: IPv4Network, prefixes: Iterable[IPv4Network]) -> list[IPv4Network]:
+    """`net` split where a prefix lies strictly inside it: every part is then inside or outside
+    each prefix as a whole (CIDRs either nest or are disjoint)."""
+    inside = [p for p in prefixes if p != net and p.subnet_of(net)]
+    if not inside:
+        return [net]
+    low, high = net.subnets(1)
+    return cut(low, inside) + cut(high, inside)
+
+
+class Taken(set):
+    """Addresses of pods and nodes, and (by lookup) every address of a class's block."""
+
+    def __init__(self, ips: Iterable[IPv4Address], c: Connectivity) -> None:
+        super().__init__(ips)
+        self._c = c
+
+    def __contains__(self, ip: object) -> bool:
+        return super().__contains__(ip) or (
+            isinstance(ip, IPv4Address) and self._c.class_party_of(ip) is not None
+        )
+
+
 class Connectivity:
     """The exact connectivity of a cluster; sides are cached per class of subject and remote."""
 
@@ -219,6 +257,11 @@ class Connectivity:
             for sig, ips in groups.items():
                 name = w.key if len(groups) == 1 else f"{w.key}[{','.join(map(str, ips))}]"
                 self.pods.append(Party("pod", name, sig, tuple(ips), workload=w))
+        self.class_blocks = layout(cluster) if cluster.classes else {}
+        self._class_nets: dict[IPv4Network, Party] = {}
+        prefixes = block_prefixes(cluster) | set(extra_prefixes)
+        for cls in sorted(cluster.classes, key=lambda c: c.key):
+            self.pods.extend(self._class_parties(cls, prefixes))
         for n in sorted(cluster.nodes, key=lambda n: n.name):
             groups = self._group((n.address, n.router_ip))
             for sig, ips in groups.items():
@@ -242,6 +285,36 @@ class Connectivity:
 
     # -- parties -----------------------------------------------------------------------------
 
+    def _class_parties(self, cls: WorkloadClass, prefixes: set[IPv4Network]) -> list[Party]:
+        """The class as parties: its block on every node, grouped by the ipBlocks holding it
+        (one party unless an ipBlock cuts inside a block)."""
+        block = self.class_blocks[cls.key]
+        groups: dict[Signature, list[IPv4Network]] = {}
+        for n in sorted(self.cluster.nodes, key=lambda n: n.name):
+            for net in cut(block.on(n.pod_cidr), prefixes):
+                groups.setdefault(self._containing.of_region(net), []).append(net)
+        out = []
+        for sig, nets in groups.items():
+            name = f"{cls.key} (class)"
+            if len(groups) > 1:
+                name += f"[{','.join(map(str, nets))}]"
+            party = Party("pod", name, sig, workload=cls.pod(), cls=cls, blocks=tuple(nets))
+            out.append(party)
+            self._class_nets.update((net, party) for net in nets)
+        return out
+
+    def class_party_of(self, ip: IPv4Address) -> Party | None:
+        """The class party whose block holds `ip`, if any."""
+        for plen in {net.prefixlen for net in self._class_nets}:
+            found = self._class_nets.get(IPv4Network((ip, plen), strict=False))
+            if found is not None:
+                return found
+        return None
+
+    def class_parties(self, key: str) -> list[Party]:
+        """The parties of class `namespace/name` (one, unless an ipBlock cuts its blocks)."""
+        return [p for p in self.pods if p.cls is not None and p.cls.key == key]
+
     def _signature(self, ip: IPv4Address) -> Signature:
         """The blocks holding `ip` (as `ip_in_block`), looked up in the block index."""
         return self._containing.of_address(ip)
@@ -261,8 +334,9 @@ class Connectivity:
         return self.pods + self.nodes + self.externals
 
     def taken(self) -> set[IPv4Address]:
-        """Addresses of pods and nodes (external parties stand for everything else)."""
-        return {ip for p in self.pods + self.nodes for ip in p.ips}
+        """Addresses of pods and nodes, class blocks included (external parties stand for
+        everything else)."""
+        return Taken((ip for p in self.pods + self.nodes for ip in p.ips), self)
 
     def region_of(self, ip: IPv4Address) -> Region:
         """The region holding `ip` (longest matching prefix)."""
@@ -276,6 +350,8 @@ class Connectivity:
     def party_of(self, ip: IPv4Address) -> Party:
         """The party an address belongs to."""
         found = self._ip_party.get(ip)
+        if found is None and self._class_nets:
+            found = self.class_party_of(ip)
         return found if found is not None else self._region_party[self.region_of(ip).prefix]
 
     def party_named(self, name: str) -> Party | None:
@@ -292,8 +368,12 @@ class Connectivity:
 
     def side(self, subject: Workload, direction: str, remote: Party) -> Side:
         """`subject`'s side (its ingress or egress policy) of every flow with `remote`."""
-        if remote.workload is not None and remote.workload.key == subject.key:
-            return Side(direction, subject.key, "self")
+        if (
+            remote.workload is not None
+            and remote.cls is None
+            and remote.workload.key == subject.key
+        ):
+            return Side(direction, subject.key, "self")  # a class's pods are different pods
         if direction == "ingress" and remote.node is not None and remote.node.name == subject.node:
             return Side(direction, subject.key, "host")
         key = (
@@ -397,4 +477,7 @@ class Connectivity:
 
     def allows(self, src: IPv4Address, dst: IPv4Address, proto: int, port: int) -> bool:
         """The symbolic verdict for one connection (used to check against the model)."""
-        return self.flow(self.party_of(src), self.party_of(dst)).allowed.contains(proto, port)
+        s, d = self.party_of(src), self.party_of(dst)
+        if d.is_class and (src == dst or (s.node is not None and dst in s.node.pod_cidr)):
+            return True  # a class pod itself, or the node it runs on
+        return self.flow(s, d).allowed.contains(proto, port)

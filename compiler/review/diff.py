@@ -6,6 +6,11 @@ address ranges outside the cluster (CIDRs; a CIDR stands for its addresses that 
 pod nor a node, which come under their own names). A workload present in one version only
 has all its connections added or removed. Entries are exact, per protocol and port range;
 protocols without ports (ICMP, ...) come as protocol OTHER, port "0".
+
+A workload class is one end, `NS/CLASS (class)`, standing for all its pods (two of them are
+different pods, so a class's flows to itself are compared too). What flows cannot show about
+classes (added, removed, blocks moved, the keys that decide a pod's class) is in `classes`
+(`netcc.review.class_diff`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from netcc.model.types import Cluster
+from netcc.review.class_diff import ClassChange, class_changes, format_changes
 from netcc.review.connectivity import Connectivity, Party, block_prefixes
 from netcc.review.portset import EMPTY, OTHER, PORTED, PortSet, range_text
 
@@ -51,16 +57,21 @@ class Change:
 class Diff:
     added: tuple[Change, ...]
     removed: tuple[Change, ...]
+    classes: tuple[ClassChange, ...] = ()
+    with_classes: bool = False  # either version has classes: JSON has `classes`
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.removed)
+        return bool(self.added or self.removed or self.classes)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "added": [c.to_json() for c in self.added],
             "removed": [c.to_json() for c in self.removed],
         }
+        if self.with_classes:
+            out["classes"] = [c.to_json() for c in self.classes]
+        return out
 
 
 def _ends(a: Connectivity, b: Connectivity) -> list[End]:
@@ -110,7 +121,9 @@ def diff(old: Cluster, new: Cluster) -> Diff:
     atoms: dict[tuple, list[IPv4Network]] = defaultdict(list)
     for s in ends:
         for d in ends:
-            if (s.kind != "pod" and d.kind != "pod") or (s.kind == "pod" and s.key == d.key):
+            no_pod = s.kind != "pod" and d.kind != "pod"
+            itself = s.kind == "pod" and s.key == d.key and not _is_class(s)
+            if no_pod or itself:
                 continue  # no pod on the path, or a pod and itself (always allowed)
             before, after = _allowed(a, s.old, d.old), _allowed(b, s.new, d.new)
             if before == after:
@@ -145,7 +158,17 @@ def diff(old: Cluster, new: Cluster) -> Diff:
         lo = 0 if c.protocol == OTHER else int(c.ports.split("-")[0])
         return (_sort_key(c.src), _sort_key(c.dst), PROTOCOL_ORDER[c.protocol], lo)
 
-    return Diff(tuple(sorted(out["added"], key=order)), tuple(sorted(out["removed"], key=order)))
+    return Diff(
+        tuple(sorted(out["added"], key=order)),
+        tuple(sorted(out["removed"], key=order)),
+        tuple(class_changes(old, new)),
+        bool(old.classes or new.classes),
+    )
+
+
+def _is_class(end: End) -> bool:
+    """A class's end: its pods are many, so its flows to itself count."""
+    return any(p is not None and p.is_class for p in (end.old, end.new))
 
 
 def _is_ip(text: str) -> bool:
@@ -168,15 +191,19 @@ def _port_set(changes: list[Change]) -> PortSet:
 
 
 def format_text(d: Diff) -> str:
-    """`+ FROM -> TO PORTS` for newly allowed flows, `- ...` for newly denied ones."""
+    """`~ CHANGE` for the classes, `+ FROM -> TO PORTS` for newly allowed flows, `- ...` for
+    newly denied ones."""
     if not d.changed:
         return "connectivity unchanged"
-    lines = []
+    lines = format_changes(list(d.classes))
     for sign, changes in (("+", d.added), ("-", d.removed)):
         pairs: dict[tuple[str, str], list[Change]] = {}
         for c in changes:
             pairs.setdefault((c.src, c.dst), []).append(c)
         for (src, dst), group in pairs.items():
             lines.append(f"{sign} {src} -> {dst}: {_port_set(group)}")
-    lines.append(f"{len(d.added)} entries newly allowed, {len(d.removed)} newly denied")
+    summary = f"{len(d.added)} entries newly allowed, {len(d.removed)} newly denied"
+    if d.classes:
+        summary += f", {len(d.classes)} class change(s)"
+    lines.append(summary)
     return "\n".join(lines)

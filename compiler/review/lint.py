@@ -10,7 +10,12 @@ outside them), with the same exact connectivity `netcc review` uses:
 - a named port that resolves on none of the pods it could apply to;
 - a namespace left fully open: no policy isolates any of its workloads, in either direction;
 - a NodePort with `externalTrafficPolicy: Cluster` in front of pods whose ingress policy denies
-  some outside addresses: through another node they arrive as that node's address.
+  some outside addresses: through another node they arrive as that node's address;
+- workload classes (`netcc.review.class_lint`): blocks that take much of a node's podCIDR,
+  classes left open where their namespace is isolated, classes no selector tells apart.
+
+Workload classes count as workloads everywhere: a policy selecting only a class selects
+something, a class's pods are a namespace's members, named ports resolve on them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections import defaultdict
 
 from netcc.diagnostics import Diagnostic, SourceMap, join_key, join_path
 from netcc.model.types import Cluster, NetworkPolicy, PolicyPort, Rule, Workload
+from netcc.review.class_lint import lint_classes
 from netcc.review.connectivity import Connectivity
 from netcc.review.portset import EMPTY, PortSet
 from netcc.review.services import nodeport_bypasses
@@ -27,10 +33,15 @@ from netcc.semantics.policy import policies_selecting, selector_matches
 RuleKey = tuple[str, str, int]  # policy, direction, index
 
 
+def _members(cluster: Cluster) -> list[Workload]:
+    """Static workloads, and each class as its stand-in pod."""
+    return [*cluster.workloads, *(c.pod() for c in cluster.classes)]
+
+
 def _selected(cluster: Cluster, policy: NetworkPolicy) -> list[Workload]:
     return [
         w
-        for w in cluster.workloads
+        for w in _members(cluster)
         if w.namespace == policy.namespace and selector_matches(policy.pod_selector, dict(w.labels))
     ]
 
@@ -47,9 +58,9 @@ class _Linter:
         self.cells: dict[tuple[str, str, str], dict[RuleKey, PortSet]] = defaultdict(dict)
         self.rules: dict[RuleKey, tuple[NetworkPolicy, Rule]] = {}
 
-    def warn(self, path: str, message: str) -> None:
+    def warn(self, path: str, message: str, severity: str = "warning") -> None:
         line, col = self.sources.locate(path)
-        self.found.append(Diagnostic(message, path, line, col, "warning"))
+        self.found.append(Diagnostic(message, path, line, col, severity))
 
     def collect(self) -> None:
         """Every rule's share of every side it takes part in."""
@@ -205,7 +216,7 @@ class _Linter:
 
     def open_namespaces(self) -> None:
         for ns in self.cluster.namespaces:
-            members = [w for w in self.cluster.workloads if w.namespace == ns.name]
+            members = [w for w in _members(self.cluster) if w.namespace == ns.name]
             if not members:
                 continue
             if any(
@@ -228,6 +239,7 @@ class _Linter:
         self.named_ports()
         self.open_namespaces()
         self.nodeports()
+        lint_classes(self.cluster, self.warn)
         return sorted(set(self.found), key=Diagnostic.sort_key)
 
     def nodeports(self) -> None:
@@ -236,5 +248,5 @@ class _Linter:
 
 
 def lint(cluster: Cluster, sources: SourceMap) -> list[Diagnostic]:
-    """Every finding, as warnings sorted by position."""
+    """Every finding, sorted by position: warnings, and notes (informational)."""
     return _Linter(cluster, sources).run()

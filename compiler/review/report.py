@@ -1,7 +1,8 @@
 """The review of a cluster as plain data: what `review --format json` prints and what the
 Markdown and HTML reports render.
 
-Per workload: its isolation, who may reach it and whom it may reach (effective connections,
+Per workload (and per workload class, as one party standing for all its pods, named
+`NS/CLASS (class)`): its isolation, who may reach it and whom it may reach (effective connections,
 allowed by both sides), each with the rules behind it on both sides. Then exposure (what is
 reachable from outside the cluster, and what every pod of every namespace may reach), the
 external address classes, the services (backends, and for NodePorts what outside reaches
@@ -77,6 +78,8 @@ class _Builder:
         out: dict[str, Any] = {"name": p.name, "kind": p.kind}
         if p.kind != "external":
             out["ips"] = [str(ip) for ip in p.ips]
+        if p.is_class:
+            out["blocks"] = [str(n) for n in p.blocks]
         return out
 
     def connection(self, flow: Flow, peer: Party, key: str) -> dict[str, Any]:
@@ -106,8 +109,8 @@ class _Builder:
         assert w is not None
         incoming, outgoing, namespaces = [], [], set()
         for other in self.c.parties:
-            if other.workload is not None and other.workload.key == w.key:
-                continue  # a pod always reaches itself
+            if not p.is_class and other.workload is not None and other.workload.key == w.key:
+                continue  # a pod always reaches itself (a class's other pods are others)
             flow = self.c.flow(other, p)
             if flow.allowed:
                 incoming.append(self.connection(flow, other, "from"))
@@ -116,12 +119,14 @@ class _Builder:
             flow = self.c.flow(p, other)
             if flow.allowed:
                 outgoing.append(self.connection(flow, other, "to"))
+        placed: dict[str, Any] = {"node": w.node, "ips": [str(ip) for ip in p.ips]}
+        if p.is_class:
+            placed = {"kind": "class", "node": None, "ips": [], "blocks": list(map(str, p.blocks))}
         return {
             "name": p.name,
             "namespace": w.namespace,
             "workload": w.name,
-            "node": w.node,
-            "ips": [str(ip) for ip in p.ips],
+            **placed,
             "labels": dict(w.labels),
             "ports": [
                 {"name": cp.name, "port": cp.port, "protocol": cp.protocol} for cp in w.ports
@@ -151,7 +156,7 @@ class _Builder:
                     )
         every_namespace = []
         for p in self.c.pods:
-            others = [o for o in self.c.pods if o.workload.key != p.workload.key]
+            others = [o for o in self.c.pods if p.is_class or o.workload.key != p.workload.key]
             if not others:
                 continue
             admitted = ALL
@@ -208,7 +213,7 @@ class _Builder:
                 if not (src.is_pod or dst.is_pod):
                     row.append({"level": "n/a", "ports": ""})
                     continue
-                if src.workload is not None and src.workload == dst.workload:
+                if src.workload is not None and src.workload == dst.workload and not src.is_class:
                     row.append({"level": "self", "ports": "all"})
                     continue
                 allowed = self.c.flow(src, dst).allowed
@@ -220,6 +225,12 @@ class _Builder:
             "cols": [self.party(p) for p in cols],
             "cells": cells,
         }
+
+    def namespace_classes(self, namespace: str) -> dict[str, list[str]]:
+        """`{"classes": [...]}` of a namespace, in a spec with classes (else nothing)."""
+        if not self.cluster.classes:
+            return {}
+        return {"classes": sorted(c.key for c in self.cluster.classes if c.namespace == namespace)}
 
     def default_namespace(self) -> dict[str, Any] | None:
         """The policies that name no namespace, placed in the spec's default namespace as
@@ -247,6 +258,7 @@ class _Builder:
             "summary": {
                 "namespaces": len(self.cluster.namespaces),
                 "workloads": len(self.cluster.workloads),
+                **({"classes": len(self.cluster.classes)} if self.cluster.classes else {}),
                 "nodes": len(self.cluster.nodes),
                 "policies": len(self.cluster.policies),
                 "isolated": isolated,
@@ -259,6 +271,7 @@ class _Builder:
                     "workloads": sorted(
                         w.key for w in self.cluster.workloads if w.namespace == ns.name
                     ),
+                    **self.namespace_classes(ns.name),
                     "policies": sorted(
                         p.key for p in self.cluster.policies if p.namespace == ns.name
                     ),

@@ -7,6 +7,7 @@ from html import escape
 from pathlib import PurePosixPath
 from typing import Any
 
+from netcc.review.report_md import node_of, placed
 from netcc.review.services import service_rows
 from netcc.review.svg import matrix_svg
 
@@ -95,7 +96,7 @@ def _workload(w: dict[str, Any], filename: str) -> str:
     labels = ", ".join(escape(f"{k}={v}") for k, v in w["labels"].items()) or "none"
     return (
         f'<details id="{escape(w["name"])}"><summary><b>{escape(w["name"])}</b> · '
-        f"{escape(w['node'])} · {escape(', '.join(w['ips']))} · {flags}</summary>"
+        f"{escape(placed(w))} · {flags}</summary>"
         f"<p>Labels: {labels}. Container ports: {ports or 'none declared'}. "
         f"Declared at <span class=meta>{escape(filename)}:{w['line']}</span>.</p>"
         "<h4>Reached by</h4>"
@@ -128,19 +129,64 @@ def _default_namespace(report: dict[str, Any], filename: str) -> str:
     )
 
 
+def _classes(section: dict[str, Any] | None) -> str:
+    """Workload classes: their blocks, what isolates them, the keys that decide a pod's class,
+    and what a pod fitting no class gets ("" in a spec without classes)."""
+    if not section:
+        return ""
+    rows = []
+    for c in section["classes"]:
+        b = c["block"]
+        by = "<br>".join(
+            f"{escape(d)}: {escape(', '.join(ps))}" for d, ps in c["isolated_by"].items() if ps
+        )
+        match = ", ".join(
+            escape(f"{k}={v}" if v is not None else f"{k} absent") for k, v in c["match"].items()
+        )
+        rows.append(
+            [
+                f'<a href="#{escape(c["class"])} (class)">{escape(c["class"])}</a>',
+                escape(match) if match else "—",
+                escape(str(c["perNode"])),
+                escape(f"{b['offset']}/{b['size']}"),
+                escape(f"{b['example']['cidr']} on {b['example']['node']}"),
+                by or '<span class="open">not isolated</span>',
+            ]
+        )
+    keys = "".join(
+        f"<li><code>{escape(ns)}</code>: "
+        + (", ".join(f"<code>{escape(k)}</code>" for k in ks) or "none (no class: pods refused)")
+        + "</li>"
+        for ns, ks in section["keys"].items()
+    )
+    return (
+        "<h2>Workload classes</h2>\n"
+        "<p>Pods scheduled at runtime. Every node's podCIDR holds each class's block at the same "
+        "offset, so every node knows a class pod's identity from its address.</p>\n"
+        + _table(
+            ["class", "decided by", "perNode", "block (offset/size)", "e.g.", "isolated by"], rows
+        )
+        + f"\n<h3>Label keys that decide a pod's class</h3>\n<ul>{keys}</ul>\n"
+        f"<p>{escape(section['undeclared'])}</p>\n"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole HTML page."""
     s = report["summary"]
     spec = report["spec"]
     filename = PurePosixPath(spec["file"]).name
+    classes = s.get("classes", 0)
+    parties = s["workloads"] + classes  # isolation counts classes too
     cards = "".join(
         f'<div class="card"><b>{value}</b>{escape(label)}</div>'
         for value, label in (
             (s["workloads"], "workloads"),
+            *([(classes, "workload classes")] if classes else []),
             (s["namespaces"], "namespaces"),
             (s["policies"], "policies"),
-            (f"{s['isolated']['ingress']}/{s['workloads']}", "ingress isolated"),
-            (f"{s['isolated']['egress']}/{s['workloads']}", "egress isolated"),
+            (f"{s['isolated']['ingress']}/{parties}", "ingress isolated"),
+            (f"{s['isolated']['egress']}/{parties}", "egress isolated"),
             (s["connections"], "allowed connections in"),
         )
     )
@@ -183,7 +229,7 @@ def render_html(report: dict[str, Any]) -> str:
         [
             [
                 f'<a href="#{escape(w["name"])}">{escape(w["name"])}</a>',
-                escape(w["node"]),
+                escape(node_of(w)),
                 _isolation(w, "ingress"),
                 _isolation(w, "egress"),
                 escape(", ".join(w["reached_from_namespaces"]) or "—"),
@@ -232,7 +278,7 @@ receiver's ingress policy. Hover a cell for the exact ports.</p>
 <h3>Services</h3>
 <p>NetworkPolicy judges each backend after translation, with the source it really sees.</p>
 {services}
-<h2>Isolation</h2>
+{_classes(report.get("workload_classes"))}<h2>Isolation</h2>
 {isolation}
 <h2>Workloads</h2>
 {workloads}

@@ -112,9 +112,21 @@ def _matrix(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def placed(w: dict[str, Any]) -> str:
+    """Where a workload's pods are: its node and addresses, or a class's blocks."""
+    if w.get("kind") == "class":
+        return f"any node · blocks {', '.join(w['blocks'])}"
+    return f"{w['node']} · {', '.join(w['ips'])}"
+
+
+def node_of(w: dict[str, Any]) -> str:
+    """The node column: a class's pods run on any node."""
+    return "any (class)" if w.get("kind") == "class" else w["node"]
+
+
 def _workload(w: dict[str, Any]) -> list[str]:
     summary = (
-        f"<b>{w['name']}</b> · {w['node']} · {', '.join(w['ips'])} · "
+        f"<b>{w['name']}</b> · {placed(w)} · "
         f"ingress {'isolated' if w['isolation']['ingress']['isolated'] else 'OPEN'} · "
         f"egress {'isolated' if w['isolation']['egress']['isolated'] else 'OPEN'}"
     )
@@ -177,14 +189,18 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The whole Markdown report."""
     s = report["summary"]
     spec = report["spec"]
+    classes = s.get("classes", 0)
+    parties = s["workloads"] + classes  # isolation counts classes too
     head = [
         f"## netcc review: `{report['cluster']}`",
         "",
         f"`{PurePosixPath(spec['file']).name}` (sha256 `{spec['sha256'][:12]}`) · "
-        f"{s['namespaces']} namespaces · {s['workloads']} workloads · {s['nodes']} nodes · "
+        f"{s['namespaces']} namespaces · {s['workloads']} workloads · "
+        + (f"{classes} workload classes · " if classes else "")
+        + f"{s['nodes']} nodes · "
         f"{s['policies']} policies · {s['connections']} allowed connections into workloads · "
-        f"isolated: {s['isolated']['ingress']}/{s['workloads']} ingress, "
-        f"{s['isolated']['egress']}/{s['workloads']} egress",
+        f"isolated: {s['isolated']['ingress']}/{parties} ingress, "
+        f"{s['isolated']['egress']}/{parties} egress",
         "",
         *_default_namespace(report),
         "### Exposure",
@@ -232,7 +248,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         [
             [
                 w["name"],
-                w["node"],
+                node_of(w),
                 _isolation(w, "ingress"),
                 _isolation(w, "egress"),
                 ", ".join(w["reached_from_namespaces"]) or "—",
