@@ -10,11 +10,18 @@ given an endpoint; DEL or GC completes it.
 ADD, in order (each step undone when a later one fails, so a refused or failed ADD leaves
 nothing behind): the pod's labels (`PodSource`, the Kubernetes API or the lab's) -> its class
 (closed world: no class, no network) -> an address of the class's block on this node, on disk
-before anything else -> the veth pair, addresses, routes, MTU -> the loader's apply with the
-pod's endpoint entry and hooks -> the CNI result. The result is returned only after the apply,
-so the pod never has an address without its endpoint and policy.
+before anything else -> the veth pair, addresses, routes, MTU -> the pod's endpoint entry and
+hooks on the applied datapath (`fastpath`: one map key, two hooks, the state file's record;
+the full apply when the applied version is not the served one) -> the CNI result. The result
+is returned only after that, so the pod never has an address without its endpoint and policy.
+DEL takes the pod off the datapath the same way, then removes its veth and address.
 
-Everything that changes the node's pods or datapath runs under one lock (`Daemon.lock`).
+netcc creates the pod's interface, so it must be the first plugin of a chain: an ADD whose
+`prevResult` already lists interfaces is refused (CNI error 7). Plugins after it (portmap,
+bandwidth, tuning, ...) get netcc's result as their `prevResult`.
+
+Everything that changes the node's pods or datapath runs under one lock (`Daemon.lock`), and
+the datapath changes under the node's state lock too (the full apply's).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from netcc.contract.classes import ClassInfo, Refusal
 from netcc.loader.cni.errors import (
+    INVALID_CONFIG,
     INVALID_ENVIRONMENT,
     IO_FAILURE,
     PLUGIN_NOT_AVAILABLE,
@@ -43,9 +51,19 @@ from netcc.loader.cni.ipam import AddressStore, BlockFull, IpamError, Owner
 from netcc.loader.cni.protocol import IPConfig, PodRef, Request, Result, Route
 from netcc.loader.cni.results import Interface
 from netcc.loader.daemon import podnet
+from netcc.loader.daemon.fastpath import FastPath, NotApplied
 from netcc.loader.daemon.view import NodeView, ViewError
 from netcc.loader.desired import RuntimeEndpoint
-from netcc.loader.kube import KubeError, NotFound, Pod, Unavailable
+from netcc.loader.kube import (
+    BadResponse,
+    ConfigError,
+    Forbidden,
+    KubeError,
+    NotFound,
+    Pod,
+    Unauthorized,
+    Unavailable,
+)
 
 log = logging.getLogger("netcc.daemon")
 
@@ -54,7 +72,8 @@ POD_REFUSED = 100
 BLOCK_FULL = 101
 """Plugin-specific CNI error: the class's address block on this node is full."""
 FAULT_ENV = "NETCC_DAEMON_FAULT"
-"""Test hook: `after-allocate` or `after-veth` kills the daemon (SIGKILL) at that ADD step."""
+"""Test hook: `after-allocate`, `after-veth` or `after-datapath` kills the daemon (SIGKILL)
+at that ADD step."""
 
 
 class PodSource(Protocol):
@@ -88,15 +107,24 @@ def pod_label(owner: Owner) -> str:
 class Daemon:
     """The CNI handler of one node (`netcc.loader.cni.server.Handler`)."""
 
-    def __init__(self, node: str, store: AddressStore, pods: PodSource, applier: Applier) -> None:
+    def __init__(
+        self,
+        node: str,
+        store: AddressStore,
+        pods: PodSource,
+        applier: Applier,
+        fast: FastPath | None = None,
+    ) -> None:
         self.node = node
         self.store = store
         self.pods = pods
         self.applier = applier
+        self.fast = fast  # None: every pod change takes the full apply
         self.lock = threading.RLock()
         self.view: NodeView | None = None
         self.readiness = Readiness()
         self.last_applied: Any = None
+        self.applies = 0  # full applies that succeeded (reported, for tests and operators)
         self.on_change: Callable[[], None] | None = None  # after pods came or went
 
     # -- the datapath ------------------------------------------------------------------------
@@ -127,8 +155,35 @@ class Daemon:
                 raise ViewError(self.readiness.reason)
             result = self.applier(self.view, self.runtime_endpoints())
             self.last_applied = result
+            self.applies += 1
             self.readiness = Readiness(True, "")
             return result
+
+    def _datapath_add(self, view: NodeView, ep: RuntimeEndpoint) -> None:
+        """The pod's endpoint entry and hooks, incrementally where the applied version is
+        the one served, else by the full apply (which takes every runtime endpoint)."""
+        if self.fast is not None:
+            try:
+                self.fast.add(view.digest, ep)
+                return
+            except NotApplied as e:
+                log.info("ADD %s: full apply (%s)", ep.ip, e)
+        self.apply_now()
+
+    def _datapath_remove(self, ips: list[str]) -> bool:
+        """Take the addresses off the datapath incrementally; False when that could not be
+        done, and the caller re-applies in full once the pod's veth and address are gone."""
+        if self.fast is None:
+            return False
+        try:
+            for ip in ips:
+                self.fast.remove(ip)
+            return True
+        except NotApplied:
+            return False
+        except Exception as e:
+            log.error("taking %s off the datapath failed (a full apply follows): %s", ips, e)
+            return False
 
     def _require_ready(self) -> NodeView:
         if not self.readiness.ready or self.view is None:
@@ -142,6 +197,7 @@ class Daemon:
     # -- ADD ---------------------------------------------------------------------------------
 
     def add(self, req: Request) -> Result:
+        _first_in_chain(req)
         pod_ref = _pod_of(req)
         self._require_ready()
         pod = self._get_pod(pod_ref)
@@ -184,7 +240,11 @@ class Daemon:
                 req.netns, req.ifname, req.container_id, ip, view.router, view.mtu
             )
             _fault("after-veth")
-            self.apply_now()
+            value = {**klass.endpoint, "router": str(view.router)}
+            note = f"{pod} ({klass.key})"
+            ep = RuntimeEndpoint(str(ip), value, iface.host_index, iface.host_name, note)
+            self._datapath_add(view, ep)
+            _fault("after-datapath")
         except BaseException as e:
             self._undo_add(req, owner)
             if isinstance(e, podnet.PodNetError | NetlinkError):
@@ -196,6 +256,11 @@ class Daemon:
 
     def _undo_add(self, req: Request, owner: Owner) -> None:
         try:
+            held = [
+                str(ip) for ip, o in self.store.allocations().items() if o and o.key == owner.key
+            ]
+            if held:  # the periodic apply repairs what this could not undo
+                self._datapath_remove(held)
             podnet.delete(req.container_id)
         finally:
             self.store.release(owner)
@@ -203,12 +268,8 @@ class Daemon:
     def _get_pod(self, ref: PodRef) -> Pod:
         try:
             pod = self.pods.get_pod(ref.namespace, ref.name)
-        except NotFound as e:
-            raise CniError(UNKNOWN_CONTAINER, f"pod {ref}: {e}") from None
-        except Unavailable as e:
-            raise CniError(TRY_AGAIN_LATER, f"pod {ref}: {e}") from None
         except KubeError as e:
-            raise CniError(IO_FAILURE, f"pod {ref}: {e}") from None
+            raise kube_cni_error(ref, e) from None
         if ref.uid and pod.uid and ref.uid != pod.uid:
             raise CniError(
                 TRY_AGAIN_LATER, f"pod {ref}: the API has uid {pod.uid}, the runtime {ref.uid}"
@@ -226,9 +287,10 @@ class Daemon:
             # holds it (an ADD of a second interface was refused, and this is its DEL).
             cid = req.container_id
             theirs = any(o and o.container_id == cid and o.key != _key(req) for _, o in records)
+            done = bool(held) and self._datapath_remove([str(ip) for ip in held])
             removed = podnet.delete(cid) if cid and not theirs else False
             freed = self.store.release(req.attachment)
-            if (held or removed) and self.readiness.ready:
+            if (held or removed) and not done and self.readiness.ready:
                 self._reapply_quietly("DEL")
         if held or removed or freed:
             log.info("DEL %s/%s: freed %s", req.container_id, req.ifname, freed)
@@ -322,6 +384,42 @@ class Daemon:
                 {"class": klass.key, "block": str(block), "inUse": used, "capacity": capacity}
             )
         return out
+
+
+def kube_cni_error(ref: PodRef, e: KubeError) -> CniError:
+    """The CNI error for a failed read of the pod's labels: 11 (try again later) for what
+    passes (unreachable, timeouts, 429, 5xx), 3 for a pod the API does not know, 5 for what
+    an operator must fix (a token the API refuses, a missing RBAC rule, no API configured,
+    answers this client cannot use). The message says which, and the API's own words."""
+    where = f"pod {ref}: reading its labels from the Kubernetes API failed"
+    if isinstance(e, Unavailable):
+        return CniError(TRY_AGAIN_LATER, f"{where}: {e}; try again later")
+    if isinstance(e, NotFound):
+        return CniError(UNKNOWN_CONTAINER, f"pod {ref}: the Kubernetes API does not know it: {e}")
+    if isinstance(e, Unauthorized):
+        fix = "the node's service account token is not accepted (expired, revoked, another cluster)"
+        return CniError(IO_FAILURE, f"{where}: {e}; {fix}")
+    if isinstance(e, Forbidden):
+        return CniError(IO_FAILURE, f"{where}: {e}")
+    if isinstance(e, ConfigError):
+        return CniError(IO_FAILURE, f"{where}: no API configuration: {e}")
+    if isinstance(e, BadResponse):
+        return CniError(IO_FAILURE, f"{where}: a bad answer: {e}")
+    return CniError(IO_FAILURE, f"{where}: {e}")
+
+
+def _first_in_chain(req: Request) -> None:
+    """netcc makes the pod's interface, so it runs first: a `prevResult` that already has
+    interfaces means another plugin made one (CNI error 7, a config to fix)."""
+    prev = req.config.prev_result
+    if prev and prev.get("interfaces"):
+        names = ", ".join(str(i.get("name", "?")) for i in prev["interfaces"] if i)
+        raise CniError(
+            INVALID_CONFIG,
+            f"netcc must be the first plugin of the network config list {req.config.name!r}: "
+            f"an earlier plugin already made interfaces ({names}); put netcc first and chain "
+            "portmap, bandwidth, tuning, ... after it",
+        )
 
 
 def _key(req: Request) -> tuple[str, str]:

@@ -37,6 +37,7 @@ from netcc.contract.lock import LOCK_NAME
 from netcc.loader import state
 from netcc.loader.cni.ipam import AddressStore
 from netcc.loader.cni.server import CniServer
+from netcc.loader.daemon.fastpath import FastPath
 from netcc.loader.daemon.handler import Daemon, PodSource, Readiness
 from netcc.loader.daemon.noderoutes import ensure_routes
 from netcc.loader.daemon.view import NodeView, ViewError, misplaced, read_view
@@ -50,6 +51,9 @@ PLUGIN_TYPE = cni_paths.PLUGIN_TYPE
 NETWORK_NAME = "netcc"
 ACCEPTED = "accepted"  # in the data dir: the digest of the accepted OUT's copy
 DATA_BASE = Path(cni_paths.DATA_BASE)
+FULL_APPLY_ENV = "NETCC_DAEMON_FULL_APPLY"
+"""`1`: every ADD and DEL takes the full apply instead of the incremental one (`fastpath`):
+for comparing the two (bench/cni_churn.py) and for diagnosis."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ class NodeRunner:
     def __init__(self, cfg: RunConfig, pods: PodSource) -> None:
         self.cfg = cfg
         self.store = AddressStore(cfg.data_dir / "ipam")
-        self.daemon = Daemon(cfg.node, self.store, pods, self._apply)
+        fast = None if os.environ.get(FULL_APPLY_ENV) == "1" else FastPath(cfg.paths)
+        self.daemon = Daemon(cfg.node, self.store, pods, self._apply, fast)
         self.daemon.on_change = self.report
         self.server = CniServer(cfg.socket, self.daemon)
         self.refused: dict[str, str] | None = None
@@ -284,6 +289,7 @@ class NodeRunner:
                 "refused": self.refused
                 and {k: v for k, v in self.refused.items() if not k.startswith("_")},
                 "lastError": self.last_error,
+                "lastApply": _apply_summary(d.last_applied, d.applies),
                 "pods": d.pods_report(),
                 "blocks": d.blocks_report(),
                 "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -293,6 +299,13 @@ class NodeRunner:
             data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
             state.write_atomic(sdir / REPORT_FILE, data)  # under the lock: one writer at a time
         return doc
+
+
+def _apply_summary(result: Any, count: int) -> dict[str, Any] | None:
+    """The last full apply: its status (`unchanged` when pods added incrementally were
+    found in place) and how many have succeeded."""
+    status = getattr(result, "status", None)
+    return None if status is None else {"status": str(status), "count": count}
 
 
 def read_report(state_dir: Path) -> dict[str, Any] | None:

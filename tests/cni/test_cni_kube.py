@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from netcc.loader.cni.protocol import CniError, parse_request
 from netcc.loader.kube import (
     Action,
     BadResponse,
@@ -42,6 +43,8 @@ def load_recordings() -> dict[str, dict]:
         if "bodyFrom" in resp:
             other = json.loads((RECORDINGS / resp["bodyFrom"]).read_text())
             resp["body"] = other["response"]["body"]
+        if "bodyText" in resp:
+            resp["body"] = resp["bodyText"].encode()
         out[rec["request"]["path"]] = rec
     return out
 
@@ -323,3 +326,74 @@ def test_in_cluster_over_tls(tls_api, tmp_path):
     untrusting = KubeClient(f"https://127.0.0.1:{tls_api.port}", token="x", read_timeout=2)
     with pytest.raises(Unavailable, match="CERTIFICATE_VERIFY_FAILED"):
         untrusting.get_pod("shop", POD)
+
+
+# -- the daemon's CNI errors for each recorded failure ---------------------------------------
+
+
+def _daemon_add(api, namespace: str, name: str, **kw) -> CniError:
+    """A CNI ADD of pod `namespace/name` by a ready daemon whose pod source is a KubeClient
+    of `api`; the CniError it fails with (before anything is made)."""
+    from ipaddress import IPv4Address, IPv4Network
+
+    from netcc.loader.cni.ipam import AddressStore
+    from netcc.loader.daemon.handler import Daemon, Readiness
+    from netcc.loader.daemon.view import NodeView
+
+    def never(*args: object) -> None:
+        raise AssertionError("a failed ADD must not apply")
+
+    store = AddressStore(Path(kw.pop("tmp")) / "ipam")
+    d = Daemon("node-1", store, client(api, **kw), never)
+    d.view = NodeView(
+        Path("/nonexistent"), "node-1", "ab" * 32, None, IPv4Network("10.244.1.0/24"),
+        IPv4Address("10.244.1.1"),
+    )  # fmt: skip
+    d.readiness = Readiness(True, "")
+    request = {
+        "command": "ADD", "containerID": "c0ffee", "netns": "/run/netns/x", "ifname": "eth0",
+        "args": f"IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name}",
+        "path": "/opt/cni/bin",
+        "config": json.dumps({"cniVersion": "1.0.0", "name": "netcc", "type": "netcc-cni"}),
+    }  # fmt: skip
+    with pytest.raises(CniError) as e:
+        d.add(parse_request(json.dumps(request).encode()))
+    assert store.allocations() == {}
+    return e.value
+
+
+@pytest.mark.parametrize(
+    ("pod", "code", "words"),
+    [
+        # the token is refused: an operator must fix the credentials
+        ("shop/expired", 5, ["401 Unauthorized", "token is not accepted"]),
+        # RBAC missing: the message names the permission
+        ("payments/api-0", 5, ["403 Forbidden", "needs the RBAC permission `get pods`"]),
+        # the API does not know the pod
+        ("shop/cart-gone", 3, ["does not know it", 'pods "cart-gone" not found']),
+        # passing trouble: 11, try again later
+        ("shop/etcd-trouble", 11, ["500 Internal Server Error", "try again later"]),
+        ("shop/throttled", 11, ["429", "retry after 2 s", "try again later"]),
+        ("shop/slow", 11, ["timed out", "try again later"]),
+        ("shop/truncated", 11, ["connection closed", "try again later"]),
+        # an answer this client cannot use
+        ("shop/malformed", 5, ["a bad answer", "not JSON"]),
+    ],
+)
+def test_api_failures_become_clear_cni_errors(api, tmp_path, pod, code, words):
+    namespace, name = pod.split("/")
+    if name == "expired":
+        api.token = "the-right-one"
+    err = _daemon_add(api, namespace, name, tmp=tmp_path, read_timeout=0.3)
+    assert err.code == code, err.msg
+    assert err.msg.startswith(f"pod {pod}")
+    for w in words:
+        assert w in err.msg, err.msg
+
+
+def test_the_api_unreachable_is_try_again_later(short_dir, tmp_path):
+    class Nowhere:
+        url = f"unix://{short_dir}/none.sock"
+
+    err = _daemon_add(Nowhere, "shop", "x", tmp=tmp_path)
+    assert err.code == 11 and "try again later" in err.msg

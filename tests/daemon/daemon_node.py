@@ -39,7 +39,10 @@ def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
 class DaemonNode:
     """The node namespace, its daemon and its pods."""
 
-    def __init__(self, out: Path, shim: Path) -> None:
+    def __init__(self, out: Path, shim: Path, interval: float = 0.5, node: str = NODE) -> None:
+        self.interval = interval  # the daemon's re-apply period (tests: often; bench: 30 s)
+        self.node = node
+        self.extra_env: dict[str, str] = {}  # for the daemon (bench: NETCC_DAEMON_FULL_APPLY)
         self.tag = uuid.uuid4().hex[:6]
         self.netns = f"netcctest-{self.tag}-node"
         self.out = out
@@ -82,14 +85,15 @@ class DaemonNode:
         """Run the daemon in the node's namespace (nsenter: setns, /sys not remounted)."""
         env = dict(os.environ)
         env.pop("NETCC_DAEMON_FAULT", None)
+        env.update(self.extra_env)
         if fault:
             env["NETCC_DAEMON_FAULT"] = fault
         cmd = [
             "nsenter", f"--net=/run/netns/{self.netns}", sys.executable, "-m", "netcc",
-            "load", "run", str(self.out), "--node", NODE, "--socket", str(self.socket),
+            "load", "run", str(self.out), "--node", self.node, "--socket", str(self.socket),
             "--data-dir", str(self.data), "--state-dir", str(self.state),
             "--pin-root", str(self.pins), "--kube", f"unix://{self.kube_sock}",
-            "--cni-conf-dir", str(self.conf), "--interval", "0.5",
+            "--cni-conf-dir", str(self.conf), "--interval", str(self.interval),
         ]  # fmt: skip
         with open(self.log, "ab") as log:
             self.daemon = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
@@ -154,7 +158,7 @@ class DaemonNode:
         """`netcc load status --json` in the node's namespace: exit code and report."""
         proc = sh(
             "nsenter", f"--net=/run/netns/{self.netns}", sys.executable, "-m", "netcc",
-            "load", "status", "--node", NODE, "--pin-root", str(self.pins),
+            "load", "status", "--node", self.node, "--pin-root", str(self.pins),
             "--state-dir", str(self.state), "--json", check=False,
         )  # fmt: skip
         try:
@@ -181,13 +185,14 @@ class DaemonNode:
         namespace, name = key.split("/")
         uid = str(uuid.uuid4())
         self.pods[key] = {
-            "namespace": namespace, "name": name, "uid": uid, "labels": labels, "node": NODE,
+            "namespace": namespace, "name": name, "uid": uid, "labels": labels, "node": self.node,
         }  # fmt: skip
         write_pods(self.kube_dir, self.pods)
         ns = f"netcctest-{self.tag}-p{len(self.pods_made)}"
         sh("ip", "netns", "add", ns)
         self.pods_made.append(ns)
-        args = {"K8S_POD_NAMESPACE": namespace, "K8S_POD_NAME": name, "K8S_POD_UID": uid}
+        args = {"IgnoreUnknown": "1", "K8S_POD_NAMESPACE": namespace, "K8S_POD_NAME": name}
+        args["K8S_POD_UID"] = uid  # as containerd passes them
         return Attachment(uuid.uuid4().hex * 2, f"/run/netns/{ns}", "eth0", args)
 
     def conflist(self) -> dict[str, Any]:
@@ -230,3 +235,49 @@ class DaemonNode:
             a["local"] for link in json.loads(out) for a in link.get("addr_info", [])
             if link["ifname"] != "lo"
         ]  # fmt: skip
+
+    # -- libcni --------------------------------------------------------------------------------
+
+    def libcni(
+        self,
+        driver: Path,
+        conflist: dict[str, Any],
+        command: str,
+        att: Attachment,
+        bin_dirs: tuple[str, ...] = (),
+    ) -> tuple[int, Any]:
+        """Run `command` (add, check, del) for `att` through the real libcni
+        (`tests/cni/libcni_driver`) in the node's namespace; exit code and its JSON."""
+        path = self.dir / f"{conflist['name']}-libcni.conflist"
+        path.write_text(json.dumps(conflist))
+        args = ";".join(f"{k}={v}" for k, v in att.args.items())
+        proc = sh(
+            "nsenter", f"--net=/run/netns/{self.netns}", str(driver), f"-conflist={path}",
+            f"-path={':'.join([str(self.bin), *bin_dirs])}", f"-cache={self.dir / 'libcni'}",
+            f"-netns={att.netns}", f"-id={att.container_id}", f"-ifname={att.ifname}",
+            f"-args={args}", f"-capabilities={json.dumps(att.capability_args or {})}",
+            command, check=False,
+        )  # fmt: skip
+        out = proc.stdout.strip()
+        return proc.returncode, (json.loads(out) if out else proc.stderr)
+
+
+LIBCNI_SRC = Path("/usr/share/gocode/src/github.com/containernetworking/cni")
+DRIVER_SRC = Path(__file__).resolve().parents[1] / "cni" / "libcni_driver"
+
+
+def build_libcni_driver(dest: Path) -> Path | None:
+    """tests/cni/libcni_driver built offline against Debian's libcni into `dest`; None when
+    go or the library is missing."""
+    if shutil.which("go") is None or not LIBCNI_SRC.is_dir():
+        return None
+    env = {
+        **os.environ, "GO111MODULE": "off", "GOPATH": f"/usr/share/gocode:{dest}",
+        "GOPROXY": "off", "GOFLAGS": "", "CGO_ENABLED": "0",
+    }  # fmt: skip
+    binary = dest / "libcni-driver"
+    subprocess.run(
+        ["go", "build", "-o", str(binary), "."],
+        cwd=DRIVER_SRC, env=env, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return binary

@@ -53,6 +53,29 @@ def test_add_check_del_through_the_shim(node: DaemonNode) -> None:
     node.delete(att)  # DEL again: nothing left, still a success
 
 
+def _next_apply(node: DaemonNode) -> dict:
+    """The report of the second full apply after now (the first may have begun before)."""
+    seen = (node.report().get("lastApply") or {}).get("count", 0)
+    return node.wait(lambda r: (r.get("lastApply") or {}).get("count", 0) >= seen + 2, "applied")
+
+
+def test_incremental_add_and_del_leave_the_full_apply_nothing_to_do(node: DaemonNode) -> None:
+    """ADD and DEL change one endpoint entry and one veth's hooks, recorded as the full
+    apply records them: the periodic re-apply that follows finds everything in place."""
+    first = node.pod("shop/web-1", {"app": "web"})
+    second = node.pod("shop/db-1", {"app": "db"})
+    ip1, ip2 = _ip(node.add(first)), _ip(node.add(second))
+    assert set(_bound(node)) == {str(ip1), str(ip2)}
+    assert _next_apply(node)["lastApply"]["status"] == "unchanged"
+    assert set(_bound(node)) == {str(ip1), str(ip2)}  # the re-apply kept the runtime pods
+    node.delete(first)
+    assert set(_bound(node)) == {str(ip2)}
+    assert _next_apply(node)["lastApply"]["status"] == "unchanged"
+    node.delete(second)
+    assert _bound(node) == {} and node.host_links() == [] and node.allocations() == {}
+    assert _next_apply(node)["lastApply"]["status"] == "unchanged"
+
+
 def test_unmatched_pod_is_refused_and_leaves_nothing(node: DaemonNode) -> None:
     att = node.pod("shop/stray", {"app": "cache"})
     with pytest.raises(CniRuntimeError) as e:
@@ -65,7 +88,7 @@ def test_unmatched_pod_is_refused_and_leaves_nothing(node: DaemonNode) -> None:
     assert node.pod_addresses(att) == []
 
 
-@pytest.mark.parametrize("fault", ["after-allocate", "after-veth"])
+@pytest.mark.parametrize("fault", ["after-allocate", "after-veth", "after-datapath"])
 def test_daemon_killed_mid_add_loses_nothing(node: DaemonNode, fault: str) -> None:
     first = node.pod("shop/web-1", {"app": "web"})
     ip1 = _ip(node.add(first))

@@ -126,8 +126,11 @@ class Pods:
         return Pod(namespace, name, "", self.pods[key])
 
 
-def _add(pod: str, container: str = "c0ffee") -> bytes:
+def _add(pod: str, container: str = "c0ffee", prev: dict | None = None) -> bytes:
     ns, name = pod.split("/")
+    conf = {"cniVersion": "1.1.0", "name": "netcc", "type": "netcc-cni"}
+    if prev is not None:
+        conf["prevResult"] = prev
     return json.dumps(
         {
             "command": "ADD",
@@ -136,7 +139,7 @@ def _add(pod: str, container: str = "c0ffee") -> bytes:
             "ifname": "eth0",
             "args": f"K8S_POD_NAMESPACE={ns};K8S_POD_NAME={name}",
             "path": "/opt/cni/bin",
-            "config": json.dumps({"cniVersion": "1.1.0", "name": "netcc", "type": "netcc-cni"}),
+            "config": json.dumps(conf),
         }
     ).encode()
 
@@ -170,6 +173,16 @@ def test_refusals_of_undeclared_namespace_and_unknown_pod(tmp_path: Path) -> Non
     with pytest.raises(CniError, match="not found") as e:
         d.add(parse_request(_add("shop/ghost")))
     assert e.value.code == 3
+    assert d.store.allocations() == {}
+
+
+def test_netcc_must_be_the_first_plugin_of_its_chain(tmp_path: Path) -> None:
+    d = _daemon(tmp_path, view(), {"shop/w": {"app": "web"}})
+    prev = {"cniVersion": "1.1.0", "interfaces": [{"name": "lo", "sandbox": "/run/netns/x"}]}
+    with pytest.raises(CniError) as e:
+        d.add(parse_request(_add("shop/w", prev=prev)))
+    assert e.value.code == 7
+    assert "must be the first plugin" in e.value.msg and "(lo)" in e.value.msg
     assert d.store.allocations() == {}
 
 
@@ -213,3 +226,39 @@ def test_lab_never_stops_a_process_its_record_does_not_name_as_its_own() -> None
         assert not alive(damaged) and stop(damaged) is None
     gone = {"kind": "daemon", "pid": 2**22 + 1, "argv": ["x", "-m", "netcc", "load", "run"]}
     assert not alive(gone)
+
+
+def test_the_fast_path_records_a_pod_as_the_full_apply_does(tmp_path: Path) -> None:
+    """ADD's record in state.json: the endpoint binding (runtime), both hooks of the veth
+    (tcx link pins under the pin root), kept sorted; DEL takes exactly those away."""
+    from netcc.loader import state
+    from netcc.loader.daemon.fastpath import FastPath, NotApplied
+    from netcc.loader.desired import RuntimeEndpoint
+    from netcc.loader.link.hook import Mode
+
+    paths = state.paths_for("node-1", tmp_path / "pins", tmp_path / "state")
+    fp = FastPath(paths)
+    with pytest.raises(NotApplied, match="nothing is applied"):
+        fp.remove("10.244.1.17")
+    uplink = {"ifindex": 2, "ifname": "eth0", "direction": "ingress", "mode": "tcx"}
+    uplink |= {"link_pin": "/x", "role": "uplink"}
+    doc = {"node": "node-1", "pin_root": str(paths.pin_root), "digest": DIGEST, "mode": "tcx"}
+    doc |= {"hooks": [uplink], "endpoints": [], "clsact_created": []}
+    state.save_state(paths, doc, {})
+    ep = RuntimeEndpoint("10.244.1.17", {}, 9, "nc0123456789a", "shop/web-1 (shop/web)")
+    hooks = [fp._hook(ep, d, Mode.TCX) for d in ("ingress", "egress")]
+    fp._record(state.load_state(paths), add=(ep, hooks, False))
+    got = state.load_state(paths)
+    assert got["endpoints"] == [
+        {"ip": "10.244.1.17", "note": ep.note, "ifindex": 9, "ifname": ep.ifname}
+        | {"reason": None, "runtime": True}
+    ]
+    assert [(h["ifindex"], h["direction"], h["link_pin"]) for h in got["hooks"]] == [
+        (2, "ingress", "/x"),
+        (9, "egress", str(paths.link_pin(9, "egress"))),
+        (9, "ingress", str(paths.link_pin(9, "ingress"))),
+    ]
+    fp._record(got, remove=("10.244.1.17", 9))
+    after = state.load_state(paths)
+    assert after["endpoints"] == [] and after["hooks"] == [uplink]
+    assert after["digest"] == DIGEST and after["version"] == 1

@@ -3,7 +3,11 @@
 // plugin exactly as those runtimes do.
 //
 //	libcni_driver -conflist FILE -path DIR[:DIR] -cache DIR -netns PATH \
-//	    -id CONTAINERID -ifname IFNAME [-args K=V;K=V] add|check|del|validate|version PLUGIN
+//	    -id CONTAINERID -ifname IFNAME [-args K=V;K=V] [-capabilities JSON] \
+//	    add|check|del|validate|version PLUGIN
+//
+// -capabilities is the runtime's capability arguments (portMappings, bandwidth,
+// ...), which libcni passes as runtimeConfig to the plugins that declare them.
 //
 // add prints the result as JSON; validate prints the versions the list's
 // plugins support; version prints one plugin's VERSION answer. Errors print
@@ -31,16 +35,25 @@ func main() {
 	id := flag.String("id", "", "container ID (CNI_CONTAINERID)")
 	ifname := flag.String("ifname", "eth0", "interface name (CNI_IFNAME)")
 	args := flag.String("args", "", "CNI_ARGS, K=V;K=V")
+	caps := flag.String("capabilities", "", "capability arguments, a JSON object")
 	flag.Parse()
+	var capArgs map[string]interface{}
+	if *caps != "" {
+		if err := json.Unmarshal([]byte(*caps), &capArgs); err != nil {
+			fmt.Fprintln(os.Stderr, "-capabilities:", err)
+			os.Exit(2)
+		}
+	}
 	if flag.NArg() < 1 {
 		fmt.Fprintln(os.Stderr, "usage: libcni_driver [flags] add|check|del|validate|version [PLUGIN]")
 		os.Exit(2)
 	}
 	out, err := run(flag.Arg(0), flag.Arg(1), *conflist, *path, *cache, &libcni.RuntimeConf{
-		ContainerID: *id,
-		NetNS:       *netns,
-		IfName:      *ifname,
-		Args:        parseArgs(*args),
+		ContainerID:    *id,
+		NetNS:          *netns,
+		IfName:         *ifname,
+		Args:           parseArgs(*args),
+		CapabilityArgs: capArgs,
 	})
 	if err != nil {
 		report := map[string]interface{}{"code": 0, "msg": err.Error()}
