@@ -11,6 +11,8 @@ TEST_APT_PACKAGES := chromium qemu-system-x86 busybox-static kmod golang-github-
 	containernetworking-plugins
 EXAMPLE ?= examples/shop.yaml
 OUT ?= out/shop
+PODS_EXAMPLE ?= examples/pods.yaml
+PODS_OUT ?= out/pods
 
 .PHONY: setup system-packages test-packages vm-kernel python-package cni demo test test-fast lint \
 	golden bench clean
@@ -41,6 +43,7 @@ cni: system-packages
 demo: setup
 	bash scripts/demo.sh $(EXAMPLE) $(OUT)
 	bash scripts/lab-demo.sh $(EXAMPLE) $(OUT)
+	bash scripts/pods-demo.sh $(PODS_EXAMPLE) $(PODS_OUT)
 	bash scripts/wireguard-demo.sh $(EXAMPLE) $(OUT)-encrypted
 
 # The Debian kernel the WireGuard kernel-backend test boots (cached in ~/.cache/netcc/vm-kernel).

@@ -1,4 +1,4 @@
-"""The `netcc lab` commands: up, probe, status, wg, pod add|del, down. Wired in by
+"""The `netcc lab` commands: up, probe, status, wg, pod add|del, daemon restart, down. Wired in by
 `add_lab_commands`.
 
 Test hooks (environment): `NETCC_LAB_FAIL_AFTER=N` makes `up` fail after N namespaces, and
@@ -18,7 +18,7 @@ EXIT_DENIED = 4
 
 
 def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add `lab up|probe|status|wg|pod|down` to the `netcc` command line."""
+    """Add `lab up|probe|status|wg|pod|daemon|down` to the `netcc` command line."""
     lab = subparsers.add_parser(
         "lab", help="a spec's cluster made of network namespaces, with the datapath loaded"
     )
@@ -75,6 +75,14 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
     pd.add_argument("pod", metavar="NS/NAME")
     pd.add_argument("--json", action="store_true")
     pd.set_defaults(func=cmd_pod_del)
+
+    dm = sub.add_parser("daemon", help="the node daemons that serve runtime pods")
+    dsub = dm.add_subparsers(dest="daemon_command", required=True)
+    dr = dsub.add_parser(
+        "restart", help="stop a node's daemon if it runs and start it again; waits until ready"
+    )
+    dr.add_argument("node")
+    dr.set_defaults(func=cmd_daemon_restart)
 
     d = sub.add_parser("down", help="remove everything the lab made")
     d.set_defaults(func=cmd_down)
@@ -292,6 +300,19 @@ def cmd_pod_del(args: argparse.Namespace) -> int:
     except (pods.PodError, *_known_errors()) as e:
         return _error(e)
     _print_pod(doc, args.json, "deleted")
+    return 0
+
+
+def cmd_daemon_restart(args: argparse.Namespace) -> int:
+    from netcc.lab import runtime
+    from netcc.lab.core import WIREGUARD_BACKEND
+    from netcc.lab.state import STATE_DIR, LabState
+
+    try:
+        pid = runtime.restart_daemon(LabState.load(STATE_DIR), args.node, WIREGUARD_BACKEND)
+    except (runtime.LabRuntimeError, *_known_errors()) as e:
+        return _error(e)
+    print(f"daemon of {args.node} running (pid {pid}), its datapath applied")
     return 0
 
 

@@ -350,9 +350,10 @@ def _remove(
 
 
 def _plan(state: LabState) -> LabPlan:
+    """The lab's plan with its runtime pods in it, so probes reach them by name."""
     if state.doc.get("status") != "up":
         raise LabError("the lab is not up (half-made?); run `netcc lab down`")
-    return plan_from_doc(state.doc["plan"])
+    return lab_pods.with_runtime_pods(plan_from_doc(state.doc["plan"]), state)
 
 
 def status(state_dir: Path = STATE_DIR) -> dict[str, Any]:

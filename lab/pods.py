@@ -12,8 +12,10 @@ entry. Each pod is a `pod` resource of the lab's state file, recorded before it 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import uuid
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from netcc.lab import netns as lab_netns
 from netcc.lab import runtime
 from netcc.lab.cniruntime import Attachment, CniRuntimeError, Runtime, load_conflist
 from netcc.lab.kubeapi import read_pods, write_pods
-from netcc.lab.plan import PREFIX, plan_from_doc
+from netcc.lab.plan import PREFIX, LabPlan, PodPlan, plan_from_doc
 from netcc.lab.state import STATE_DIR, LabState
 from netcc.loader.cni import names
 
@@ -112,6 +114,10 @@ def add(key: str, node: str, labels: dict[str, str], state_dir: Path = STATE_DIR
         raise PodError(
             f"no node daemon runs on {node}: the lab's artifacts declare no workload class"
         )
+    if not runtime.daemon_running(state, node):
+        raise PodError(
+            f"the node daemon of {node} is not running: `netcc lab daemon restart {node}`"
+        )
     conflist = _conflist(state, node)
     netns = pod_netns(key)
     entry = state.record(
@@ -188,6 +194,16 @@ def remove(state: LabState, entry: dict[str, Any]) -> str:
     if pods.pop(entry["key"], None) is not None:
         write_pods(state.path.parent, pods)
     return f"pod {entry['key']}"
+
+
+def with_runtime_pods(plan: LabPlan, state: LabState) -> LabPlan:
+    """`plan` with the runtime pods that got an address, so probes reach them by name."""
+    extra = tuple(
+        PodPlan(r["key"], r["netns"], r["node"], tuple(IPv4Address(ip) for ip in r["ips"]), "")
+        for r in state.of_kind("pod")
+        if r.get("ips")
+    )
+    return dataclasses.replace(plan, pods=plan.pods + extra) if extra else plan
 
 
 def listed(state: LabState) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,9 @@ remounted, so the bpffs pins stay shared), on the same pin root and state dir th
 apply used, so it takes that datapath over. Its CNI socket, address store and conf dir live
 under the lab's state dir (`nodes/NODE/`). Every process is recorded in the lab's state file
 before it starts (`daemon`, `kubeapi`) and is stopped by `netcc lab down` only when
-/proc/PID still shows that command line (a reused pid is left alone).
+/proc/PID still shows that command line (a reused pid is left alone). A daemon that died is
+started again only by `netcc lab daemon restart NODE` (`restart_daemon`), never behind the
+user's back: `pod add` on its node refuses until then.
 """
 
 from __future__ import annotations
@@ -109,6 +111,29 @@ def start_daemon(state: LabState, load: dict[str, Any], wireguard: str) -> None:
         return bool(doc.get("ready")) and doc.get("pid") == proc.pid
 
     _wait(ready, f"the daemon of {load['node']} (log: {d / 'daemon.log'})", proc)
+
+
+def restart_daemon(state: LabState, node: str, wireguard: str) -> int:
+    """Stop `node`'s daemon if it still runs (SIGTERM), start it again on the same OUT,
+    socket and address store, and return its pid once its datapath is applied. The new
+    daemon adopts the pods recorded on disk and finishes the DELs the plugin spooled while
+    no daemon ran (a daemon killed in the middle of an ADD leaves exactly that)."""
+    load = next((r for r in state.of_kind("load") if r["node"] == node), None)
+    old = [r for r in state.of_kind("daemon") if r["node"] == node]
+    if load is None or not old:
+        raise LabRuntimeError(
+            f"no node daemon on {node}: no such node, or the lab's artifacts declare no class"
+        )
+    for r in old:
+        _kill(r)
+    state.forget(old)
+    start_daemon(state, load, wireguard)
+    return next(r["pid"] for r in reversed(state.of_kind("daemon")) if r["node"] == node)
+
+
+def daemon_running(state: LabState, node: str) -> bool:
+    """Whether `node`'s recorded daemon still runs."""
+    return any(alive(r) for r in state.of_kind("daemon") if r["node"] == node)
 
 
 def _wait(cond: Any, what: str, proc: subprocess.Popen) -> None:

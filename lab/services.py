@@ -554,5 +554,7 @@ def probe_running_lab(
     state = LabState.load(STATE_DIR)
     if state.doc.get("status") != "up":
         raise ServiceLabError("the lab is not up (half-made?); run `netcc lab down`")
-    plan = plan_from_doc(state.doc["plan"])
+    from netcc.lab.pods import with_runtime_pods
+
+    plan = with_runtime_pods(plan_from_doc(state.doc["plan"]), state)
     return probe_service(plan, state.doc["spec"], src, target, port, protocol, count, timeout)
