@@ -22,7 +22,7 @@ adding policies (and trims the last one) until exactly R rules exist.
 CLI: `python3 bench/specgen.py --workloads 1000 --nodes 20 --policies 1000 -o spec.yaml`;
 `--classes 1000 --policies 2000 --nodes 100` for a spec whose workloads are all classes.
 
-Longer than most modules (~530 lines) on purpose: one generator, each policy kind a short
+Longer than most modules (~600 lines) on purpose: one generator, each policy kind a short
 function beside the others, so the mix the benchmarks measure is read in one place.
 """
 

@@ -8,7 +8,7 @@ loaded datapath's own counters recorded. `down` removes exactly what the state f
 (`lab_state`) lists, also after a crash half-way through `up`, and nothing outside the lab's
 own names (`netcc-*` namespaces, its state directory, its bpffs directory).
 
-Longer than most modules (~550 lines) on purpose: `up`, `probe` and `down` share one state
+Longer than most modules (~570 lines) on purpose: `up`, `probe` and `down` share one state
 file and one undo order, which read best side by side.
 """
 
@@ -466,7 +466,8 @@ def probe(
     decided, trace_error = [], None
     if out:
         try:
-            decided = decided_by(Path(out), str(s.ip), str(d.ip), port, protocol)
+            runtime = {ip: r["node"] for r in state.of_kind("pod") for ip in r.get("ips", [])}
+            decided = decided_by(Path(out), str(s.ip), str(d.ip), port, protocol, runtime)
         except Exception as e:  # OUT changed or gone since `up`: the packets' verdict stands
             trace_error = f"{type(e).__name__}: {e}"
     return ProbeReport(
@@ -507,8 +508,16 @@ def read_counters(state: LabState, nodes: list[str]) -> dict[tuple[str, int], tu
     return found
 
 
-def decided_by(out: Path, src_ip: str, dst_ip: str, port: int, protocol: str) -> list[dict]:
-    """Each hop of the compiled datapath (BPF_PROG_TEST_RUN) and the verdict it counted."""
+def decided_by(
+    out: Path,
+    src_ip: str,
+    dst_ip: str,
+    port: int,
+    protocol: str,
+    runtime: dict[str, str] | None = None,
+) -> list[dict]:
+    """Each hop of the compiled datapath (BPF_PROG_TEST_RUN) and the verdict it counted;
+    `runtime`: the lab's class pods (address -> node)."""
     from netcc.contract.programs import policy_direction
     from netcc.loader.trace import trace
 
@@ -520,7 +529,7 @@ def decided_by(out: Path, src_ip: str, dst_ip: str, port: int, protocol: str) ->
             "verdict": h.verdict,
             "rule": h.doc,
         }
-        for h in trace(out, src_ip, dst_ip, port, protocol)
+        for h in trace(out, src_ip, dst_ip, port, protocol, runtime=runtime)
     ]
 
 

@@ -3,15 +3,20 @@
 Each node's programs are loaded with that node's maps. A packet from a pod first meets its
 node's `netcc_from_container` (the sender's egress), then, if it is addressed to a pod, the
 destination node's `netcc_to_container` (the receiver's ingress): the path a real packet takes.
-Used by `netcc verify`, the differential tests and the benchmarks.
+Used by `netcc verify`, `netcc trace`, the lab's probes, the differential tests and the
+benchmarks. Pods of workload classes, which the compiled maps do not list, are given as
+`runtime` (address -> node): each gets the endpoint entry its node daemon would write
+(`classpods.class_endpoint`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from netcc.contract.programs import FROM_CONTAINER, TO_CONTAINER
+from netcc.loader.classpods import class_endpoint
 from netcc.loader.datapath import NodeDatapath, node_names, pod_nodes
 from netcc.loader.libbpf import prog_test_run
 from netcc.loader.maps import BpfMap
@@ -28,16 +33,32 @@ class Hop:
 
 
 class KernelCluster:
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, runtime: Mapping[str, str] | None = None):
         self.out = Path(out)
         self.pods = pod_nodes(self.out)
         self.nodes: dict[str, NodeDatapath] = {}
         try:
             for name in node_names(self.out):
                 self.nodes[name] = NodeDatapath(self.out, name)
+            for ip, node in sorted((runtime or {}).items()):
+                self.add_class_pod(ip, node)
         except BaseException:
             self.close()
             raise
+
+    def add_class_pod(self, ip: str, node: str) -> bool:
+        """Give the class pod at `ip` on `node` its endpoint entry, as its node daemon does;
+        False when no class block of the node holds `ip` (nothing is added)."""
+        if ip in self.pods or node not in self.nodes:
+            return False
+        values = class_endpoint(self.out, node, ip)
+        if values is None:
+            return False
+        dp = self.nodes[node]
+        endpoints = BpfMap.borrow(dp.obj.map_fd("netcc_endpoints"), "netcc_endpoints", dp.layout)
+        endpoints.put(endpoints.pack_key({"ip": ip}), dp.layout.pack("endpoint_info", values))
+        self.pods[ip] = node
+        return True
 
     def packet(
         self, src: str, dst: str, proto: int, sport: int, dport: int, tcp_flags: str = "S", **packet

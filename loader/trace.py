@@ -8,6 +8,7 @@ counted, named from the artifact's verdict table: the kernel's own answer, not t
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from netcc.contract.lock import verify_lock
 from netcc.contract.programs import policy_direction
 from netcc.contract.verdicts import VERDICTS_PATH, by_number
 from netcc.loader.bpffs import ensure_bpffs
+from netcc.loader.classpods import class_pod_node
 from netcc.loader.kernel_cluster import KernelCluster
 
 PROTOCOLS = {"TCP": 6, "UDP": 17, "SCTP": 132, "ICMP": 1}
@@ -30,15 +32,28 @@ class TracedHop:
 
 
 def trace(
-    out: Path, src: str, dst: str, port: int, protocol: str, sport: int = 43210
+    out: Path,
+    src: str,
+    dst: str,
+    port: int,
+    protocol: str,
+    sport: int = 43210,
+    runtime: Mapping[str, str] | None = None,
 ) -> list[TracedHop]:
+    """The packet's hops. An end inside a class block is a pod of that class on the node
+    whose podCIDR holds it (or where `runtime`, address -> node, says it runs), with the
+    endpoint entry its node daemon gives it: the compiled maps list no class pod."""
     out = Path(out)
     verify_lock(out)
     ensure_bpffs()
     table = by_number(json.loads((out / VERDICTS_PATH).read_text()))
     proto = PROTOCOLS[protocol.upper()]
     hops = []
-    with KernelCluster(out) as k:
+    with KernelCluster(out, runtime) as k:
+        for ip in (src, dst):
+            node = class_pod_node(out, ip) if ip not in k.pods else None
+            if node is not None:
+                k.add_class_pod(ip, node)
         pkt = k.packet(src, dst, proto, sport, port)
         for node, program in k.path(src, dst):
             before = k.nodes[node].stats()

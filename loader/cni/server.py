@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from netcc.loader.cni import spool
+from netcc.loader.cni import spool, timing
 from netcc.loader.cni.protocol import (
     DECODE_FAILURE,
     IO_FAILURE,
@@ -159,6 +159,7 @@ class CniServer:
             req = parse_request(data)
         except CniError as e:
             return error_response(e, version_of(data))
+        timing.name(req.command)
         try:
             return success_response(self._run(req))
         except CniError as e:
@@ -180,7 +181,9 @@ class CniServer:
             case "ADD":
                 # A spooled DEL of this attachment is older than this ADD: finish it first,
                 # or it would later tear down what this ADD builds.
-                if self.process_spool(only=req.attachment) < 0:
+                with timing.step("spool"):
+                    spooled = self.process_spool(only=req.attachment)
+                if spooled < 0:
                     raise CniError(
                         TRY_AGAIN_LATER,
                         f"an earlier DEL of {req.container_id}/{req.ifname} is not finished yet",
@@ -190,7 +193,8 @@ class CniServer:
                     return result.to_json(req.cni_version)
                 return {**result, "cniVersion": req.cni_version}
             case "DEL":
-                self.process_spool(only=req.attachment)
+                with timing.step("spool"):
+                    self.process_spool(only=req.attachment)
                 h.delete(req)
             case "CHECK":
                 h.check(req)
@@ -273,14 +277,18 @@ class CniServer:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
-            try:
-                data = _receive(conn)
-            except (OSError, CniError) as e:
-                err = e if isinstance(e, CniError) else CniError(IO_FAILURE, f"reading: {e}")
-                log.warning("unreadable CNI request: %s", err.msg)
-                _answer(conn, error_response(err, LATEST_VERSION))
-                return
-            _answer(conn, self.dispatch(data))
+            with timing.request():
+                try:
+                    with timing.step("receive"):
+                        data = _receive(conn)
+                except (OSError, CniError) as e:
+                    err = e if isinstance(e, CniError) else CniError(IO_FAILURE, f"reading: {e}")
+                    log.warning("unreadable CNI request: %s", err.msg)
+                    _answer(conn, error_response(err, LATEST_VERSION))
+                    return
+                response = self.dispatch(data)
+                with timing.step("answer"):
+                    _answer(conn, response)
         finally:
             self._slots.release()
             with self._threads_lock:

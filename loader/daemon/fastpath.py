@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from netcc.contract.layoutfile import Layout
 from netcc.contract.programs import HOOKS, POD, PROGRAM_FOR
 from netcc.loader import attach, libbpf, state
 from netcc.loader.artifacts import ENDPOINTS
+from netcc.loader.cni.timing import step
+from netcc.loader.daemon import podnet
 from netcc.loader.desired import Endpoint, RuntimeEndpoint
 from netcc.loader.execute import Journal
 from netcc.loader.link.hook import Hook, HookKey, Mode
@@ -81,14 +84,16 @@ class FastPath:
         """Put `ep` on the datapath applied as version `digest`: its endpoint entry, then
         its two hooks, then the record. NotApplied (nothing done) when the full apply must
         do it; any other failure is undone and raised."""
-        from pyroute2 import IPRoute
-
         with state.locked(self.paths):
-            doc, layout = self._applied(digest)
+            with step("dp.state"):
+                doc, layout = self._applied(digest)
             mode = Mode(doc["mode"])
-            progs = self._programs(digest)
+            with step("dp.progs"):
+                progs = self._programs(digest)
             try:
-                with self._endpoints_map(layout) as emap, IPRoute() as ipr:
+                with step("dp.open"):
+                    emap = self._endpoints_map(layout)
+                with emap, podnet.host_socket() as ipr:
                     self._add_locked(doc, layout, mode, progs, emap, ipr, ep)
             finally:
                 for fd in progs.values():
@@ -120,8 +125,9 @@ class FastPath:
         ((key, value),) = layout.pack_entries(ENDPOINTS, [entry])
         journal = Journal()
         try:
-            old = emap.get(key)
-            emap.put(key, value)
+            with step("dp.entry"):
+                old = emap.get(key)
+                emap.put(key, value)
             if old is None:
                 journal.push("delete the endpoint entry", lambda: emap.delete(key))
             else:
@@ -132,9 +138,11 @@ class FastPath:
                 journal.push("delete clsact", lambda: attach.delete_clsact(ipr, ep.ifindex))
             hooks = [self._hook(ep, d, mode) for d in HOOKS]
             for hook in hooks:
-                attach.attach(ipr, hook, progs[hook.program])
+                with step("dp.attach"):
+                    attach.attach(ipr, hook, progs[hook.program])
                 journal.push(f"detach {hook.direction}", lambda h=hook: attach.detach(ipr, h))
-            self._record(doc, add=(ep, hooks, created))
+            with step("dp.record"):
+                self._record(doc, add=(ep, hooks, created))
         except BaseException:
             problems = journal.rollback()
             if problems:
@@ -153,10 +161,9 @@ class FastPath:
         """Take the pod address `ip` off the applied datapath: its hooks, its endpoint entry,
         its record. False when no applied state records it (nothing to do). NotApplied when
         the state cannot be read (the full apply must repair)."""
-        from pyroute2 import IPRoute
-
         with state.locked(self.paths):
-            doc, layout = self._applied(None)
+            with step("dp.state"):
+                doc, layout = self._applied(None)
             bound = {e["ip"]: e.get("ifindex") for e in doc.get("endpoints", [])}
             if ip not in bound:
                 return False
@@ -166,12 +173,13 @@ class FastPath:
                 for h in doc.get("hooks", [])
                 if h["ifindex"] == ifindex and h.get("role", POD) == POD
             ]
-            with IPRoute() as ipr:
+            with step("dp.detach"), podnet.host_socket() as ipr:
                 for hook in hooks:
                     attach.detach(ipr, hook)
-            with self._endpoints_map(layout) as emap:
+            with step("dp.entry"), self._endpoints_map(layout) as emap:
                 emap.delete(emap.pack_key({"ip": ip}))  # False: absent already
-            self._record(doc, remove=(ip, ifindex))
+            with step("dp.record"):
+                self._record(doc, remove=(ip, ifindex))
             return True
 
     # -- the record --------------------------------------------------------------------------
@@ -208,5 +216,17 @@ class FastPath:
             "endpoints": endpoints,
             "clsact_created": sorted(clsact),
         }
-        doc.pop("version", None)
-        state.save_state(self.paths, doc, {})
+        doc = {"version": state.STATE_VERSION, **doc}
+        data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+        _replace(self.paths.state_file, data)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all (a temporary file renamed over it), without fsync.
+
+    `state.json` describes kernel objects (hooks, pins, map entries) that a crash of the
+    machine takes away with it, and a crash of the daemon leaves the page cache in place, so
+    syncing it buys nothing here; the full apply, which also writes the copies, syncs."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -17,11 +17,13 @@ is returned only after that, so the pod never has an address without its endpoin
 DEL takes the pod off the datapath the same way, then removes its veth and address.
 
 netcc creates the pod's interface, so it must be the first plugin of a chain: an ADD whose
-`prevResult` already lists interfaces is refused (CNI error 7). Plugins after it (portmap,
-bandwidth, tuning, ...) get netcc's result as their `prevResult`.
+`prevResult` already lists interfaces is refused (CNI error 7; this and the other checks made
+before anything is built, and the Kubernetes errors' mapping, are in `admission`). Plugins
+after it (portmap, bandwidth, tuning, ...) get netcc's result as their `prevResult`.
 
 Everything that changes the node's pods or datapath runs under one lock (`Daemon.lock`), and
-the datapath changes under the node's state lock too (the full apply's).
+the datapath changes under the node's state lock too (the full apply's). The steps are
+named for `netcc.loader.cni.timing` (`NETCC_DAEMON_PROFILE`: where a request's time goes).
 """
 
 from __future__ import annotations
@@ -37,9 +39,8 @@ from typing import Any, Protocol
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netcc.contract.classes import ClassInfo, Refusal
+from netcc.contract.classes import ClassInfo
 from netcc.loader.cni.errors import (
-    INVALID_CONFIG,
     INVALID_ENVIRONMENT,
     IO_FAILURE,
     PLUGIN_NOT_AVAILABLE,
@@ -50,27 +51,23 @@ from netcc.loader.cni.errors import (
 from netcc.loader.cni.ipam import AddressStore, BlockFull, IpamError, Owner
 from netcc.loader.cni.protocol import IPConfig, PodRef, Request, Result, Route
 from netcc.loader.cni.results import Interface
+from netcc.loader.cni.timing import step
 from netcc.loader.daemon import podnet
+from netcc.loader.daemon.admission import (
+    BLOCK_FULL,
+    POD_REFUSED,
+    classify,
+    first_in_chain,
+    kube_cni_error,
+    pod_of,
+)
 from netcc.loader.daemon.fastpath import FastPath, NotApplied
 from netcc.loader.daemon.view import NodeView, ViewError
 from netcc.loader.desired import RuntimeEndpoint
-from netcc.loader.kube import (
-    BadResponse,
-    ConfigError,
-    Forbidden,
-    KubeError,
-    NotFound,
-    Pod,
-    Unauthorized,
-    Unavailable,
-)
+from netcc.loader.kube import KubeError, Pod
 
 log = logging.getLogger("netcc.daemon")
 
-POD_REFUSED = 100
-"""Plugin-specific CNI error: the pod matches no workload class (closed world)."""
-BLOCK_FULL = 101
-"""Plugin-specific CNI error: the class's address block on this node is full."""
 FAULT_ENV = "NETCC_DAEMON_FAULT"
 """Test hook: `after-allocate`, `after-veth` or `after-datapath` kills the daemon (SIGKILL)
 at that ADD step."""
@@ -197,13 +194,14 @@ class Daemon:
     # -- ADD ---------------------------------------------------------------------------------
 
     def add(self, req: Request) -> Result:
-        _first_in_chain(req)
-        pod_ref = _pod_of(req)
+        first_in_chain(req)
+        pod_ref = pod_of(req)
         self._require_ready()
-        pod = self._get_pod(pod_ref)
+        with step("labels"):
+            pod = self._get_pod(pod_ref)
         with self.lock:
             view = self._require_ready()
-            klass = _classify(view, pod_ref, pod.labels)
+            klass = classify(view, pod_ref, pod.labels)
             return self._add_locked(req, view, pod_ref, klass)
 
     def _add_locked(self, req: Request, view: NodeView, pod: PodRef, klass: ClassInfo) -> Result:
@@ -213,11 +211,12 @@ class Daemon:
         except ViewError as e:
             raise CniError(POD_REFUSED, f"pod {pod}: {e}") from None
         owner = Owner(req.container_id, req.ifname, pod.namespace, pod.name, klass.key)
-        other = [
-            o.ifname
-            for o in self.store.allocations().values()
-            if o and o.container_id == req.container_id and o.ifname != req.ifname
-        ]
+        with step("ipam.scan"):
+            other = [
+                o.ifname
+                for o in self.store.allocations().values()
+                if o and o.container_id == req.container_id and o.ifname != req.ifname
+            ]
         if other:  # the host side is named after the container: one interface each
             raise CniError(
                 INVALID_ENVIRONMENT,
@@ -226,7 +225,8 @@ class Daemon:
                 "CNI_IFNAME",
             )
         try:
-            ip = self.store.allocate(block, owner, view.reserved(block))
+            with step("ipam.allocate"):
+                ip = self.store.allocate(block, owner, view.reserved(block))
         except BlockFull as e:
             raise CniError(
                 BLOCK_FULL,
@@ -235,15 +235,16 @@ class Daemon:
             ) from None
         _fault("after-allocate")
         try:
-            podnet.delete(req.container_id)  # what an earlier, unfinished ADD left
-            iface = podnet.create(
-                req.netns, req.ifname, req.container_id, ip, view.router, view.mtu
-            )
+            with step("veth.create"):  # replaces what an earlier, unfinished ADD left
+                iface = podnet.create(
+                    req.netns, req.ifname, req.container_id, ip, view.router, view.mtu
+                )
             _fault("after-veth")
             value = {**klass.endpoint, "router": str(view.router)}
             note = f"{pod} ({klass.key})"
             ep = RuntimeEndpoint(str(ip), value, iface.host_index, iface.host_name, note)
-            self._datapath_add(view, ep)
+            with step("datapath"):
+                self._datapath_add(view, ep)
             _fault("after-datapath")
         except BaseException as e:
             self._undo_add(req, owner)
@@ -251,7 +252,8 @@ class Daemon:
                 raise CniError(IO_FAILURE, f"pod {pod}: {e}") from None
             raise
         log.info("ADD %s: %s %s on %s", pod, klass.key, ip, iface.host_name)
-        self._changed()
+        with step("report"):
+            self._changed()
         return _result(req, iface, ip, view.router)
 
     def _undo_add(self, req: Request, owner: Owner) -> None:
@@ -281,20 +283,25 @@ class Daemon:
     def delete(self, req: Request) -> None:
         """Remove what exists of the attachment; never fails for what is already gone."""
         with self.lock:
-            records = self.store.allocations().items()
+            with step("ipam.scan"):
+                records = self.store.allocations().items()
             held = [ip for ip, o in records if o and o.key == _key(req)]
             # The veth is named after the container: keep it when another of its interfaces
             # holds it (an ADD of a second interface was refused, and this is its DEL).
             cid = req.container_id
             theirs = any(o and o.container_id == cid and o.key != _key(req) for _, o in records)
-            done = bool(held) and self._datapath_remove([str(ip) for ip in held])
-            removed = podnet.delete(cid) if cid and not theirs else False
-            freed = self.store.release(req.attachment)
+            with step("datapath"):
+                done = bool(held) and self._datapath_remove([str(ip) for ip in held])
+            with step("veth.delete"):
+                removed = podnet.delete(cid) if cid and not theirs else False
+            with step("ipam.release"):
+                freed = self.store.release(req.attachment)
             if (held or removed) and not done and self.readiness.ready:
                 self._reapply_quietly("DEL")
         if held or removed or freed:
             log.info("DEL %s/%s: freed %s", req.container_id, req.ifname, freed)
-            self._changed()
+            with step("report"):
+                self._changed()
 
     def check(self, req: Request) -> None:
         view = self._require_ready()
@@ -348,11 +355,12 @@ class Daemon:
 
     # -- for status --------------------------------------------------------------------------
 
-    def pods_report(self) -> list[dict[str, Any]]:
-        """Every allocation: address, pod, class, attachment and host interface."""
+    def pods_report(self, records: Mapping[IPv4Address, Owner | None]) -> list[dict[str, Any]]:
+        """Every allocation of `records` (the store's): address, pod, class, attachment and
+        host interface."""
         interfaces = podnet.host_interfaces()
         out = []
-        for ip, owner in self.store.allocations().items():
+        for ip, owner in records.items():
             if owner is None:
                 out.append({"ip": str(ip), "damaged": True})
                 continue
@@ -370,8 +378,9 @@ class Daemon:
             )
         return out
 
-    def blocks_report(self) -> list[dict[str, Any]]:
-        """Per class: its block on this node, addresses in use and capacity."""
+    def blocks_report(self, records: Mapping[IPv4Address, Owner | None]) -> list[dict[str, Any]]:
+        """Per class: its block on this node, addresses in use (of `records`, the store's
+        allocations, damaged ones included) and capacity."""
         view = self.view
         if view is None or view.classes is None or view.pod_cidr is None:
             return []
@@ -379,76 +388,15 @@ class Daemon:
         for klass in view.classes.classes:
             block = view.block(klass)
             capacity = block.num_addresses - len(view.reserved(block))
-            used = self.store.in_use(block)
+            used = sum(1 for ip in records if ip in block)
             out.append(
                 {"class": klass.key, "block": str(block), "inUse": used, "capacity": capacity}
             )
         return out
 
 
-def kube_cni_error(ref: PodRef, e: KubeError) -> CniError:
-    """The CNI error for a failed read of the pod's labels: 11 (try again later) for what
-    passes (unreachable, timeouts, 429, 5xx), 3 for a pod the API does not know, 5 for what
-    an operator must fix (a token the API refuses, a missing RBAC rule, no API configured,
-    answers this client cannot use). The message says which, and the API's own words."""
-    where = f"pod {ref}: reading its labels from the Kubernetes API failed"
-    if isinstance(e, Unavailable):
-        return CniError(TRY_AGAIN_LATER, f"{where}: {e}; try again later")
-    if isinstance(e, NotFound):
-        return CniError(UNKNOWN_CONTAINER, f"pod {ref}: the Kubernetes API does not know it: {e}")
-    if isinstance(e, Unauthorized):
-        fix = "the node's service account token is not accepted (expired, revoked, another cluster)"
-        return CniError(IO_FAILURE, f"{where}: {e}; {fix}")
-    if isinstance(e, Forbidden):
-        return CniError(IO_FAILURE, f"{where}: {e}")
-    if isinstance(e, ConfigError):
-        return CniError(IO_FAILURE, f"{where}: no API configuration: {e}")
-    if isinstance(e, BadResponse):
-        return CniError(IO_FAILURE, f"{where}: a bad answer: {e}")
-    return CniError(IO_FAILURE, f"{where}: {e}")
-
-
-def _first_in_chain(req: Request) -> None:
-    """netcc makes the pod's interface, so it runs first: a `prevResult` that already has
-    interfaces means another plugin made one (CNI error 7, a config to fix)."""
-    prev = req.config.prev_result
-    if prev and prev.get("interfaces"):
-        names = ", ".join(str(i.get("name", "?")) for i in prev["interfaces"] if i)
-        raise CniError(
-            INVALID_CONFIG,
-            f"netcc must be the first plugin of the network config list {req.config.name!r}: "
-            f"an earlier plugin already made interfaces ({names}); put netcc first and chain "
-            "portmap, bandwidth, tuning, ... after it",
-        )
-
-
 def _key(req: Request) -> tuple[str, str]:
     return (req.container_id, req.ifname)
-
-
-def _pod_of(req: Request) -> PodRef:
-    pod = req.pod
-    if pod is None:
-        raise CniError(
-            INVALID_ENVIRONMENT,
-            "CNI_ARGS names no pod (K8S_POD_NAMESPACE, K8S_POD_NAME): netcc networks "
-            "Kubernetes pods only",
-            "CNI_ARGS",
-        )
-    return pod
-
-
-def _classify(view: NodeView, pod: PodRef, labels: Mapping[str, str]) -> ClassInfo:
-    if view.classes is None:
-        found: ClassInfo | Refusal = Refusal(
-            f"pod {pod}: the artifacts declare no workload class, so no pod is networked "
-            "(closed world)"
-        )
-    else:
-        found = view.classes.classify(pod.namespace, labels, str(pod))
-    if isinstance(found, Refusal):
-        raise CniError(POD_REFUSED, f"{found.reason} (artifacts {view.digest[:12]})")
-    return found
 
 
 def _result(

@@ -13,17 +13,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from netcc.loader.cni.timing import step
 from netcc.loader.netns import enter_netns
 
 SCOPE_LINK = 253
 HOST_PREFIX = "nc"
+
+_host_lock = threading.RLock()
+_host: IPRoute | None = None  # see host_socket
 
 
 class PodNetError(Exception):
@@ -47,6 +55,36 @@ def host_name(container_id: str) -> str:
     return HOST_PREFIX + hashlib.sha256(container_id.encode()).hexdigest()[:11]
 
 
+@contextmanager
+def host_socket() -> Iterator[IPRoute]:
+    """The daemon's netlink socket in the node's namespace: opened once, on first use (never
+    from inside `enter_netns`), and used by one thread at a time. A socket that failed below
+    netlink (not a NetlinkError answer) is closed and the next call opens a new one."""
+    global _host
+    with _host_lock:
+        if _host is None:
+            _host = IPRoute()
+        try:
+            yield _host
+        except NetlinkError:
+            raise
+        except OSError:
+            with contextlib.suppress(Exception):
+                _host.close()
+            _host = None
+            raise
+
+
+def _link(ipr: IPRoute, name: str) -> Any | None:
+    """The link named `name` (one RTM_GETLINK), or None when there is none."""
+    try:
+        return ipr.link("get", ifname=name)[0]
+    except NetlinkError as e:
+        if e.code == errno.ENODEV:
+            return None
+        raise
+
+
 def create(
     netns: str | Path,
     ifname: str,
@@ -55,31 +93,38 @@ def create(
     router: IPv4Address,
     mtu: int,
 ) -> PodInterface:
-    """Make the pod's interface; on failure nothing made is left behind."""
+    """Make the pod's interface; on failure nothing made is left behind. A veth of the
+    container that exists already (what an earlier, unfinished ADD of it left) is replaced."""
     name = host_name(container_id)
-    with IPRoute() as host:
-        if host.link_lookup(ifname=name):
-            raise PodNetError(f"interface {name} exists already (a previous ADD of this container)")
+    with host_socket() as host:
+        if _link(host, name) is not None:
+            with step("veth.leftover"):
+                delete_host(name)
         try:
-            host.link(
-                "add",
-                ifname=name,
-                kind="veth",
-                mtu=mtu,
-                peer={"ifname": ifname, "net_ns_fd": str(netns), "mtu": mtu},
-            )
+            with step("veth.add"):
+                host.link(
+                    "add",
+                    ifname=name,
+                    kind="veth",
+                    mtu=mtu,
+                    state="up",
+                    peer={"ifname": ifname, "net_ns_fd": str(netns), "mtu": mtu},
+                )
         except NetlinkError as e:
             why = e.args[1] if len(e.args) > 1 else e
             raise PodNetError(f"cannot create the veth pair {name}/{ifname}: {why}") from None
         try:
-            index = host.link_lookup(ifname=name)[0]
-            host.link("set", index=index, state="up")
-            host.addr("add", index=index, address=str(router), prefixlen=32)
-            host.route("add", dst=f"{ip}/32", oif=index, scope=SCOPE_LINK)
-            host_mac = host.get_links(index)[0].get_attr("IFLA_ADDRESS")
-            pod_mac = _configure_pod_side(netns, ifname, ip, router)
+            with step("veth.host"):
+                link = _link(host, name)
+                if link is None:
+                    raise PodNetError(f"{name} vanished right after it was made")
+                index, host_mac = link["index"], link.get_attr("IFLA_ADDRESS")
+                host.addr("add", index=index, address=str(router), prefixlen=32)
+                host.route("add", dst=f"{ip}/32", oif=index, scope=SCOPE_LINK)
+            with step("veth.pod"):
+                pod_mac = _configure_pod_side(netns, ifname, ip, router)
         except BaseException:
-            with contextlib.suppress(NetlinkError, IndexError):
+            with contextlib.suppress(NetlinkError, OSError):
                 host.link("del", ifname=name)
             raise
     return PodInterface(name, index, host_mac, ifname, pod_mac, mtu)
@@ -89,15 +134,15 @@ def _configure_pod_side(
     netns: str | Path, ifname: str, ip: IPv4Address, router: IPv4Address
 ) -> str:
     with enter_netns(netns), IPRoute() as pod:
-        found = pod.link_lookup(ifname=ifname)
-        if not found:
+        link = _link(pod, ifname)
+        if link is None:
             raise PodNetError(f"{ifname} did not appear in {netns}")
-        index = found[0]
+        index = link["index"]
         pod.link("set", index=index, state="up")
         pod.addr("add", index=index, address=str(ip), prefixlen=32)
         pod.route("add", dst=f"{router}/32", oif=index, scope=SCOPE_LINK)
         pod.route("add", dst="0.0.0.0/0", gateway=str(router), oif=index, prefsrc=str(ip))
-        return pod.get_links(index)[0].get_attr("IFLA_ADDRESS")
+        return link.get_attr("IFLA_ADDRESS")
 
 
 def delete(container_id: str) -> bool:
@@ -106,13 +151,10 @@ def delete(container_id: str) -> bool:
 
 
 def delete_host(name: str) -> bool:
-    """Remove the veth pair whose host side is `name`; False if absent."""
-    with IPRoute() as host:
-        found = host.link_lookup(ifname=name)
-        if not found:
-            return False
+    """Remove the veth pair whose host side is `name` (one RTM_DELLINK); False if absent."""
+    with host_socket() as host:
         try:
-            host.link("del", index=found[0])
+            host.link("del", ifname=name)
         except NetlinkError as e:
             if e.code != errno.ENODEV:
                 raise
@@ -122,14 +164,14 @@ def delete_host(name: str) -> bool:
 
 def host_index(container_id: str) -> int | None:
     """The ifindex of the container's host-side interface, if it exists."""
-    with IPRoute() as host:
-        found = host.link_lookup(ifname=host_name(container_id))
-    return found[0] if found else None
+    with host_socket() as host:
+        link = _link(host, host_name(container_id))
+    return None if link is None else link["index"]
 
 
 def host_interfaces() -> dict[str, int]:
     """Every netcc pod interface on this node: name -> ifindex."""
-    with IPRoute() as host:
+    with host_socket() as host:
         return {
             link.get_attr("IFLA_IFNAME"): link["index"]
             for link in host.get_links()

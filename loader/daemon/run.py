@@ -275,6 +275,7 @@ class NodeRunner:
         d = self.daemon
         with d.lock:
             view = d.view
+            records = self.store.allocations()
             doc = {
                 "node": self.cfg.node,
                 "pid": os.getpid(),
@@ -290,15 +291,23 @@ class NodeRunner:
                 and {k: v for k, v in self.refused.items() if not k.startswith("_")},
                 "lastError": self.last_error,
                 "lastApply": _apply_summary(d.last_applied, d.applies),
-                "pods": d.pods_report(),
-                "blocks": d.blocks_report(),
+                "pods": d.pods_report(records),
+                "blocks": d.blocks_report(records),
                 "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             sdir = self.cfg.paths.state_dir
             sdir.mkdir(parents=True, exist_ok=True)
             data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
-            state.write_atomic(sdir / REPORT_FILE, data)  # under the lock: one writer at a time
+            _replace(sdir / REPORT_FILE, data)  # under the lock: one writer at a time
         return doc
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write the report whole or not at all (renamed over), without fsync: it says what the
+    daemon is doing now, and a daemon that starts writes it again."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _apply_summary(result: Any, count: int) -> dict[str, Any] | None:

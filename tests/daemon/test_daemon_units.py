@@ -262,3 +262,30 @@ def test_the_fast_path_records_a_pod_as_the_full_apply_does(tmp_path: Path) -> N
     after = state.load_state(paths)
     assert after["endpoints"] == [] and after["hooks"] == [uplink]
     assert after["digest"] == DIGEST and after["version"] == 1
+
+
+def test_request_timing_records_named_steps_only_when_asked(tmp_path, monkeypatch):
+    """`NETCC_DAEMON_PROFILE`: one JSON line per request with its command and steps (what
+    bench/cni_churn.py --profile reads); unset, nothing is written. No timing is asserted."""
+    from netcc.loader.cni import timing
+
+    sink = tmp_path / "profile.jsonl"
+    monkeypatch.delenv(timing.PROFILE_ENV, raising=False)
+    monkeypatch.delenv(timing.CPROFILE_ENV, raising=False)
+    with timing.request():
+        timing.name("ADD")
+        with timing.step("ipam.allocate"):
+            pass
+    with timing.step("outside"):  # no request: not recorded, no error
+        pass
+    assert not sink.exists()
+    monkeypatch.setenv(timing.PROFILE_ENV, str(sink))
+    with timing.request():
+        timing.name("DEL")
+        for _ in range(2):
+            with timing.step("veth.delete"):
+                pass
+    (line,) = sink.read_text().splitlines()
+    doc = json.loads(line)
+    assert doc["cmd"] == "DEL" and set(doc["steps"]) == {"veth.delete"}
+    assert doc["total"] >= doc["steps"]["veth.delete"] >= 0
