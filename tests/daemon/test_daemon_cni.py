@@ -13,7 +13,7 @@ import signal
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
-from daemon_node import DaemonNode
+from daemon_node import DaemonNode, sh
 
 from netcc.lab.cniruntime import CniRuntimeError, list_version
 from netcc.loader.daemon.run import conflist
@@ -231,3 +231,19 @@ def test_a_second_interface_of_a_container_is_refused_and_its_del_spares_the_fir
     node.check(first)
     assert [str(a) for a in node.allocations()] == [str(ip)] and len(node.host_links()) == 1
     node.delete(first)
+
+
+def test_del_succeeds_when_the_netns_or_the_pod_state_is_gone(node: DaemonNode) -> None:
+    """As after a node reboot or a sandbox the runtime removed first: the pod's network
+    namespace is gone (its veth with it) when DEL comes; DEL still succeeds and releases the
+    address and the endpoint. A DEL for a container the daemon never saw succeeds too."""
+    att = node.pod("shop/web-1", {"app": "web"})
+    ip = _ip(node.add(att))
+    netns = att.netns.rsplit("/", 1)[1]
+    sh("ip", "netns", "del", netns)  # the namespace goes, and the pod's veth end with it
+    node.pods_made.remove(netns)
+    node.delete(att)
+    assert node.allocations() == {} and node.host_links() == []
+    assert str(ip) not in _bound(node)
+    stranger = dataclasses.replace(att, container_id="f" * 64, netns="/run/netns/never-made")
+    node.delete(stranger)  # no state, no namespace: nothing to do, and a success
