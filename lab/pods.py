@@ -7,6 +7,11 @@ containerd and CRI-O do). A refused or failed ADD leaves nothing behind: the run
 the namespace and the pod's entry go. `del` runs CNI DEL, then removes the namespace and the
 entry. Each pod is a `pod` resource of the lab's state file, recorded before it is made, so
 `netcc lab down` removes pods a crash left half-made.
+
+Any number of `pod add|del` may run at once (as a kubelet starts pods in parallel): the
+state file and `pods.json` change only under the lab's lock (`netcc.lab.state.lab_lock`),
+each change a read-modify-write of what the file holds then, and a pod's name is checked and
+recorded in one locked step, so two adds never both take it.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from netcc.lab import netns as lab_netns
 from netcc.lab import runtime
 from netcc.lab.cniruntime import Attachment, CniRuntimeError, Runtime, load_conflist
 from netcc.lab.kubeapi import read_pods, write_pods
-from netcc.lab.plan import PREFIX, LabPlan, PodPlan, plan_from_doc
-from netcc.lab.state import STATE_DIR, LabState
+from netcc.lab.plan import PREFIX, LabPlan, NodePlan, PodPlan, plan_from_doc
+from netcc.lab.state import STATE_DIR, LabState, lab_lock
 from netcc.loader.cni import names
 
 IFNAME = "eth0"
@@ -99,9 +104,39 @@ def _class_of(state: LabState, node: str, ips: list[str]) -> str | None:
 
 
 def add(key: str, node: str, labels: dict[str, str], state_dir: Path = STATE_DIR) -> dict:
-    """Add the pod on `node`: {"pod", "node", "netns", "ips", "class"}."""
+    """Add the pod on `node`: {"pod", "node", "netns", "ips", "class"}. Safe to run in
+    several processes at once: the checks, the pod's record and its API entry are made under
+    the lab's lock; the namespace and CNI ADD (the slow part) run outside it."""
     namespace, name = _split(key)
-    state = LabState.load(state_dir)
+    with LabState.locked(state_dir) as state:
+        node_plan, conflist = _admit(state, key, node)
+        netns = pod_netns(key)
+        entry = state.record(
+            "pod", key=key, node=node, netns=netns, nodeNetns=node_plan.netns,
+            containerID=uuid.uuid4().hex * 2, uid=str(uuid.uuid4()),
+        )  # fmt: skip
+        pods = read_pods(state.path.parent)
+        pods[key] = {"namespace": namespace, "name": name, "uid": entry["uid"]}
+        pods[key] |= {"labels": labels, "node": node}
+        write_pods(state.path.parent, pods)
+    try:
+        lab_netns.create(netns)
+        _loopback_up(netns)
+        result = _runtime(state, node_plan.netns).add(conflist, _attachment(entry))
+    except BaseException as e:
+        _forget(state, entry)
+        if isinstance(e, CniRuntimeError):
+            raise PodError(f"pod {key} on {node}: CNI error {e.code}: {e.msg}") from None
+        raise
+    ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
+    entry.update(ips=ips, **{"class": _class_of(state, node, ips)})
+    state.save()
+    return _public(entry)
+
+
+def _admit(state: LabState, key: str, node: str) -> tuple[NodePlan, dict[str, Any]]:
+    """Whether `key` may be added on `node` now (run under the lab's lock): the node's plan
+    and network config list; PodError saying why not."""
     if state.doc.get("status") != "up":
         raise PodError("the lab is not up")
     plan = plan_from_doc(state.doc["plan"])
@@ -118,29 +153,7 @@ def add(key: str, node: str, labels: dict[str, str], state_dir: Path = STATE_DIR
         raise PodError(
             f"the node daemon of {node} is not running: `netcc lab daemon restart {node}`"
         )
-    conflist = _conflist(state, node)
-    netns = pod_netns(key)
-    entry = state.record(
-        "pod", key=key, node=node, netns=netns, nodeNetns=node_plan.netns,
-        containerID=uuid.uuid4().hex * 2, uid=str(uuid.uuid4()),
-    )  # fmt: skip
-    pods = read_pods(state.path.parent)
-    pods[key] = {"namespace": namespace, "name": name, "uid": entry["uid"]}
-    pods[key] |= {"labels": labels, "node": node}
-    write_pods(state.path.parent, pods)
-    try:
-        lab_netns.create(netns)
-        _loopback_up(netns)
-        result = _runtime(state, node_plan.netns).add(conflist, _attachment(entry))
-    except BaseException as e:
-        _forget(state, entry)
-        if isinstance(e, CniRuntimeError):
-            raise PodError(f"pod {key} on {node}: CNI error {e.code}: {e.msg}") from None
-        raise
-    ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
-    entry.update(ips=ips, **{"class": _class_of(state, node, ips)})
-    state.save()
-    return _public(entry)
+    return node_plan, _conflist(state, node)
 
 
 def _loopback_up(netns: str) -> None:
@@ -163,10 +176,16 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
 def _forget(state: LabState, entry: dict[str, Any]) -> None:
     """Remove the pod's namespace and API entry, and its resource."""
     lab_netns.remove(entry["netns"])
-    pods = read_pods(state.path.parent)
-    if pods.pop(entry["key"], None) is not None:
-        write_pods(state.path.parent, pods)
+    _unlist(state, entry["key"])
     state.forget([entry])
+
+
+def _unlist(state: LabState, key: str) -> None:
+    """Take the pod out of the pod API's list (a read-modify-write, under the lab's lock)."""
+    with lab_lock(state.path.parent):
+        pods = read_pods(state.path.parent)
+        if pods.pop(key, None) is not None:
+            write_pods(state.path.parent, pods)
 
 
 def delete(key: str, state_dir: Path = STATE_DIR) -> dict[str, Any]:
@@ -190,9 +209,7 @@ def remove(state: LabState, entry: dict[str, Any]) -> str:
         except CniRuntimeError as e:
             raise PodError(f"DEL of {entry['key']} failed: {e}") from None
     lab_netns.remove(entry["netns"])
-    pods = read_pods(state.path.parent)
-    if pods.pop(entry["key"], None) is not None:
-        write_pods(state.path.parent, pods)
+    _unlist(state, entry["key"])
     return f"pod {entry['key']}"
 
 

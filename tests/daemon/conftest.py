@@ -1,5 +1,6 @@
 """Fixtures for the daemon tests: the shim built once, class-carrying artifact dirs (v1, and
-v2 in which the class shop/db's block moved), and a node running the daemon."""
+v2 in which the class shop/db's block moved), a node running the daemon, and a lab of
+examples/shop.yaml with those classes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 from daemon_node import DaemonNode
 from daemon_out import add_classes, class_doc, static_endpoint
+from lab_cli import netcc
+
+from netcc.lab.state import STATE_DIR, LabState
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACES = {"shop": ["app"], "payments": ["app"], "monitoring": ["app"]}
@@ -66,3 +70,17 @@ def node(outs: dict[str, Path], shim: Path, tmp_path: Path) -> Iterator[DaemonNo
     finally:
         print(n.logs())  # shown for a failing test
         n.remove()
+
+
+@pytest.fixture
+def lab_out(outs: dict[str, Path], shim: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A lab of examples/shop.yaml with the class artifacts (v1), torn down whatever happens."""
+    if LabState.exists(STATE_DIR):
+        pytest.fail(f"a lab is already up ({STATE_DIR}); not touching it")
+    monkeypatch.setenv("NETCC_CNI_BIN", str(shim))
+    try:
+        netcc("lab", "up", str(REPO / "examples" / "shop.yaml"), "--artifacts", str(outs["v1"]))
+        yield outs["v1"]
+    finally:
+        down = netcc("lab", "down", check=False)
+        assert down.returncode == 0, down.stderr

@@ -247,3 +247,24 @@ def test_del_succeeds_when_the_netns_or_the_pod_state_is_gone(node: DaemonNode) 
     assert str(ip) not in _bound(node)
     stranger = dataclasses.replace(att, container_id="f" * 64, netns="/run/netns/never-made")
     node.delete(stranger)  # no state, no namespace: nothing to do, and a success
+
+
+def test_a_new_out_is_taken_while_pods_run_and_they_keep_their_network(
+    node: DaemonNode, outs
+) -> None:
+    """v2 moves only the db block: with a web pod running (its block the same in both), the
+    daemon takes v2 on its own, and the pod keeps its address, endpoint entry and hooks."""
+    att = node.pod("shop/web-1", {"app": "web"})
+    ip = _ip(node.add(att))
+    host = _bound(node)[str(ip)]
+    v1 = node.report()["accepted"]["digest"]
+    tmp = node.out.with_name("out.new")
+    tmp.symlink_to(outs["v2"])
+    os.replace(tmp, node.out)
+    r = node.wait(lambda r: r.get("accepted", {}).get("digest") != v1, "the new OUT accepted")
+    assert r["refused"] is None
+    node.wait(lambda r: r.get("ready"), "applied")
+    assert _bound(node)[str(ip)] == host  # the same pod, still bound after the swap
+    node.check(att)
+    assert _ip(node.add(node.pod("shop/db-1", {"app": "db"}))) in IPv4Network("10.244.1.64/29")
+    node.delete(att)

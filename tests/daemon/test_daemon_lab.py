@@ -11,40 +11,9 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+from lab_cli import REPO, leftovers, netcc
 
 from netcc.lab.state import STATE_DIR, LabState
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def netcc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "netcc", *args], capture_output=True, text=True, check=False
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"netcc {' '.join(args)}: {proc.returncode}\n{proc.stderr}")
-    return proc
-
-
-def leftovers() -> list[str]:
-    found = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    names = [line.split()[0] for line in found.splitlines() if line.startswith("netcc-")]
-    procs = subprocess.run(["pgrep", "-f", "netcc load run"], capture_output=True, text=True)
-    return names + [f"pid {p}" for p in procs.stdout.split()]
-
-
-@pytest.fixture
-def lab_out(outs: dict[str, Path], shim: Path, monkeypatch: pytest.MonkeyPatch):
-    """A lab of examples/shop.yaml with the class artifacts, torn down whatever happens."""
-    if LabState.exists(STATE_DIR):
-        pytest.fail(f"a lab is already up ({STATE_DIR}); not touching it")
-    monkeypatch.setenv("NETCC_CNI_BIN", str(shim))
-    try:
-        netcc("lab", "up", str(REPO / "examples" / "shop.yaml"), "--artifacts", str(outs["v1"]))
-        yield outs["v1"]
-    finally:
-        down = netcc("lab", "down", check=False)
-        assert down.returncode == 0, down.stderr
 
 
 def test_lab_runtime_pods(lab_out: Path) -> None:

@@ -57,3 +57,39 @@ def test_down_leaves_what_is_not_the_labs(tmp_path, root):
         assert len(LabState.load(tmp_path / "lab").resources) == 3  # kept, for a human
     finally:
         lab_netns.remove("labtest-foreign")
+
+
+def _add_pods(directory: str, worker: int, count: int) -> None:
+    """One process: record pods, fill each in after it was recorded, as `pod add` does."""
+    from pathlib import Path
+
+    for i in range(count):
+        with LabState.locked(Path(directory)) as state:
+            entry = state.record("pod", key=f"p{worker}-{i}")
+        entry["ips"] = [f"10.0.{worker}.{i}"]
+        state.save()
+
+
+def test_saves_of_concurrent_processes_lose_nothing(tmp_path):
+    """Processes recording and changing resources at once: every change of each is kept,
+    and a forget by one is not undone by another's later save."""
+    import multiprocessing
+
+    directory = tmp_path / "lab"
+    first = LabState.create(directory)
+    first.record("netns", name="netcc-a")
+    stale = LabState.load(directory)  # loaded before everything below
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_add_pods, args=(str(directory), w, 20)) for w in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * 6
+    first.forget(first.of_kind("netns"))
+    stale.update(status="up")  # knows nothing of the pods nor the forget: undoes neither
+    state = LabState.load(directory)
+    assert state.doc["status"] == "up" and state.of_kind("netns") == []
+    pods = {r["key"]: r["ips"] for r in state.of_kind("pod")}
+    assert pods == {f"p{w}-{i}": [f"10.0.{w}.{i}"] for w in range(6) for i in range(20)}
+    assert sorted(p.name for p in directory.iterdir()) == ["state.json"]
