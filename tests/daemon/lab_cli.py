@@ -19,6 +19,14 @@ def netcc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
+def print_daemon_logs() -> None:
+    """The tail of every node daemon's log (before `lab down` removes them)."""
+    from netcc.lab.state import STATE_DIR
+
+    for log in sorted((STATE_DIR / "nodes").glob("*/daemon.log")):
+        print(f"--- {log}", *log.read_text(errors="replace").splitlines()[-40:], sep="\n")
+
+
 def leftovers() -> list[str]:
     """The lab's namespaces and node daemons that still exist."""
     found = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -30,6 +30,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+from lab_cli import netcc, print_daemon_logs
 
 from netcc.lab import core as lab
 from netcc.lab import pods
@@ -60,21 +61,6 @@ def allowed(src: str, dst: str, proto: str) -> bool:
     if proto != "TCP":
         return False
     return {"web": True, "api": src == "web", "db": src in ("api", "prometheus")}[dst]
-
-
-def print_daemon_logs() -> None:
-    """The tail of every node daemon's log (before `lab down` removes them)."""
-    for log in sorted((STATE_DIR / "nodes").glob("*/daemon.log")):
-        print(f"--- {log}", *log.read_text(errors="replace").splitlines()[-40:], sep="\n")
-
-
-def netcc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "netcc", *args], capture_output=True, text=True, check=False
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"netcc {' '.join(args)}: {proc.returncode}\n{proc.stderr}")
-    return proc
 
 
 def in_netns(netns: str, *argv: str) -> str:

@@ -14,6 +14,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+from lab_cli import netcc, print_daemon_logs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "wireguard"))
 
@@ -27,21 +28,6 @@ from netcc.lab.state import STATE_DIR, LabState
 REPO = Path(__file__).resolve().parents[2]
 NODES = {"node-1": "10.244.1.0/24", "node-2": "10.244.2.0/24", "node-3": "10.244.3.0/24"}
 DEVICE = "netcc-wg0"
-
-
-def print_daemon_logs() -> None:
-    """The tail of every node daemon's log (before `lab down` removes them)."""
-    for log in sorted((STATE_DIR / "nodes").glob("*/daemon.log")):
-        print(f"--- {log}", *log.read_text(errors="replace").splitlines()[-40:], sep="\n")
-
-
-def netcc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "netcc", *args], capture_output=True, text=True, check=False
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"netcc {' '.join(args)}: {proc.returncode}\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="module")
