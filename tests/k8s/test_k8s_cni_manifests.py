@@ -103,3 +103,26 @@ def test_without_classes_no_cni_no_rbac_no_token() -> None:
     assert pod["automountServiceAccountToken"] is False
     assert [c["name"] for c in pod["initContainers"]] == ["assemble"]
     assert "netcc load apply" in pod["containers"][0]["command"][-1]
+
+
+def test_the_daemons_command_line_is_one_netcc_accepts() -> None:
+    """The `netcc load run` line of the DaemonSet's script, its variables as kubelet gives
+    them, parses with netcc's own argument parser: every flag exists and takes what it gets."""
+    import shlex
+
+    from netcc.cli.main import parser
+
+    script = _pod(_docs(SPEC))["containers"][0]["command"][-1]
+    line = script[script.index("exec netcc load run") :].replace("\\\n", " ").splitlines()[0]
+    env = {
+        "$NETCC_ARTIFACTS": "/netcc/artifacts",
+        "$NODE_NAME": "n1",
+        "$NETCC_REAPPLY_SECONDS": "30",
+    }
+    for name, value in env.items():
+        line = line.replace(name, value)
+    argv = shlex.split(line)[2:]  # after `exec netcc`
+    args = parser().parse_args(argv)
+    assert (args.out, args.node) == ("/netcc/artifacts", "n1")
+    assert args.socket == cni.SOCKET_PATH and args.data_dir == f"{cni.DATA_BASE}/n1"
+    assert args.cni_conf_dir == cni.HOST_CNI_CONF_DIR and args.interval == 30.0
