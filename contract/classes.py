@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from typing import Any
 
 from netcc.contract.text import escape
@@ -33,6 +34,15 @@ from netcc.contract.text import escape
 CLASSES_FILE = "classes.json"
 CLASSES_VERSION = 1
 ABSENT = None  # a key that matters and that the class (or pod) does not have
+
+
+def block_cidr(pod_cidr: IPv4Network, offset: int, size: int) -> IPv4Network:
+    """A class's block on one node: the CIDR of `size` addresses (a power of two) at `offset`
+    (a multiple of it) inside the node's podCIDR, the same offset on every node. ValueError
+    when the block is not one, or does not fit."""
+    if size <= 0 or size & (size - 1) or offset % size or offset + size > pod_cidr.num_addresses:
+        raise ValueError(f"block {offset}/{size} does not fit podCIDR {pod_cidr}")
+    return IPv4Network((int(pod_cidr.network_address) + offset, 33 - size.bit_length()))
 
 
 class ClassesFormatError(ValueError):

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import netcc
+from netcc.contract.cni import PLUGIN_TYPE
 from netcc.lab.kubeapi import PODS_FILE
 from netcc.lab.state import LabState
 
 CNI_BIN_ENV = "NETCC_CNI_BIN"
-PLUGIN = "netcc-cni"
+PLUGIN = PLUGIN_TYPE
 KUBE_SOCKET = "kube.sock"
 KUBEAPI = "netcc.lab.kubeapi"
 READY_WAIT = 120.0  # seconds a daemon may take to apply its node's datapath

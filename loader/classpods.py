@@ -17,23 +17,22 @@ from netcc.contract import classes as classes_file
 from netcc.contract.mapfile import NODE_FILE, out_node_names
 
 
-def class_endpoint(out: Path, node: str, ip: str) -> dict[str, Any] | None:
+def class_endpoint(
+    out: Path, node: str, ip: str, classes: classes_file.Classes | None = None
+) -> dict[str, Any] | None:
     """`netcc_endpoints` values of a class pod at `ip` on `node` (ifindex 0: bound to no
-    interface), or None when no class block of the node holds `ip` (or OUT has no classes)."""
-    path = Path(out) / classes_file.CLASSES_FILE
-    if not path.is_file():
-        return None
-    classes = classes_file.load(path.read_bytes())
+    interface), or None when no class block of the node holds `ip` (or OUT has no classes).
+    `classes`: OUT's, when the caller has read them already."""
+    if classes is None:
+        classes = _classes(out)
+        if classes is None:
+            return None
     info = json.loads((Path(out) / NODE_FILE.format(node=node)).read_text())
     if not info.get("podCIDR") or not info.get("router"):
         return None
-    cidr = IPv4Network(info["podCIDR"])
-    addr = IPv4Address(ip)
-    if addr not in cidr:
-        return None
-    offset = int(addr) - int(cidr.network_address)
+    cidr, addr = IPv4Network(info["podCIDR"]), IPv4Address(ip)
     for c in classes.classes:
-        if c.offset <= offset < c.offset + c.size:
+        if addr in classes_file.block_cidr(cidr, c.offset, c.size):
             return {**c.endpoint, "ifindex": 0, "router": info["router"]}
     return None
 
@@ -41,7 +40,15 @@ def class_endpoint(out: Path, node: str, ip: str) -> dict[str, Any] | None:
 def class_pod_node(out: Path, ip: str) -> str | None:
     """The node whose podCIDR holds `ip` inside one of its class blocks: where a class pod
     with that address runs (podCIDRs do not overlap); None for any other address."""
+    classes = _classes(out)
+    if classes is None:
+        return None
     for node in out_node_names(out):
-        if class_endpoint(out, node, ip) is not None:
+        if class_endpoint(out, node, ip, classes) is not None:
             return node
     return None
+
+
+def _classes(out: Path) -> classes_file.Classes | None:
+    path = Path(out) / classes_file.CLASSES_FILE
+    return classes_file.load(path.read_bytes()) if path.is_file() else None

@@ -17,6 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
+from netcc.contract.classes import block_cidr
 from netcc.model.types import Cluster, WorkloadClass
 
 RESERVED_LOW = 2  # the network address and the router address
@@ -30,9 +31,8 @@ class Block:
     size: int
 
     def on(self, pod_cidr: IPv4Network) -> IPv4Network:
-        """The block as a CIDR inside one node's podCIDR."""
-        prefix = 32 - (self.size.bit_length() - 1)
-        return IPv4Network((int(pod_cidr.network_address) + self.offset, prefix))
+        """The block as a CIDR inside one node's podCIDR (`classes.block_cidr`)."""
+        return block_cidr(pod_cidr, self.offset, self.size)
 
     @property
     def prefixlen(self) -> int:

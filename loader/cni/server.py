@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from netcc.contract import cni as cni_paths
 from netcc.loader.cni import spool, timing
 from netcc.loader.cni.protocol import (
     DECODE_FAILURE,
@@ -48,7 +49,7 @@ from netcc.loader.cni.protocol import (
 
 log = logging.getLogger("netcc.cni")
 
-DEFAULT_SOCKET = Path("/run/netcc/cni.sock")
+DEFAULT_SOCKET = Path(cni_paths.SOCKET_PATH)
 
 
 class Handler(Protocol):

@@ -65,11 +65,12 @@ class NodeView:
 
 
 def block_of(pod_cidr: IPv4Network, offset: int, size: int) -> IPv4Network:
-    """The CIDR of `size` addresses at `offset` inside `pod_cidr`."""
-    if size <= 0 or size & (size - 1) or offset % size or offset + size > pod_cidr.num_addresses:
-        raise ViewError(f"block {offset}/{size} does not fit podCIDR {pod_cidr}")
-    prefix = 32 - (size.bit_length() - 1)
-    return IPv4Network(f"{pod_cidr.network_address + offset}/{prefix}")
+    """The CIDR of `size` addresses at `offset` inside `pod_cidr` (`classes.block_cidr`);
+    ViewError when it does not fit."""
+    try:
+        return classes_file.block_cidr(pod_cidr, offset, size)
+    except ValueError as e:
+        raise ViewError(str(e)) from None
 
 
 def misplaced(view: NodeView, allocations: Mapping[IPv4Address, Owner | None]) -> list[str]:

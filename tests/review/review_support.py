@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 from ipaddress import IPv4Address
 from pathlib import Path
 
+import pytest
 import yaml
 from clirun import Ran, run  # noqa: F401  (re-exported for the review tests)
+from pngpixels import colour_counts
 
 from netcc.frontend import parse_spec
 from netcc.model.types import Cluster
 from netcc.review.connectivity import Connectivity, Party
 from netcc.review.source import Spec
+from netcc.review.svg import CELL_H, CELL_W, STYLE
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = ROOT / "examples" / "shop.yaml"
@@ -69,3 +74,41 @@ def sample_flows(
         port = 0 if proto in (1, 47) else rng.choice(ports)
         flows.append((rng.choice(addresses[a.name]), rng.choice(addresses[b.name]), proto, port))
     return flows
+
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_browser = pytest.mark.skipif(
+    BROWSER is None, reason="needs chromium to render the page (make setup installs it)"
+)
+
+
+def assert_matrix_drawn(html: str, tmp_path: Path) -> None:
+    """Open the page from disk in a headless browser with no network and check that the
+    matrix's "all ports allowed" and "nothing allowed" colours cover real areas of it."""
+    page = tmp_path / "review.html"
+    page.write_text(html)
+    png = tmp_path / "review.png"
+    assert BROWSER is not None
+    subprocess.run(
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,2000",
+            f"--screenshot={png}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    counts = colour_counts(png.read_bytes())
+    cell = CELL_W * CELL_H // 2
+    assert counts[STYLE["all"][0]] > cell, "no fully allowed cell is drawn"
+    assert counts[STYLE["none"][0]] > cell, "no denied cell is drawn"

@@ -7,21 +7,26 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 import subprocess
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 import yaml
-from pngpixels import colour_counts
-from review_support import ROOT, probe_ports, run, spec_of, write_spec
+from review_support import (
+    ROOT,
+    assert_matrix_drawn,
+    needs_browser,
+    probe_ports,
+    run,
+    spec_of,
+    write_spec,
+)
 
 from netcc.review.connectivity import Connectivity
 from netcc.review.report import build_report
 from netcc.review.report_html import render_html
 from netcc.review.report_md import render_markdown
-from netcc.review.svg import CELL_H, CELL_W, STYLE
 from netcc.semantics.policy import evaluate
 
 HERE = Path(__file__).resolve().parent
@@ -137,38 +142,9 @@ def test_markdown_and_html_show_the_classes():
     assert "shop/cart (class)</title>" in html  # a row and column of the matrix
 
 
-@pytest.mark.skipif(
-    not (shutil.which("chromium") or shutil.which("chromium-browser")),
-    reason="needs chromium to render the page (make setup installs it)",
-)
+@needs_browser
 def test_html_of_classes_renders_in_a_headless_browser(tmp_path):
-    page = tmp_path / "review.html"
-    page.write_text(render_html(report_of(ONLY)))
-    png = tmp_path / "review.png"
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1200,2000",
-            f"--screenshot={png}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    counts = colour_counts(png.read_bytes())
-    cell = CELL_W * CELL_H // 2
-    assert counts[STYLE["all"][0]] > cell, "no fully allowed cell is drawn"
-    assert counts[STYLE["none"][0]] > cell, "no denied cell is drawn"
+    assert_matrix_drawn(render_html(report_of(ONLY)), tmp_path)
 
 
 # -- why -----------------------------------------------------------------------------------------

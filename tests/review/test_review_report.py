@@ -3,18 +3,14 @@
 import json
 import random
 import re
-import shutil
-import subprocess
 
 import pytest
-from pngpixels import colour_counts
-from review_support import SHOP, run, spec_of
+from review_support import SHOP, assert_matrix_drawn, needs_browser, run, spec_of
 from specgen import random_spec
 
 from netcc.review.report import build_report
 from netcc.review.report_html import render_html
 from netcc.review.report_md import LIMIT, render_markdown
-from netcc.review.svg import CELL_H, CELL_W, STYLE
 
 
 @pytest.fixture(scope="module")
@@ -128,37 +124,8 @@ def test_bad_spec_and_unwritable_output(tmp_path):
     assert r.code == 1 and "netcc: error:" in r.stderr
 
 
-@pytest.mark.skipif(
-    not (shutil.which("chromium") or shutil.which("chromium-browser")),
-    reason="needs chromium to render the page (make setup installs it)",
-)
+@needs_browser
 def test_html_renders_offline_in_a_headless_browser(shop, tmp_path):
     """The page, opened from disk by a browser with no network, draws the matrix: the cells'
     colours for "all ports allowed" and "nothing allowed" cover real areas of the screenshot."""
-    page = tmp_path / "review.html"
-    page.write_text(render_html(shop))
-    png = tmp_path / "review.png"
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1200,2000",
-            f"--screenshot={png}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    counts = colour_counts(png.read_bytes())
-    cell = CELL_W * CELL_H // 2
-    assert counts[STYLE["all"][0]] > cell, "no fully allowed cell is drawn"
-    assert counts[STYLE["none"][0]] > cell, "no denied cell is drawn"
+    assert_matrix_drawn(render_html(shop), tmp_path)
