@@ -1,5 +1,5 @@
-"""The `netcc lab` commands: up, probe, status, wg, pod add|del, daemon restart, down. Wired in by
-`add_lab_commands`.
+"""The `netcc lab` commands: up, probe, status, wg, pod add|del|ready, daemon restart, down.
+Wired in by `add_lab_commands`.
 
 Test hooks (environment): `NETCC_LAB_FAIL_AFTER=N` makes `up` fail after N namespaces, and
 with `NETCC_LAB_FAIL_HARD=1` the process kills itself there (SIGKILL) instead of raising, so
@@ -69,12 +69,30 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
     pa.add_argument("pod", metavar="NS/NAME")
     pa.add_argument("--node", required=True, metavar="NODE")
     pa.add_argument("--labels", default="", metavar="K=V[,K=V...]", help="the pod's labels")
+    pa.add_argument(
+        "--ready",
+        action="store_true",
+        help="publish the pod ready in its services' EndpointSlices at once (default: not "
+        "ready, as a pod whose readiness probe has not passed yet; see `lab pod ready`)",
+    )
     pa.add_argument("--json", action="store_true")
     pa.set_defaults(func=cmd_pod_add)
     pd = psub.add_parser("del", help="run CNI DEL and remove the pod's namespace")
     pd.add_argument("pod", metavar="NS/NAME")
     pd.add_argument("--json", action="store_true")
     pd.set_defaults(func=cmd_pod_del)
+    pr = psub.add_parser(
+        "ready",
+        help="set whether a runtime pod is ready (its readiness probe passes), as its "
+        "services' EndpointSlices publish it; returns once every node daemon uses the change",
+    )
+    pr.add_argument("pod", metavar="NS/NAME")
+    pr.add_argument("ready", choices=("true", "false"))
+    pr.add_argument(
+        "--no-wait", action="store_true", help="return at once, without waiting for the daemons"
+    )
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_pod_ready)
 
     dm = sub.add_parser("daemon", help="the node daemons that serve runtime pods")
     dsub = dm.add_subparsers(dest="daemon_command", required=True)
@@ -276,8 +294,10 @@ def _print_pod(doc: dict[str, Any], as_json: bool, verb: str) -> None:
         print(json.dumps(doc, indent=2))
     else:
         ips = ",".join(doc["ips"]) or "-"
+        ready = {True: ", ready", False: ", not ready"}.get(doc.get("ready"), "")
         print(
-            f"{verb} pod {doc['pod']} on {doc['node']}: {ips} class {doc['class']} ({doc['netns']})"
+            f"{verb} pod {doc['pod']} on {doc['node']}: {ips} class {doc['class']} "
+            f"({doc['netns']}){ready}"
         )
 
 
@@ -285,7 +305,7 @@ def cmd_pod_add(args: argparse.Namespace) -> int:
     from netcc.lab import pods
 
     try:
-        doc = pods.add(args.pod, args.node, pods.parse_labels(args.labels))
+        doc = pods.add(args.pod, args.node, pods.parse_labels(args.labels), ready=args.ready)
     except (pods.PodError, *_known_errors()) as e:
         return _error(e)
     _print_pod(doc, args.json, "added")
@@ -300,6 +320,27 @@ def cmd_pod_del(args: argparse.Namespace) -> int:
     except (pods.PodError, *_known_errors()) as e:
         return _error(e)
     _print_pod(doc, args.json, "deleted")
+    return 0
+
+
+def cmd_pod_ready(args: argparse.Namespace) -> int:
+    from netcc.lab import pods
+
+    try:
+        doc = pods.set_ready(args.pod, args.ready == "true", wait=not args.no_wait)
+    except (pods.PodError, *_known_errors()) as e:
+        return _error(e)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"pod {doc['pod']} on {doc['node']}: {'ready' if doc['ready'] else 'not ready'}")
+    if doc.get("notApplied"):
+        print(
+            f"netcc: error: the daemons of {', '.join(doc['notApplied'])} did not show the change "
+            f"within {pods.APPLY_WAIT:g} s (their logs: /run/netcc/lab/nodes/NODE/daemon.log)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             wireguard=args.wireguard,
             interval=args.interval,
         )
-        runner = NodeRunner(cfg, pods)
+        runner = NodeRunner(cfg, pods, slices=pods)
     except (KubeError, ValueError) as e:
         return _error(args, str(e))
 

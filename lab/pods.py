@@ -1,12 +1,18 @@
-"""`netcc lab pod add|del`: pods that come and go at runtime, networked as a kubelet would.
+"""`netcc lab pod add|del|ready`: pods that come and go at runtime, networked as a kubelet
+would.
 
 `add` declares the pod to the lab's pod API (`pods.json`, what the node daemon reads its
-labels from), makes its network namespace, and runs CNI ADD through the node's network config
-list and the real `netcc-cni` binary (`cniruntime`: environment, stdin, the chain, as
-containerd and CRI-O do). A refused or failed ADD leaves nothing behind: the runtime DELs,
-the namespace and the pod's entry go. `del` runs CNI DEL, then removes the namespace and the
-entry. Each pod is a `pod` resource of the lab's state file, recorded before it is made, so
-`netcc lab down` removes pods a crash left half-made.
+labels from and the lab's EndpointSlices are computed from), makes its network namespace, and
+runs CNI ADD through the node's network config list and the real `netcc-cni` binary
+(`cniruntime`: environment, stdin, the chain, as containerd and CRI-O do). A refused or
+failed ADD leaves nothing behind: the runtime DELs, the namespace and the pod's entry go.
+`del` runs CNI DEL, then removes the namespace and the entry. Each pod is a `pod` resource of
+the lab's state file, recorded before it is made, so `netcc lab down` removes pods a crash
+left half-made.
+
+A pod's API entry holds its `ip` once CNI ADD returned, and `ready`: whether its readiness
+probe passed, as the EndpointSlices publish it. A pod starts not ready unless added ready;
+`set_ready` (`netcc lab pod ready`) changes it.
 
 Any number of `pod add|del` may run at once (as a kubelet starts pods in parallel): the
 state file and `pods.json` change only under the lab's lock (`netcc.lab.state.lab_lock`),
@@ -103,10 +109,17 @@ def _class_of(state: LabState, node: str, ips: list[str]) -> str | None:
     return next((p.get("class") for p in doc.get("pods", []) if p.get("ip") in ips), None)
 
 
-def add(key: str, node: str, labels: dict[str, str], state_dir: Path = STATE_DIR) -> dict:
-    """Add the pod on `node`: {"pod", "node", "netns", "ips", "class"}. Safe to run in
-    several processes at once: the checks, the pod's record and its API entry are made under
-    the lab's lock; the namespace and CNI ADD (the slow part) run outside it."""
+def add(
+    key: str,
+    node: str,
+    labels: dict[str, str],
+    state_dir: Path = STATE_DIR,
+    *,
+    ready: bool = False,
+) -> dict:
+    """Add the pod on `node`: {"pod", "node", "netns", "ips", "class", "ready"}. Safe to run
+    in several processes at once: the checks, the pod's record and its API entry are made
+    under the lab's lock; the namespace and CNI ADD (the slow part) run outside it."""
     namespace, name = _split(key)
     with LabState.locked(state_dir) as state:
         node_plan, conflist = _admit(state, key, node)
@@ -117,7 +130,7 @@ def add(key: str, node: str, labels: dict[str, str], state_dir: Path = STATE_DIR
         )  # fmt: skip
         pods = read_pods(state.path.parent)
         pods[key] = {"namespace": namespace, "name": name, "uid": entry["uid"]}
-        pods[key] |= {"labels": labels, "node": node}
+        pods[key] |= {"labels": labels, "node": node, "ready": ready}
         write_pods(state.path.parent, pods)
     try:
         lab_netns.create(netns)
@@ -129,9 +142,92 @@ def add(key: str, node: str, labels: dict[str, str], state_dir: Path = STATE_DIR
             raise PodError(f"pod {key} on {node}: CNI error {e.code}: {e.msg}") from None
         raise
     ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
+    _relist(state, key, ip=next((ip for ip in ips if ":" not in ip), None))
     entry.update(ips=ips, **{"class": _class_of(state, node, ips)})
     state.save()
-    return _public(entry)
+    return _public(entry) | {"ready": ready}
+
+
+def set_ready(
+    key: str, ready: bool, state_dir: Path = STATE_DIR, wait: bool = True
+) -> dict[str, Any]:
+    """Mark the runtime pod ready or not (what its EndpointSlices say), under the lab's lock:
+    {"pod", "node", "ip", "ready"}. PodError when there is no such pod or no lab up."""
+    _split(key)
+    with LabState.locked(state_dir) as state:
+        if state.doc.get("status") != "up":
+            raise PodError("the lab is not up")
+        pods = read_pods(state.path.parent)
+        record = pods.get(key)
+        if record is None:
+            raise PodError(f"no runtime pod {key}")
+        if record.get("ready") is not ready:
+            record["ready"] = ready
+            write_pods(state.path.parent, pods)
+    doc = {"pod": key, "node": record["node"], "ip": record.get("ip"), "ready": ready}
+    waiting = wait_applied(state, record, ready) if wait else []
+    return doc | ({"notApplied": waiting} if waiting else {})
+
+
+APPLY_WAIT = 10.0  # seconds `set_ready` waits for every daemon to use the change
+
+
+def wait_applied(
+    state: LabState, record: dict[str, Any], ready: bool, timeout: float = APPLY_WAIT
+) -> list[str]:
+    """Wait until every node daemon's report shows the pod's endpoint as `ready` in every
+    service port that selects it; the nodes that did not within `timeout` (none: applied,
+    or no service selects the pod)."""
+    import time
+
+    ip = record.get("ip")
+    if not ip or not _selected(state, record):
+        return []
+    deadline = time.monotonic() + timeout
+    while True:
+        late = [
+            r["node"]
+            for r in state.of_kind("load")
+            if r.get("state_dir") and not _reported(Path(r["state_dir"]), ip, ready)
+        ]
+        if not late or time.monotonic() > deadline:
+            return late
+        time.sleep(0.02)
+
+
+def _selected(state: LabState, record: dict[str, Any]) -> bool:
+    """Whether a service port of the lab's artifacts may have the pod as a backend."""
+    from netcc.contract import services as dyn
+
+    load = next(iter(state.of_kind("load")), None)
+    try:
+        services = dyn.load((Path(load["out"]) / dyn.SERVICES_FILE).read_bytes()) if load else None
+    except (OSError, ValueError):
+        return False
+    if services is None:
+        return False
+    labels, ns = record.get("labels", {}), record.get("namespace")
+    return any(
+        p.namespace == ns
+        and all(labels.get(k) == v for k, v in p.selector)
+        and services.placement(p, IPv4Address(record["ip"])) is not None
+        for p in services.ports
+    )
+
+
+def _reported(state_dir: Path, ip: str, ready: bool) -> bool:
+    """Whether the daemon's report lists `ip` with readiness `ready` wherever it lists it."""
+    try:
+        doc = json.loads((state_dir / "daemon.json").read_text())
+    except (OSError, ValueError):
+        return False
+    seen = [
+        b["ready"]
+        for p in (doc.get("services") or {}).get("ports", [])
+        for b in p.get("backends", [])
+        if b["address"].split(":")[0] == ip
+    ]
+    return bool(seen) and all(r is ready for r in seen)
 
 
 def _admit(state: LabState, key: str, node: str) -> tuple[NodePlan, dict[str, Any]]:
@@ -180,6 +276,16 @@ def _forget(state: LabState, entry: dict[str, Any]) -> None:
     state.forget([entry])
 
 
+def _relist(state: LabState, key: str, **fields: Any) -> None:
+    """Set fields of the pod's API entry, if it is still listed (a read-modify-write, under
+    the lab's lock)."""
+    with lab_lock(state.path.parent):
+        pods = read_pods(state.path.parent)
+        if key in pods:
+            pods[key] |= fields
+            write_pods(state.path.parent, pods)
+
+
 def _unlist(state: LabState, key: str) -> None:
     """Take the pod out of the pod API's list (a read-modify-write, under the lab's lock)."""
     with lab_lock(state.path.parent):
@@ -224,5 +330,9 @@ def with_runtime_pods(plan: LabPlan, state: LabState) -> LabPlan:
 
 
 def listed(state: LabState) -> dict[str, dict[str, Any]]:
-    """The runtime pods by key, for `lab status`."""
-    return {r["key"]: _public(r) for r in state.of_kind("pod")}
+    """The runtime pods by key, for `lab status` (with their readiness, as published)."""
+    published = read_pods(state.path.parent)
+    return {
+        r["key"]: _public(r) | {"ready": bool(published.get(r["key"], {}).get("ready"))}
+        for r in state.of_kind("pod")
+    }

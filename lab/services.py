@@ -74,9 +74,25 @@ def _selects(service: Service, labels: Iterable[tuple[str, str]]) -> bool:
     return bool(service.selector) and all(have.get(k) == v for k, v in service.selector)
 
 
-def service_ports(cluster: Cluster, plan: LabPlan) -> list[ServicePortPlan]:
-    """Every port of every service, with its backends (in spec order)."""
+@dataclass(frozen=True)
+class RuntimePod:
+    """A pod the lab added at runtime, as a service's backend needs it."""
+
+    key: str
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    klass: str  # namespace/name of its workload class
+    ready: bool
+
+
+def service_ports(
+    cluster: Cluster, plan: LabPlan, runtime: Sequence[RuntimePod] = ()
+) -> list[ServicePortPlan]:
+    """Every port of every service, with its backends (in spec order): the static workloads
+    the selector picks, and the `runtime` pods it picks that are ready, on their class's
+    targetPort."""
     pods = {p.key: p for p in plan.pods}
+    classes = {c.key: c for c in cluster.classes}
     found = []
     for svc in cluster.services:
         chosen = [
@@ -93,6 +109,20 @@ def service_ports(cluster: Cluster, plan: LabPlan) -> list[ServicePortPlan]:
                     continue
                 pod = pods[w.key]
                 backends.append(Backend(w.key, pod.netns, pod.node, w.ips[0], port))
+            for r in runtime:
+                cls, pod = classes.get(r.klass), pods.get(r.key)
+                if (
+                    not r.ready
+                    or cls is None
+                    or pod is None
+                    or r.namespace != svc.namespace
+                    or not _selects(svc, r.labels)
+                ):
+                    continue
+                target = sp.target_port
+                port = target if isinstance(target, int) else cls.resolve_port(target, sp.protocol)
+                if port is not None:
+                    backends.append(Backend(r.key, pod.netns, pod.node, pod.ips[0], port))
             found.append(
                 ServicePortPlan(
                     svc.key,
@@ -490,8 +520,10 @@ class ServiceProbeReport:
         }
 
 
-def lab_service_ports(spec: str | Path, plan: LabPlan) -> list[ServicePortPlan]:
-    """The service ports of the spec a lab was made from."""
+def lab_service_ports(
+    spec: str | Path, plan: LabPlan, runtime: Sequence[RuntimePod] = ()
+) -> list[ServicePortPlan]:
+    """The service ports of the spec a lab was made from (with its ready runtime pods)."""
     from netcc.frontend import parse_spec
 
     path = Path(spec)
@@ -500,7 +532,7 @@ def lab_service_ports(spec: str | Path, plan: LabPlan) -> list[ServicePortPlan]:
     except OSError as e:
         raise ServiceLabError(f"the lab's spec {path}: {e.strerror}") from None
     cluster, _ = parse_spec(text, str(path))
-    return service_ports(cluster, plan)
+    return service_ports(cluster, plan, runtime)
 
 
 def probe_service(
@@ -512,11 +544,13 @@ def probe_service(
     protocol: str,
     count: int = 1,
     timeout: float = 1.0,
+    runtime: Sequence[RuntimePod] = (),
 ) -> ServiceProbeReport | None:
     """`count` real connections from SRC to a service target (None if `target` is no service),
-    with servers started for the duration in every backend of that service port."""
+    with servers started for the duration in every backend of that service port (static
+    workloads, and the ready ones of the lab's `runtime` pods)."""
     try:
-        ports = lab_service_ports(spec, plan)
+        ports = lab_service_ports(spec, plan, runtime)
     except ServiceLabError:
         if target.startswith(SVC_PREFIX):
             raise
@@ -554,7 +588,22 @@ def probe_running_lab(
     state = LabState.load(STATE_DIR)
     if state.doc.get("status") != "up":
         raise ServiceLabError("the lab is not up (half-made?); run `netcc lab down`")
+    from netcc.lab.kubeapi import read_pods
     from netcc.lab.pods import with_runtime_pods
 
     plan = with_runtime_pods(plan_from_doc(state.doc["plan"]), state)
-    return probe_service(plan, state.doc["spec"], src, target, port, protocol, count, timeout)
+    listed = read_pods(state.path.parent)
+    runtime = [
+        RuntimePod(
+            r["key"],
+            r["key"].split("/", 1)[0],
+            tuple(sorted(listed.get(r["key"], {}).get("labels", {}).items())),
+            r.get("class") or "",
+            bool(listed.get(r["key"], {}).get("ready")),
+        )
+        for r in state.of_kind("pod")
+        if r.get("ips")
+    ]
+    return probe_service(
+        plan, state.doc["spec"], src, target, port, protocol, count, timeout, runtime
+    )

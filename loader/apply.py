@@ -22,7 +22,7 @@ Reads only OUT, never the spec. Plans before it acts:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,7 @@ from netcc.loader import attach, snapshot, state
 from netcc.loader.actions import ApplyStatus, HookChange
 from netcc.loader.artifacts import ENDPOINTS, LB_SERVICES, Artifacts, read_artifacts
 from netcc.loader.bpffs import ensure_bpffs
-from netcc.loader.desired import Desired, Endpoint, RuntimeEndpoint
+from netcc.loader.desired import Desired, Endpoint, RuntimeEndpoint, ServiceOverlay
 from netcc.loader.errors import ApplyError
 from netcc.loader.execute import Executor, Outcome
 from netcc.loader.libbpf import BpfError
@@ -155,9 +155,12 @@ def apply(
     state_dir: str | Path | None = None,
     wireguard: str = "auto",
     runtime: Iterable[RuntimeEndpoint] = (),
+    services: Callable[[], ServiceOverlay | None] | None = None,
 ) -> ApplyResult:
     """Apply OUT's datapath for `node` to this network namespace (the caller's thread's),
-    with the endpoints the runtime added (`runtime`); see the module doc. Raises ApplyError
+    with the endpoints the runtime added (`runtime`) and the live service backends the
+    daemon found (`services`, asked under the node's lock, so that no change of them made
+    meanwhile is undone); see the module doc. Raises ApplyError
     (nothing changed, or rolled back). Then the node's WireGuard tunnel, if OUT plans one,
     with backend `wireguard` (auto, kernel, userspace)."""
     from pyroute2 import IPRoute
@@ -168,7 +171,9 @@ def apply(
         ensure_bpffs()
     try:
         with state.locked(paths), IPRoute() as ipr:
-            result = apply_desired(Desired(art, paths, _mode(), tuple(runtime)), ipr)
+            overlay = services() if services is not None else None
+            desired = Desired(art, paths, _mode(), tuple(runtime), overlay)
+            result = apply_desired(desired, ipr)
             result.wireguard = _apply_tunnel(art, paths, wireguard)
             return result
     except ApplyError:

@@ -77,6 +77,33 @@ class Interface:
 
 
 @dataclass(frozen=True)
+class ServiceOverlay:
+    """The node daemon's entries for the service rows runtime pods back (`rows`): in the LB
+    maps they take the place of OUT's entries of those rows (OUT's rows, members and service
+    entries pointing at them); its backends join OUT's."""
+
+    rows: frozenset[int]
+    entries: Mapping[str, list[dict[str, Any]]]  # map -> entries, in OUT's map-file form
+
+
+ROW_OF = {  # how an entry of each LB map names its row
+    "netcc_lb_maglev": lambda e: e["key"]["id"],
+    "netcc_lb_members": lambda e: e["key"]["row"],
+    "netcc_lb_services": lambda e: e["value"]["row"],
+}
+
+
+def with_overlay(name: str, entries: list[dict], overlay: ServiceOverlay | None) -> list[dict]:
+    """A map's entries with the daemon's in place of OUT's for the overlay's rows."""
+    if overlay is None or name not in overlay.entries:
+        return entries
+    row_of = ROW_OF.get(name)
+    if row_of is not None:
+        entries = [e for e in entries if row_of(e) not in overlay.rows]
+    return entries + list(overlay.entries[name])
+
+
+@dataclass(frozen=True)
 class Desired:
     """Everything the plan needs on the desired side."""
 
@@ -84,10 +111,18 @@ class Desired:
     paths: Paths
     mode: Mode
     runtime: tuple[RuntimeEndpoint, ...] = ()
+    services: ServiceOverlay | None = None
 
     @property
     def digest(self) -> str:
         return self.artifacts.digest
+
+    def service_maps(self) -> dict[str, list[dict]]:
+        """The service entries and row members as they will be (the overlay in place)."""
+        return {
+            name: with_overlay(name, self.artifacts.maps.get(name, []), self.services)
+            for name in ("netcc_lb_services", "netcc_lb_members")
+        }
 
     def static_addresses(self) -> list[str]:
         """The addresses of OUT's endpoints, for the snapshot to look their routes up."""
@@ -139,6 +174,7 @@ def map_data(desired: Desired, endpoints: Iterable[Endpoint]) -> Data:
                 {"key": {"ip": r.ip}, "value": {**r.value, "ifindex": r.ifindex}, "note": r.note}
                 for r in desired.runtime
             ]
+        entries = with_overlay(name, entries, desired.services)
         want[name] = dict(layout.pack_entries(name, entries))
         if layout.maps[name].percpu:
             raise ApplyError(f"data map {name} is per-CPU; the loader cannot sync it")

@@ -271,7 +271,7 @@ def _swap_and_drop(
         assert tr is not None
         p.actions.append(MigrateEntries(name, tr, second_pass=True))
     if snap.applied is not None:
-        p.actions.append(FlushFlows(migrate.service_backends(desired.artifacts.maps)))
+        p.actions.append(FlushFlows(migrate.service_backends(desired.service_maps())))
     for key, cur in sorted(snap.hooks.items()):
         _drop(p, key, cur)
 

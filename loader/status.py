@@ -277,6 +277,37 @@ def _format_daemon(d: dict[str, Any] | None) -> list[str]:
     for p in d.get("pods", []):
         where = p.get("hostIfname") if p.get("ifindex") else "no interface (half-made)"
         lines.append(f"    pod {p.get('pod', '?')} {p['ip']} class {p.get('class')} on {where}")
+    return lines + _format_services(d.get("services"))
+
+
+def _format_services(s: dict[str, Any] | None) -> list[str]:
+    """The live backends of the service ports runtime pods back."""
+    if not s:
+        return []
+    watch = s.get("watch") or {}
+    how = "synced" if s.get("synced") else "not synced yet"
+    if watch.get("lastError"):
+        how += f", watch error: {watch['lastError']}"
+    lines = [f"  services over classes ({how}; {s.get('events', 0)} endpoint changes):"]
+    for p in s.get("ports", []):
+        rows = p.get("rows", {})
+        local = f", {rows['local']} on this node" if "local" in rows else ""
+        lines.append(
+            f"    {p['port']}: {rows.get('cluster', 0)} backend(s) in use{local}"
+            f" (classes {', '.join(p.get('classes', []))})"
+        )
+        for b in p.get("backends", []):
+            state = "ready" if b["ready"] else "terminating" if b["terminating"] else "not ready"
+            if b["terminating"] and b["serving"]:
+                state = "terminating, serving"
+            used = "in use" if b["used"] else "not used"
+            lines.append(f"      {b['address']} {b['class']} on {b['node']}: {state}, {used}")
+        for st in p.get("static", []):
+            lines.append(f"      {st} (static)")
+        if p.get("capped"):
+            lines.append(f"      {p['capped']} live backend(s) left out: more than the table holds")
+        for r in p.get("rejected", []):
+            lines.append(f"      rejected: {r}")
     return lines
 
 

@@ -3,7 +3,8 @@
 # starts a node daemon (`netcc load run`) on every node; `lab pod add` networks a pod through
 # the real CNI plugin (build/netcc-cni) as a container runtime would; probes show the pods
 # judged by their class from the first packet, across nodes; a pod of no class is refused;
-# `lab pod del` and `lab down` leave nothing. Everything is removed again, also on failure.
+# services over classes send to the ready pods only (`lab pod ready`); `lab pod del` and
+# `lab down` leave nothing. Everything is removed again, also on failure.
 set -euo pipefail
 spec=${1:-examples/pods.yaml}
 out=${2:-out/pods}
@@ -47,6 +48,22 @@ probe monitoring/prom-0 shop/web-7c9 8080/tcp     # prometheus -> web: allowed
 probe shop/web-7c9 shop/db 5432/tcp               # web -> db: denied
 probe monitoring/prom-0 shop/api-5d8 9000/tcp     # prometheus' egress: denied
 probe shop/web-7c9 shop/api-5d8 9000/udp          # wrong protocol: denied
+
+step "services over classes: their backends are the ready pods of the classes they select"
+python3 - "$out/services.json" <<'EOF'
+import json, sys
+for p in json.load(open(sys.argv[1]))["ports"]:
+    classes = ", ".join(f"{c['class']} :{c['targetPort']}" for c in p["classes"])
+    print(f"  {p['service']} port {p['port']}/{p['protocol']}: the ready pods of {classes}")
+EOF
+netcc lab pod add shop/web-b41 --node node-3 --labels app=web --ready
+netcc lab pod ready shop/web-7c9 true     # returns once every node's datapath uses it
+netcc lab pod ready shop/api-5d8 true
+probe monitoring/prom-0 svc:shop/web 80/tcp --count 40   # both web pods; policy judges 8080
+netcc lab pod ready shop/web-b41 false    # no new connection goes to it
+probe monitoring/prom-0 svc:shop/web 80/tcp --count 20   # web-7c9 only
+probe shop/web-7c9 svc:shop/api 9000/tcp                 # web -> api: allowed
+probe monitoring/prom-0 svc:shop/api 9000/tcp            # denied: the backend is judged
 
 step "a pod of no class gets no network (CNI error 100), and nothing is left of it"
 netcc lab pod add shop/stray --node node-2 --labels app=cache \

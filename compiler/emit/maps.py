@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from itertools import chain, filterfalse, repeat
 from operator import itemgetter
 
+from netcc.contract import services as services_file
 from netcc.contract.classes import CLASSES_FILE
 from netcc.contract.constants import IDENTITY_HOST, IDENTITY_REMOTE_NODE, IDENTITY_WORLD
 from netcc.contract.entries import PADDING, Entry
@@ -279,4 +280,6 @@ def render_data(p: ClusterPlan, release: bool = False) -> dict[str, bytes]:
         out[NODE_FILE.format(node=node.name)] = _dump(doc)
     if p.classes:
         out[CLASSES_FILE] = classes_document(p)
+    if p.dynamic is not None:
+        out[services_file.SERVICES_FILE] = services_file.dump(p.dynamic)
     return out

@@ -146,6 +146,7 @@ def _service(service: dict[str, Any], path: str) -> Service:
         session_affinity=service.get("sessionAffinity", "None"),
         session_affinity_timeout=client_ip.get("timeoutSeconds", DEFAULT_AFFINITY_TIMEOUT),
         external_traffic_policy=service.get("externalTrafficPolicy", "Cluster"),
+        internal_traffic_policy=service.get("internalTrafficPolicy", "Cluster"),
         path=path,
     )
 

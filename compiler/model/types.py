@@ -217,6 +217,7 @@ class Service:
     session_affinity: str = "None"  # "None" | "ClientIP"
     session_affinity_timeout: int = 10800
     external_traffic_policy: str = "Cluster"  # "Cluster" | "Local"
+    internal_traffic_policy: str = "Cluster"  # "Cluster" | "Local": pods' ClusterIP traffic
     path: str = ""
 
     @property

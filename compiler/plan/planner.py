@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from netcc.contract import services as dyn
 from netcc.contract.entries import Entry, EntryError, check_entries
 from netcc.contract.maps import CLASS_MAPS, MapDef, maps_for
 from netcc.contract.verdicts import VerdictEntry
@@ -117,6 +118,8 @@ class ClusterPlan:
     # entries of that map (the class profiles' policy, the class blocks, the CIDR entries):
     # checked and counted once, not once per node
     common: dict[str, tuple[Entry, ...]] = field(default_factory=dict)
+    # the service ports runtime pods may back (`services.json`), None without any
+    dynamic: dyn.Services | None = None
 
 
 def plan(r: Resolution) -> ClusterPlan:
@@ -169,7 +172,10 @@ def plan(r: Resolution) -> ClusterPlan:
         (n.maps for n in nodes),
         {"NETCC_MAX_VERDICTS": verdicts.count, "NETCC_LB_MAGLEV_SIZE": lb.maglev_size},
         frozenset({"classes"}) if has_classes else frozenset(),
+        lb.reserve,
     )
+    if lb.dynamic is not None:
+        _check_id_space(lb.dynamic)
     return ClusterPlan(
         cluster,
         r.identities,
@@ -198,7 +204,24 @@ def plan(r: Resolution) -> ClusterPlan:
             for number, (cls, profile) in enumerate(zip(classes, shared.profiles, strict=True), 1)
         ),
         map_names=names,
+        dynamic=lb.dynamic,
     )
+
+
+def _check_id_space(d: dyn.Services) -> None:
+    """Runtime backend numbers (`services.Services.backend_id`) must fit in 32 bits."""
+    space = dyn.id_space(((n.node, n.pod_cidr) for n in d.nodes), len(d.target_ports))
+    if d.backend_base + space > dyn.BACKEND_LIMIT:
+        raise CapacityError(
+            [
+                (
+                    f"runtime service backends need {space:,} numbers ({len(d.target_ports)} "
+                    "target ports of classes times the addresses of every podCIDR); at most "
+                    f"{dyn.BACKEND_LIMIT - d.backend_base:,} fit",
+                    "spec.services",
+                )
+            ]
+        )
 
 
 def _joined(classes: NodePolicy, node: NodePolicy) -> NodePolicy:

@@ -35,14 +35,23 @@ def capacities(
     node_maps: Iterable[Mapping[str, tuple]],
     chosen: Mapping[str, int],
     features: frozenset[str] = frozenset(),
+    reserve: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """Every capacity's value (of a datapath with `features`) for nodes holding `node_maps`
     (map name -> entries, per node); `chosen` gives the plan's values of the `chosen`
-    capacities. Raises CapacityError when a need exceeds its limit."""
+    capacities; `reserve` adds room per map for entries added at runtime (service backends
+    of runtime pods), at most up to the limit. Raises CapacityError when a need exceeds its
+    limit."""
+    maps = list(maps)
     counts: dict[str, int] = {}
     for node in node_maps:
         for name, entries in node.items():
             counts[name] = max(counts.get(name, 0), len(entries))
+    limits = {c.name: c.limit for c in capacity.capacities_for(features)}
+    by_name = {m.name: m.capacity for m in maps}
+    for name, extra in (reserve or {}).items():
+        limit = limits.get(by_name.get(name, ""), 0)
+        counts[name] = max(counts.get(name, 0), min(counts.get(name, 0) + extra, limit))
     named: dict[str, list[str]] = {}
     for m in maps:
         named.setdefault(m.capacity, []).append(m.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from netcc.model.types import Cluster, Service, ServicePort, Workload
+from netcc.model.types import Cluster, PodsOfOneKind, Service, ServicePort, WorkloadClass
 
 
 @dataclass(frozen=True, order=True)
@@ -24,7 +24,7 @@ class Backend:
         return f"{self.ip}:{self.port}/{self.protocol}"
 
 
-def selects(service: Service, workload: Workload) -> bool:
+def selects(service: Service, workload: PodsOfOneKind) -> bool:
     """Whether the service's selector picks the workload. An empty selector picks nothing
     (Kubernetes then expects hand-made endpoints, which a spec cannot give)."""
     if not service.selector or workload.namespace != service.namespace:
@@ -33,7 +33,7 @@ def selects(service: Service, workload: Workload) -> bool:
     return all(labels.get(k) == v for k, v in service.selector)
 
 
-def target_port(port: ServicePort, workload: Workload) -> int | None:
+def target_port(port: ServicePort, workload: PodsOfOneKind) -> int | None:
     """The port a backend serves `port` on: the number, or the container port named so for
     the same protocol (a pod without that name is no endpoint of the port)."""
     if isinstance(port.target_port, int):
@@ -51,6 +51,21 @@ def port_backends(cluster: Cluster, service: Service, port: ServicePort) -> tupl
         if number is not None:
             out.add(Backend(w.ips[0], number, port.protocol, w.key, w.node))
     return tuple(sorted(out))
+
+
+def port_classes(
+    cluster: Cluster, service: Service, port: ServicePort
+) -> tuple[tuple[WorkloadClass, int], ...]:
+    """The workload classes whose runtime pods may back one service port, each with the port
+    its pods serve it on (a class without the named targetPort backs no port of that name),
+    sorted by class."""
+    out = []
+    for c in sorted(cluster.classes, key=lambda c: c.key):
+        if selects(service, c):
+            number = target_port(port, c)
+            if number is not None:
+                out.append((c, number))
+    return tuple(out)
 
 
 def port_label(service: Service, port: ServicePort) -> str:

@@ -11,15 +11,16 @@ itself, it only lays out map entries:
 - rule targets: the classes each rule's peers match (peer selectors and ipBlocks);
 - named ports: the number each port name stands for on each set of container ports (`ports`);
 - service backends: the workloads behind each service port, target ports resolved
-  (`backends`).
+  (`backends`), and the workload classes whose runtime pods may back it, each with its
+  target port (`port_classes`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from netcc.model.types import Cluster, IPBlock, NetworkPolicy, Rule
-from netcc.resolve.backends import Backend, port_backends
+from netcc.resolve.backends import Backend, port_backends, port_classes
 from netcc.resolve.identity import Identity, workload_identities
 from netcc.resolve.peers import (
     PeerClass,
@@ -54,6 +55,8 @@ class Resolution:
     named_ports: NamedPorts
     # (service key, index of the port in the service) -> its backends
     backends: dict[tuple[str, int], tuple[Backend, ...]]
+    # (service key, port index) -> (class key, target port) of every class that may back it
+    port_classes: dict[tuple[str, int], tuple[tuple[str, int], ...]] = field(default_factory=dict)
 
     @property
     def classes(self) -> tuple[PeerClass, ...]:
@@ -104,4 +107,9 @@ def resolve(cluster: Cluster) -> Resolution:
         targets,
         named_ports(cluster),
         backends,
+        {
+            (s.key, i): tuple((c.key, n) for c, n in port_classes(cluster, s, port))
+            for s in cluster.services
+            for i, port in enumerate(s.ports)
+        },
     )

@@ -19,7 +19,7 @@ from typing import Any
 from netcc.diagnostics import SourceMap
 from netcc.fsguard import shown
 from netcc.model.types import PROTOCOL_NUMBERS, Cluster, Node, Service, ServicePort
-from netcc.resolve.backends import Backend, port_backends, port_label
+from netcc.resolve.backends import Backend, port_backends, port_classes, port_label
 from netcc.review.connectivity import Connectivity
 
 
@@ -253,6 +253,10 @@ def services_report(cluster: Cluster, c: Connectivity) -> list[dict[str, Any]]:
                     {"workload": b.workload, "address": f"{b.ip}:{b.port}", "node": b.node}
                     for b in backends
                 ],
+                "classes": [
+                    {"class": c.key, "targetPort": n} for c, n in port_classes(cluster, s, sp)
+                ],
+                "internalTrafficPolicy": s.internal_traffic_policy,
                 "from_outside": [],
                 "warning": warnings.get((s.key, sp)),
             }
@@ -290,6 +294,10 @@ def service_rows(services: list[dict[str, Any]]) -> list[list[str]]:
         if e["nodePort"]:
             kind += f" :{e['nodePort']} ({e['externalTrafficPolicy']})"
         backends = ", ".join(f"{b['workload']} {b['address']} ({b['node']})" for b in e["backends"])
+        classes = ", ".join(f"{c['class']} :{c['targetPort']}" for c in e.get("classes", []))
+        if classes:
+            ready = f"the ready pods of classes {classes}"
+            backends = f"{backends}; {ready}" if backends else ready
         if not e["from_outside"]:
             outside = "—" if not e["nodePort"] else "nothing"
         else:

@@ -48,6 +48,10 @@ class FastPath:
 
     # -- reading what is applied -------------------------------------------------------------
 
+    def applied(self, digest: str | None) -> tuple[dict[str, Any], Layout]:
+        """The state document and layout of the applied version (see `_applied`)."""
+        return self._applied(digest)
+
     def _applied(self, digest: str | None) -> tuple[dict[str, Any], Layout]:
         """The state document and the applied layout; NotApplied unless `digest` (when
         given) is the applied version and the state is this pin root's."""

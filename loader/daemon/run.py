@@ -39,6 +39,7 @@ from netcc.loader.cni.ipam import AddressStore
 from netcc.loader.cni.server import CniServer
 from netcc.loader.daemon.fastpath import FastPath
 from netcc.loader.daemon.handler import Daemon, PodSource, Readiness
+from netcc.loader.daemon.lbruntime import ServiceBackends
 from netcc.loader.daemon.noderoutes import ensure_routes
 from netcc.loader.daemon.view import NodeView, ViewError, misplaced, read_view
 from netcc.loader.desired import RuntimeEndpoint
@@ -97,8 +98,15 @@ def conflist(socket: Path) -> dict[str, Any]:
 class NodeRunner:
     """One node's daemon: the Daemon (CNI commands) and what keeps it going."""
 
-    def __init__(self, cfg: RunConfig, pods: PodSource) -> None:
+    def __init__(self, cfg: RunConfig, pods: PodSource, slices: Any = None) -> None:
+        """`slices`: the KubeClient the EndpointSlice watch lists and watches with (None:
+        no watch; the live backends stay as recorded)."""
         self.cfg = cfg
+        self.services = ServiceBackends(cfg.node, cfg.paths, cfg.data_dir)
+        self.services.on_change = self._reported_soon
+        self._report_due = threading.Event()
+        self.slices = slices
+        self.watcher: Any = None
         self.store = AddressStore(cfg.data_dir / "ipam")
         fast = None if os.environ.get(FULL_APPLY_ENV) == "1" else FastPath(cfg.paths)
         self.daemon = Daemon(cfg.node, self.store, pods, self._apply, fast)
@@ -121,7 +129,32 @@ class NodeRunner:
             state_dir=self.cfg.state_dir,
             wireguard=self.cfg.wireguard,
             runtime=runtime,
+            services=self.services.overlay,
         )
+
+    def _use(self, view: NodeView) -> None:
+        """The live backends follow the accepted OUT (its dynamic service ports)."""
+        from netcc.loader.artifacts import read_artifacts
+
+        entries = read_artifacts(view.out, self.cfg.node).maps.get("netcc_lb_services", [])
+        self.services.use(view.digest, view.services, list(entries), view.address)
+
+    def _watch(self) -> None:
+        """Start the EndpointSlice watch once OUT has service ports runtime pods back."""
+        if self.watcher is not None or self.slices is None or not self.services.active:
+            return
+        from netcc.loader.kube.endpointslices import SliceWatcher
+
+        def synced() -> None:
+            self.services.synced(self.watcher.cache.services())
+
+        self.watcher = SliceWatcher(self.slices, self.services.changed, on_synced=synced)
+        threading.Thread(target=self._reporter, name="report", daemon=True).start()
+        thread = threading.Thread(
+            target=self.watcher.run, args=(self.stopping,), name="endpointslices", daemon=True
+        )
+        thread.start()
+        log.info("watching EndpointSlices for the live backends of services over classes")
 
     def _static(self, out: Path) -> list[str]:
         from netcc.loader.artifacts import ENDPOINTS, read_artifacts
@@ -168,6 +201,7 @@ class NodeRunner:
             except (OSError, ViewError) as e:
                 self._refuse(digest, f"cannot keep a copy of it: {e}")
                 return False
+            self._use(view)
             self.daemon.view = view
             self.refused = None
             state.write_atomic(self.cfg.data_dir / ACCEPTED, view.digest.encode() + b"\n")
@@ -215,6 +249,7 @@ class NodeRunner:
         if not self.consider() and self.daemon.view is None:
             previous = self._previous()
             if previous is not None:
+                self._use(previous)
                 self.daemon.view = previous
                 log.warning("applying the previously accepted artifacts %s", previous.digest[:12])
         self.server.start()
@@ -224,6 +259,7 @@ class NodeRunner:
         """One round: a new OUT, then the apply (drift repair), then the report."""
         if consider:
             self.consider()
+        self._watch()
         view = self.daemon.view
         if view is not None and not view.tunnel:
             try:
@@ -261,6 +297,34 @@ class NodeRunner:
             with contextlib.suppress(OSError):
                 self.report(running=False)
 
+    def _reported_soon(self) -> None:
+        self._report_due.set()
+
+    def _reporter(self) -> None:
+        """Write the report after live backends change (at most one write per round)."""
+        while not self.stopping.is_set():
+            if self._report_due.wait(0.5) and not self.stopping.is_set():
+                self._report_due.clear()
+                try:
+                    self.report()
+                except OSError as e:
+                    log.error("writing the report failed: %s", e)
+
+    def _services_report(self) -> dict[str, Any] | None:
+        doc = self.services.report()
+        if doc is not None and self.watcher is not None:
+            stats = self.watcher.stats
+            doc["watch"] = {
+                "synced": stats.synced,
+                "resourceVersion": stats.resource_version,
+                "lists": stats.lists,
+                "relists": stats.relists,
+                "events": stats.events,
+                "errors": stats.errors,
+                "lastError": stats.last_error,
+            }
+        return doc
+
     def _write_conflist(self) -> None:
         if self._conf_written or self.cfg.conf_dir is None:
             return
@@ -293,6 +357,7 @@ class NodeRunner:
                 "lastApply": _apply_summary(d.last_applied, d.applies),
                 "pods": d.pods_report(records),
                 "blocks": d.blocks_report(records),
+                "services": self._services_report(),
                 "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             sdir = self.cfg.paths.state_dir

@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from netcc.contract import classes as classes_file
+from netcc.contract import services as services_file
 from netcc.contract.lock import LOCK_NAME, LockError, verify_lock
 from netcc.contract.tunnel import PLAN_PATH as TUNNEL_PATH
 from netcc.loader.cni.ipam import Owner
@@ -43,6 +44,8 @@ class NodeView:
     static: frozenset[IPv4Address] = field(default_factory=frozenset)  # OUT's own pod IPs
     routes: tuple[tuple[IPv4Network, IPv4Address], ...] = ()  # other nodes' podCIDR via
     tunnel: bool = False  # WireGuard routes the other nodes' podCIDRs (not the daemon)
+    services: services_file.Services | None = None  # service ports runtime pods may back
+    address: str | None = None  # the node's own address
 
     def block(self, klass: classes_file.ClassInfo) -> IPv4Network:
         """The class's block inside this node's podCIDR; ViewError without a podCIDR."""
@@ -121,6 +124,8 @@ def read_view(out: str | Path, node: str, static: Iterable[str] = ()) -> NodeVie
         data = _checked(out, lock, classes_file.CLASSES_FILE)
         classes = classes_file.load(data) if data is not None else None
         tunnel = _checked(out, lock, TUNNEL_PATH.format(node=node))
+        data = _checked(out, lock, services_file.SERVICES_FILE)
+        services = services_file.load(data) if data is not None else None
     except (LockError, OSError, ValueError, KeyError, TypeError) as e:
         raise ViewError(f"refusing {out}: {e}") from None
     pod_cidr = node_info.get("podCIDR")
@@ -141,6 +146,8 @@ def read_view(out: str | Path, node: str, static: Iterable[str] = ()) -> NodeVie
                 for r in node_info.get("routes", [])
             ),
             tunnel=tunnel is not None,
+            services=services,
+            address=node_info.get("address"),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ViewError(f"refusing {out}: nodes/{node}/node.json: {e}") from None

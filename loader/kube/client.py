@@ -27,6 +27,7 @@ from netcc.loader.kube.errors import (
     BadResponse,
     ConfigError,
     Forbidden,
+    Gone,
     KubeError,
     NotFound,
     Unauthorized,
@@ -276,6 +277,8 @@ class KubeClient:
                 f"{where} forbids {action} (403 Forbidden){said}; the node's service account"
                 f" needs the RBAC permission `{action.rbac}`{scope}"
             )
+        if status == 410:
+            return Gone(f"{where} answered {action} with 410 Gone{said}")
         if status == 429 or status >= 500:
             retry = _retry_after(resp.getheader("Retry-After"))
             again = f"; retry after {retry:g} s" if retry is not None else ""

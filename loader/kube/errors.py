@@ -1,8 +1,9 @@
 """What can go wrong talking to the Kubernetes API, each with a message fit for a CNI error.
 
 Every error names the request (`get pods shop/cart-1`) and the API server. Forbidden says
-which RBAC rule the node's service account lacks; Unavailable (connection errors, timeouts,
-429, 5xx) is the transient kind and carries the server's Retry-After when it sent one.
+which RBAC rule the node's service account lacks; Gone (410) asks a watcher to list again;
+Unavailable (connection errors, timeouts, 429, 5xx) is the transient kind and carries the
+server's Retry-After when it sent one.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ class Unauthorized(KubeError):
 
 class Forbidden(KubeError):
     """403: the service account lacks an RBAC rule; the message names it."""
+
+
+class Gone(KubeError):
+    """410: the resource version (a watch's start, a list's continue token) has expired;
+    list again from scratch."""
 
 
 class Unavailable(KubeError):

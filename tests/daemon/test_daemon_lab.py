@@ -21,7 +21,8 @@ def test_lab_runtime_pods(lab_out: Path) -> None:
         netcc("lab", "pod", "add", "shop/web-1", "--node", "node-1", "--labels",
               "app=web,pod-template-hash=1", "--json").stdout
     )  # fmt: skip
-    assert set(added) == {"pod", "node", "netns", "ips", "class"}
+    assert set(added) == {"pod", "node", "netns", "ips", "class", "ready"}
+    assert added["ready"] is False  # like a pod whose readiness probe has not passed yet
     assert added["class"] == "shop/web" and added["node"] == "node-1"
     assert IPv4Address(added["ips"][0]) in IPv4Network("10.244.1.16/28")
     db = json.loads(

@@ -83,10 +83,17 @@ def test_the_plugin_is_installed_by_an_unprivileged_init_container() -> None:
     )
 
 
-def test_rbac_grants_get_pods_and_nothing_else() -> None:
+def test_rbac_grants_get_pods_list_watch_endpointslices_and_nothing_else() -> None:
     docs = _docs(SPEC)
     role = docs["k8s/clusterrole.yaml"]
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["list", "watch"],
+        },
+    ]
     binding = docs["k8s/clusterrolebinding.yaml"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [

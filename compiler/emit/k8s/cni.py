@@ -57,13 +57,15 @@ COMMENTS = (
     f"install-cni init container) on {cni.SOCKET_PATH}, keeps pod addresses in",
     f"{cni.DATA_BASE}/NODE and writes {cni.HOST_CNI_CONF_DIR}/{cni.CONFLIST_NAME} once the",
     "datapath is applied. It reads new pods' labels (get pods: ClusterRole",
-    f"{RBAC_NAME}) and enters pods' network namespaces to configure them (CAP_SYS_ADMIN).",
+    f"{RBAC_NAME}), watches EndpointSlices for the live backends of services over classes,",
+    "and enters pods' network namespaces to configure them (CAP_SYS_ADMIN).",
 )
 
 
 ACCOUNT_COMMENTS = (
-    "The loader's identity. Its one permission is get pods (ClusterRole " + RBAC_NAME + "):",
-    "the node daemon reads a new pod's labels to find its workload class. The token is",
+    "The loader's identity. It may get pods and list and watch EndpointSlices (ClusterRole",
+    RBAC_NAME + "): the node daemon reads a new pod's labels to find its workload class,",
+    "and follows the ready endpoints of services over workload classes. The token is",
     "mounted in the loader pod only (the pod sets automountServiceAccountToken: true).",
 )
 
@@ -116,12 +118,20 @@ def volumes() -> list[dict[str, Any]]:
 
 
 def rbac() -> dict[str, tuple[dict[str, Any], tuple[str, ...]]]:
-    """path -> (object, comments): read access to pods, for the daemon's classification."""
+    """path -> (object, comments): read access to pods (the daemon's classification) and to
+    EndpointSlices (live service backends)."""
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
         "metadata": {"name": RBAC_NAME, "labels": labels("loader")},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+            {
+                "apiGroups": ["discovery.k8s.io"],
+                "resources": ["endpointslices"],
+                "verbs": ["list", "watch"],
+            },
+        ],
     }
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -135,8 +145,8 @@ def rbac() -> dict[str, tuple[dict[str, Any], tuple[str, ...]]]:
         "subjects": [{"kind": "ServiceAccount", "name": LOADER, "namespace": NAMESPACE}],
     }
     why = (
-        "The node daemon reads a new pod's labels to find its workload class (get pods, and",
-        "nothing else).",
+        "The node daemon reads a new pod's labels to find its workload class (get pods), and",
+        "follows EndpointSlices for the live backends of services (list, watch); nothing else.",
     )
     return {"clusterrole.yaml": (role, why), "clusterrolebinding.yaml": (binding, why)}
 

@@ -15,8 +15,8 @@
 #define NETCC_MAX_LB_SERVICES 64 /* service ports on one node (cluster IPs and NodePorts) */
 #define NETCC_MAX_LB_BACKENDS 64 /* service backends in the cluster */
 #define NETCC_MAX_LB_ROWS 64 /* Maglev rows on one node */
-#define NETCC_MAX_LB_MEMBERS 64 /* backends of the Maglev rows on one node */
-#define NETCC_LB_MAGLEV_SIZE 251 /* Maglev table size M (prime) */
+#define NETCC_MAX_LB_MEMBERS 128 /* backends of the Maglev rows on one node */
+#define NETCC_LB_MAGLEV_SIZE 509 /* Maglev table size M (prime) */
 #define NETCC_MAX_LB_AFFINITY 65536 /* sessionAffinity clients on one node (LRU) */
 #define NETCC_MAX_LB_NAT 65536 /* NodePort translations on one node (LRU) */
 #define NETCC_MAX_CLASS_BLOCKS 64 /* workload classes' blocks */

@@ -194,7 +194,7 @@ struct lb_row_key {
 
 /* A service port's Maglev table: the backend number in each of its slots. */
 struct lb_row {
-	__u32 backends[251]; /* backend number per slot */
+	__u32 backends[509]; /* backend number per slot */
 };
 
 /* A backend (address and target port) of a Maglev row. */

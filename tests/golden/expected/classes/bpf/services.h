@@ -5,7 +5,10 @@
  * NodePorts at each node's uplink. Each service port has a Maglev row in netcc_lb_maglev; the
  * entries of netcc_lb_services (nodes/NODE/maps/netcc_lb_services.json) point at them.
  *
- * (no service)
+ * row 1: shop/api port 9000 (TCP 9000): 0 backend(s), and the ready pods of shop/api
+ * row 2: shop/web port http (TCP 80): 0 backend(s), and the ready pods of shop/web
+ * row 3: shop/api port 9000 (TCP 9000) local: the node's own backends only
+ * row 4: shop/web port http (TCP 80) local: the node's own backends only
  */
 #ifndef NETCC_SERVICES_H
 #define NETCC_SERVICES_H
