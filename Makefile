@@ -44,6 +44,7 @@ demo: setup
 	bash scripts/demo.sh $(EXAMPLE) $(OUT)
 	bash scripts/lab-demo.sh $(EXAMPLE) $(OUT)
 	bash scripts/pods-demo.sh $(PODS_EXAMPLE) $(PODS_OUT)
+	bash scripts/app-demo.sh examples/app out/app
 	bash scripts/wireguard-demo.sh $(EXAMPLE) $(OUT)-encrypted
 
 # The Debian kernel the WireGuard kernel-backend test boots (cached in ~/.cache/netcc/vm-kernel).

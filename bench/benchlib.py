@@ -73,7 +73,7 @@ def header(title: str) -> None:
 
 def _numeric(cell: str) -> bool:
     try:
-        float(cell.replace(",", "").rstrip("x%"))
+        float(cell.replace(",", "").rstrip("x%").removeprefix("> "))
     except ValueError:
         return cell in ("-", "")
     return True

@@ -35,7 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -95,53 +97,122 @@ def _chain(prefix: str, text: str) -> str:
     return f"{prefix}{digest[:16]}"
 
 
+@dataclass(frozen=True)
+class KubeService:
+    """One TCP ClusterIP service port as kube-proxy's iptables mode writes it."""
+
+    name: str  # namespace/name
+    vip: str
+    port: int
+    endpoints: tuple[tuple[str, int], ...]  # the ready endpoints (ip, port), in order
+
+    @property
+    def chain(self) -> str:
+        return _chain("KUBE-SVC-", f"{self.name}:tcp")
+
+    def sep(self, ip: str) -> str:
+        return _chain("KUBE-SEP-", f"{self.name}:tcp:{ip}")
+
+
+NAT_CHAINS = ("KUBE-SERVICES", "KUBE-POSTROUTING", "KUBE-MARK-MASQ", "KUBE-NODEPORTS")
+NAT_RULES = (
+    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+)
+OWN_RULES = (  # the rules of kube-proxy's own chains, written on every sync
+    "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
+    "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
+    "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0",
+    '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT"'
+    " -j MASQUERADE --random-fully",
+)
+NODEPORTS_RULE = (
+    '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be'
+    ' the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'
+)
+
+
+def service_rule(s: KubeService) -> str:
+    """The service's rule in KUBE-SERVICES (its cluster IP and port to its KUBE-SVC chain)."""
+    return (
+        f"-A KUBE-SERVICES -d {s.vip}/32 -p tcp -m comment --comment"
+        f' "{s.name} cluster IP" -m tcp --dport {s.port} -j {s.chain}'
+    )
+
+
+def service_chains(
+    s: KubeService, pod_cidr: str = POD_CIDR, comments: bool = True
+) -> tuple[list[str], list[str]]:
+    """The service's KUBE-SVC chain and its KUBE-SEP chains: (chain lines, rules).
+    `comments=False` is kube-proxy's large-cluster mode (more than 1,000 endpoints), which
+    leaves out the comments of the per-endpoint rules."""
+    chains = [f":{s.chain} - [0:0]"]
+    rules = [
+        f"-A {s.chain} ! -s {pod_cidr} -d {s.vip}/32 -p tcp -m comment --comment"
+        f' "{s.name} cluster IP" -m tcp --dport {s.port} -j KUBE-MARK-MASQ'
+    ]
+    n = len(s.endpoints)
+    for k, (ip, port) in enumerate(s.endpoints):
+        sep = s.sep(ip)
+        chains.append(f":{sep} - [0:0]")
+        left = n - k
+        chance = f" -m statistic --mode random --probability {1 / left:.11f}" if left > 1 else ""
+        said = f' -m comment --comment "{s.name} -> {ip}:{port}"' if comments else ""
+        rules.append(f"-A {s.chain}{said}{chance} -j {sep}")
+        rules.append(f"-A {sep} -s {ip}/32 -j KUBE-MARK-MASQ")
+        rules.append(f"-A {sep} -p tcp -m tcp -j DNAT --to-destination {ip}:{port}")
+    return chains, rules
+
+
+def kube_proxy_nat(
+    services: Sequence[KubeService], pod_cidr: str = POD_CIDR, comments: bool = True
+) -> str:
+    """The whole nat table kube-proxy (iptables mode) writes for `services` (what a full
+    sync gives `iptables-restore`)."""
+    chains = [f":{c} - [0:0]" for c in NAT_CHAINS]
+    rules = [*NAT_RULES, *OWN_RULES]
+    per_service = []
+    for s in services:
+        c, r = service_chains(s, pod_cidr, comments)
+        chains += c
+        per_service += r
+        rules.append(service_rule(s))
+    rules.append(NODEPORTS_RULE)
+    return "\n".join(["*nat", *chains, *rules, *per_service, "COMMIT", ""])
+
+
+def kube_proxy_partial(
+    services: Sequence[KubeService],
+    changed: Sequence[KubeService],
+    deleted: Sequence[str] = (),
+    pod_cidr: str = POD_CIDR,
+    comments: bool = True,
+) -> str:
+    """What kube-proxy >= 1.28 (MinimizeIPTablesRestore) gives `iptables-restore --noflush`
+    when the endpoints of `changed` changed: its own chains and KUBE-SERVICES whole (every
+    service's rule), the KUBE-SVC and KUBE-SEP chains of the changed services only, and a
+    flush and `-X` of each chain in `deleted`."""
+    chains = [f":{c} - [0:0]" for c in NAT_CHAINS]
+    rules = list(OWN_RULES)
+    rules += [service_rule(s) for s in services]
+    rules.append(NODEPORTS_RULE)
+    for s in changed:
+        c, r = service_chains(s, pod_cidr, comments)
+        chains += c
+        rules += r
+    chains += [f":{c} - [0:0]" for c in deleted]
+    rules += [f"-X {c}" for c in deleted]
+    return "\n".join(["*nat", *chains, *rules, "COMMIT", ""])
+
+
 def kube_proxy_rules(services: int) -> str:
     """The nat table kube-proxy (iptables mode) writes for the benchmark's services."""
-    chains = [":KUBE-SERVICES - [0:0]", ":KUBE-POSTROUTING - [0:0]", ":KUBE-MARK-MASQ - [0:0]"]
-    chains.append(":KUBE-NODEPORTS - [0:0]")
-    rules = [
-        '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
-        '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
-        '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
-        "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
-        "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
-        "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0",
-        '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT"'
-        " -j MASQUERADE --random-fully",
-    ]
-    per_service = []
-    for i in range(services):
-        name = f"bench/svc-{i:05d}"
-        svc = _chain("KUBE-SVC-", f"{name}:tcp")
-        chains.append(f":{svc} - [0:0]")
-        rules.append(
-            f"-A KUBE-SERVICES -d {vip(i)}/32 -p tcp -m comment --comment"
-            f' "{name} cluster IP" -m tcp --dport {SERVICE_PORT} -j {svc}'
-        )
-        per_service.append(
-            f"-A {svc} ! -s {POD_CIDR} -d {vip(i)}/32 -p tcp -m comment --comment"
-            f' "{name} cluster IP" -m tcp --dport {SERVICE_PORT} -j KUBE-MARK-MASQ'
-        )
-        n = len(BACKENDS)
-        for k, (_be, _node, ip) in enumerate(BACKENDS):
-            sep = _chain("KUBE-SEP-", f"{name}:tcp:{ip}")
-            chains.append(f":{sep} - [0:0]")
-            left = n - k
-            chance = (
-                f" -m statistic --mode random --probability {1 / left:.11f}" if left > 1 else ""
-            )
-            per_service.append(
-                f'-A {svc} -m comment --comment "{name} -> {ip}:{TARGET_PORT}"{chance} -j {sep}'
-            )
-            per_service.append(f"-A {sep} -s {ip}/32 -j KUBE-MARK-MASQ")
-            per_service.append(
-                f"-A {sep} -p tcp -m tcp -j DNAT --to-destination {ip}:{TARGET_PORT}"
-            )
-    rules.append(
-        '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be'
-        ' the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'
+    endpoints = tuple((ip, TARGET_PORT) for _be, _node, ip in BACKENDS)
+    names = (f"bench/svc-{i:05d}" for i in range(services))
+    return kube_proxy_nat(
+        [KubeService(name, vip(i), SERVICE_PORT, endpoints) for i, name in enumerate(names)]
     )
-    return "\n".join(["*nat", *chains, *rules, *per_service, "COMMIT", ""])
 
 
 def iptables_restore(netns: str, rules: str, backend: str) -> None:

@@ -309,7 +309,21 @@ def cmd_pod_add(args: argparse.Namespace) -> int:
     except (pods.PodError, *_known_errors()) as e:
         return _error(e)
     _print_pod(doc, args.json, "added")
-    return 0
+    return _not_applied(doc)
+
+
+def _not_applied(doc: dict[str, Any]) -> int:
+    """1, and why, when daemons did not show a readiness change in time."""
+    from netcc.lab import pods
+
+    if not doc.get("notApplied"):
+        return 0
+    print(
+        f"netcc: error: the daemons of {', '.join(doc['notApplied'])} did not show the change "
+        f"within {pods.APPLY_WAIT:g} s (their logs: /run/netcc/lab/nodes/NODE/daemon.log)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def cmd_pod_del(args: argparse.Namespace) -> int:
@@ -334,14 +348,7 @@ def cmd_pod_ready(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print(f"pod {doc['pod']} on {doc['node']}: {'ready' if doc['ready'] else 'not ready'}")
-    if doc.get("notApplied"):
-        print(
-            f"netcc: error: the daemons of {', '.join(doc['notApplied'])} did not show the change "
-            f"within {pods.APPLY_WAIT:g} s (their logs: /run/netcc/lab/nodes/NODE/daemon.log)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return _not_applied(doc)
 
 
 def cmd_daemon_restart(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from netcc import __version__
 from netcc.cli.lab import add_lab_commands
@@ -29,6 +30,31 @@ class _UserError(Exception):
     pass
 
 
+def _bundle(spec: bytes, path: str) -> Any:
+    """The manifests the spec's sources name, read beside the spec (and from stdin)."""
+    from netcc.sources.bundle import SourceError
+    from netcc.sources.readers import DiskReader, bundle_for
+
+    try:
+        return bundle_for(spec, path, DiskReader(Path(path).parent))
+    except SourceError as e:
+        raise _UserError(str(e)) from None
+
+
+def _print_sources(tree: dict[str, bytes], spec: str, quiet: bool) -> None:
+    """What the compile took from the spec's sources, and its notes, on stderr."""
+    from netcc.sources.bundle import SOURCES_IN_OUT, report
+
+    if quiet or SOURCES_IN_OUT not in tree:
+        return
+    summary, notes = report(tree[SOURCES_IN_OUT])
+    base = spec.rsplit("/", 1)[0] + "/" if "/" in spec else ""
+    for n in notes:  # manifest names are relative to the spec's directory
+        print(n if n.startswith(("<", "/")) else base + n, file=sys.stderr)
+    if summary:
+        print(f"netcc: {summary}", file=sys.stderr)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     """Compile SPEC into OUT, which is refused before compiling unless netcc may replace it."""
     from netcc.fsguard import shown
@@ -38,7 +64,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     protect = [args.spec]
     try:
         prepare_output(args.output, protect)  # refused before compiling: nothing to waste
-        tree = compile_spec(_read_spec(args.spec), args.spec)
+        spec = _read_spec(args.spec)
+        tree = compile_spec(spec, args.spec, _bundle(spec, args.spec))
+        _print_sources(tree, args.spec, args.quiet)
         written = write_tree(tree, args.output, protect)
     except OutputError as e:
         raise _UserError(f"{e}; nothing written") from None
@@ -61,7 +89,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if not args.out:
         raise _UserError("OUT is empty (an unset variable?); name the directory to check")
-    tree = compile_spec(_read_spec(args.spec), args.spec)
+    spec = _read_spec(args.spec)
+    tree = compile_spec(spec, args.spec, _bundle(spec, args.spec))
     try:
         stale = stale_files(tree, Path(args.out))
     except OSError as e:
@@ -159,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         name = shown(getattr(args, "spec", "spec"))
         for d in e.diagnostics:
-            print(d.format(name), file=sys.stderr)
+            print(d.beside(name).format(name), file=sys.stderr)
         n = sum(1 for d in e.diagnostics if d.severity == "error")
         print(f"netcc: {n} error(s); nothing written", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ DIFF_ERROR = 2
 
 def _report_spec_error(e: SpecError) -> None:
     for d in e.diagnostics:
-        print(d.format(e.filename), file=sys.stderr)
+        print(d.beside(e.filename).format(e.filename), file=sys.stderr)
     n = sum(1 for d in e.diagnostics if d.severity == "error")
     print(f"netcc: {n} error(s) in {e.filename}", file=sys.stderr)
 
@@ -175,7 +175,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
     if args.strict:  # warnings fail CI; notes stay informational
         found = [replace(d, severity="error") if d.severity == "warning" else d for d in found]
     if found:
-        _print("".join(d.format(spec.filename) + "\n" for d in found))
+        _print("".join(d.beside(spec.filename).format(spec.filename) + "\n" for d in found))
     kind = "error" if args.strict else "warning"
     failing = [d for d in found if d.severity != "note"]
     notes = len(found) - len(failing)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +115,8 @@ class Diagnostic:
     path: str = ""
     line: int = 0
     col: int = 0
-    severity: str = "error"  # "error" | "warning"
+    severity: str = "error"  # "error" | "warning" | "note"
+    file: str = ""  # the file it is in, when not the spec's (a manifest of spec.sources)
 
     def __post_init__(self) -> None:
         # Whoever built the message: one line, no control characters, no key.
@@ -123,14 +124,24 @@ class Diagnostic:
         object.__setattr__(self, "path", clean(self.path))
 
     def format(self, filename: str) -> str:
-        """`FILE:LINE:COL: error: MESSAGE (PATH)`, or `FILE: error: MESSAGE` without a line."""
-        filename = clean(filename)
+        """`FILE:LINE:COL: error: MESSAGE (PATH)`, or `FILE: error: MESSAGE` without a line;
+        FILE is the manifest's for what came from one."""
+        filename = clean(self.file or filename)
         where = f"{filename}:{self.line}:{self.col}" if self.line else filename
         suffix = f" ({self.path})" if self.path else ""
         return f"{where}: {self.severity}: {self.message}{suffix}"
 
-    def sort_key(self) -> tuple[int, int, str, str]:
-        return (self.line, self.col, self.path, self.message)
+    def beside(self, spec: str) -> Diagnostic:
+        """This diagnostic with its manifest's name as seen from where the spec was named
+        (manifest names are relative to the spec's directory)."""
+        if not self.file or self.file.startswith("<") or self.file.startswith("/"):
+            return self
+        base = spec.rsplit("/", 1)[0] if "/" in spec else ""
+        file = f"{base}/{self.file}" if base else self.file
+        return Diagnostic(self.message, self.path, self.line, self.col, self.severity, file)
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.file, self.line, self.col, self.path, self.message)
 
 
 class SpecError(Exception):
@@ -155,6 +166,28 @@ class SourceMap:
     def __init__(self) -> None:
         self._values: dict[str, Location] = {}
         self._keys: dict[str, Location] = {}
+        # spec path prefix -> (file, locate in that file): entries that came from a manifest
+        self._mounts: dict[str, tuple[str, Callable[[str], Location]]] = {}
+
+    def mount(self, prefix: str, file: str, locate: Callable[[str], Location]) -> None:
+        """Paths under `prefix` (a spec entry taken from a manifest) are in `file`, where
+        `locate(rest)` finds them (`rest`: the path below the prefix, "" for the entry)."""
+        self._mounts[prefix] = (file, locate)
+
+    def _mounted(self, path: str) -> tuple[str, Callable[[str], Location], str] | None:
+        if not self._mounts:
+            return None
+        for candidate in ancestors(path):
+            found = self._mounts.get(candidate)
+            if found is not None:
+                rest = path[len(candidate) :].lstrip(".")
+                return found[0], found[1], rest
+        return None
+
+    def file_of(self, path: str) -> str:
+        """The manifest file `path` came from ("" when it is the spec's own)."""
+        m = self._mounted(path)
+        return m[0] if m else ""
 
     def add(self, path: str, line: int, col: int, *, key: Location | None = None) -> None:
         """Record the 1-based position of the value at `path` (first occurrence wins)."""
@@ -169,7 +202,11 @@ class SourceMap:
         return len(self._values)
 
     def locate(self, path: str) -> Location:
-        """Position of the value at `path`, else of its nearest recorded ancestor, else (0, 0)."""
+        """Position of the value at `path`, else of its nearest recorded ancestor, else (0, 0);
+        for an entry taken from a manifest, its position in that manifest (`file_of`)."""
+        m = self._mounted(path)
+        if m is not None:
+            return m[1](m[2])
         for candidate in ancestors(path):
             if candidate in self._values:
                 return self._values[candidate]
@@ -177,6 +214,8 @@ class SourceMap:
 
     def locate_key(self, path: str) -> Location:
         """Position of the map key ending `path`; the value's position when there is no key."""
+        if self._mounts and self._mounted(path) is not None:
+            return self.locate(path)
         if path in self._keys:
             return self._keys[path]
         return self.locate(path)
@@ -184,4 +223,4 @@ class SourceMap:
     def diagnostic(self, path: str, message: str, *, at_key: bool = False) -> Diagnostic:
         """An error about `path`, located at its value (or key)."""
         line, col = self.locate_key(path) if at_key else self.locate(path)
-        return Diagnostic(message, path, line, col)
+        return Diagnostic(message, path, line, col, file=self.file_of(path))

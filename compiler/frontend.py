@@ -18,6 +18,8 @@ from netcc.model.build import build_cluster
 from netcc.model.types import Cluster
 from netcc.plan.blocks import LayoutError, layout
 from netcc.resolve.classes import indistinguishable, keys_that_matter
+from netcc.sources.bundle import Bundle, source_entries
+from netcc.sources.merge import merge, summary
 from netcc.validate import validate
 
 INTERNAL_ERROR = "internal compiler error"
@@ -26,31 +28,62 @@ INTERNAL_ERROR = "internal compiler error"
 @dataclass(frozen=True)
 class Parsed:
     """A valid spec: the model, where each spec path came from, and the YAML document itself
-    (the Kubernetes manifests copy the spec's NetworkPolicies from it as written)."""
+    with its sources' entries merged in (the Kubernetes manifests copy the NetworkPolicies
+    from it as written); notes about the sources, and a one-line summary of them."""
 
     cluster: Cluster
     sources: SourceMap
     document: dict[str, Any]
+    notes: tuple[Diagnostic, ...] = ()
+    summary: str = ""
 
 
-def parse_spec(text: str | bytes, filename: str) -> tuple[Cluster, SourceMap]:
-    """Parse and validate a ClusterNetwork spec; raise SpecError (only) when it is invalid."""
-    parsed = parse_document(text, filename)
+def parse_spec(
+    text: str | bytes, filename: str, bundle: Bundle | None = None
+) -> tuple[Cluster, SourceMap]:
+    """Parse and validate a ClusterNetwork spec (with the manifests its `spec.sources` name,
+    read into `bundle`); raise SpecError (only) when it is invalid."""
+    parsed = parse_document(text, filename, bundle)
     return parsed.cluster, parsed.sources
 
 
-def parse_document(text: str | bytes, filename: str) -> Parsed:
+MAX_FOLDS = 8  # rounds of folding the sources' classes that no selector tells apart
+
+
+def parse_document(text: str | bytes, filename: str, bundle: Bundle | None = None) -> Parsed:
     """`parse_spec`, keeping the document: the compile parses the YAML once."""
     try:
-        document, source_map = load_yaml(text, filename)
-        diagnostics = validate(document, source_map, decode(text))
-        if diagnostics:
-            raise SpecError(diagnostics, filename)
-        cluster = build_cluster(document)  # type: ignore[arg-type]
-        problems = class_problems(cluster)
-        if problems:
-            raise SpecError([source_map.diagnostic(path, msg) for msg, path in problems], filename)
-        return Parsed(cluster, source_map, document)
+        folded: dict[str, str] = {}
+        for _ in range(MAX_FOLDS):
+            document, source_map = load_yaml(text, filename)
+            merged = merge(document, source_map, bundle, folded)
+            document = merged.document
+            diagnostics = validate(document, source_map, decode(text))
+            if diagnostics:
+                raise SpecError(diagnostics, filename)
+            cluster = build_cluster(document)  # type: ignore[arg-type]
+            # Two pod templates of the sources that no selector tells apart: one class.
+            more = {}
+            for a, b in indistinguishable(cluster):
+                if b.path in merged.from_sources:
+                    more[b.key] = a.key
+                elif a.path in merged.from_sources:
+                    more[a.key] = b.key
+            if more:
+                folded.update(more)
+                continue
+            problems = class_problems(cluster)
+            if problems:
+                diagnostics = [source_map.diagnostic(path, msg) for msg, path in problems]
+                raise SpecError(diagnostics, filename)
+            return Parsed(
+                cluster,
+                source_map,
+                document,
+                tuple(merged.notes),
+                summary(merged) if source_entries(document) else "",
+            )
+        raise SpecError([Diagnostic("the sources' classes could not be told apart")], filename)
     except SpecError:
         raise
     except RecursionError:

@@ -10,16 +10,18 @@ from contextlib import contextmanager
 
 from netcc.cache import load_tree, store_tree, tree_key
 from netcc.contract.lock import LOCK_NAME
+from netcc.sources.bundle import Bundle
 
 
-def compile_spec(spec: bytes, filename: str) -> dict[str, bytes]:
-    """The whole `OUT` tree for a spec. Raises SpecError (bad input) or BuildError (clang)."""
-    key = tree_key(spec)
+def compile_spec(spec: bytes, filename: str, bundle: Bundle | None = None) -> dict[str, bytes]:
+    """The whole `OUT` tree for a spec (and the manifests its `spec.sources` name, read into
+    `bundle`). Raises SpecError (bad input) or BuildError (clang)."""
+    key = tree_key(spec if bundle is None else spec + b"\0" + bundle.digest().encode())
     cached = load_tree(key)
     if cached is not None:
         return cached
     with _no_cyclic_gc():
-        tree = _compile(spec, filename)
+        tree = _compile(spec, filename, bundle)
     store_tree(key, tree, json.loads(tree[LOCK_NAME])["artifacts"])  # digests: hashed once
     return tree
 
@@ -56,25 +58,27 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
+def _compile(spec: bytes, filename: str, bundle: Bundle | None = None) -> dict[str, bytes]:
     """The stages in order: load, validate and model (the front end), resolve, plan, emit,
     build. Writing the tree is the caller's (`netcc.write`)."""
     # Imported here so that a cache hit never pays for the front end and templates.
     from netcc import __version__
     from netcc.build.clang import clang_version, compile_objects
     from netcc.contract.lock import SPEC_IN_OUT, make_lock, sha256
-    from netcc.diagnostics import Diagnostic, SpecError
+    from netcc.diagnostics import SpecError
     from netcc.emit.bpf import render_bpf
     from netcc.emit.k8s import render_k8s
     from netcc.emit.k8s.policies import policies_document
     from netcc.emit.maps import render_data
     from netcc.emit.tunnels import render_tunnels
     from netcc.frontend import parse_document
-    from netcc.load.document import load_yaml
     from netcc.plan.planner import CapacityError, plan
     from netcc.resolve.resolution import resolve
+    from netcc.sources.bundle import SOURCES_IN_OUT, lock_entries
 
-    parsed = parse_document(spec, filename)  # load, validate, model
+    parsed = parse_document(spec, filename, bundle)  # load, sources, validate, model
+    notes = tuple(d.format(filename) for d in parsed.notes)
+    summary = parsed.summary
     kept = _packed(parsed.cluster, policies_document(parsed.document))
     del parsed  # and the source map, which only an error needs: it is made again then
     cluster, document = pickle.loads(kept)  # see `_packed`
@@ -82,10 +86,8 @@ def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
     try:
         p = plan(resolve(cluster))
     except CapacityError as e:
-        _, sources = load_yaml(spec, filename)
-        raise SpecError(
-            [Diagnostic(msg, path, *sources.locate(path)) for msg, path in e.problems]
-        ) from None
+        sources = parse_document(spec, filename, bundle).sources  # made again: only errors need it
+        raise SpecError([sources.diagnostic(path, msg) for msg, path in e.problems]) from None
     bpf = render_bpf(p)
     tree = {**bpf, **render_data(p, release=True)}
     del p  # what is left of the plan: the map entries went as their files were rendered
@@ -97,5 +99,9 @@ def _compile(spec: bytes, filename: str) -> dict[str, bytes]:
     # The spec itself, so that `netcc review OUT` and `netcc diff OUT1 OUT2` need nothing else.
     # It is user input (public keys and key *file paths* only) and is not shipped to nodes.
     tree[SPEC_IN_OUT] = spec
-    tree[LOCK_NAME] = make_lock(tree, spec, __version__, clang_version(), digests)
+    if bundle is not None and bundle.files:  # the manifests too, with their digests
+        tree[SOURCES_IN_OUT] = bundle.to_json(summary, notes)
+    tree[LOCK_NAME] = make_lock(
+        tree, spec, __version__, clang_version(), digests, lock_entries(bundle) if bundle else None
+    )
     return tree

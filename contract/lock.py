@@ -54,15 +54,18 @@ def make_lock(
     netcc_version: str,
     clang: str,
     digests: Mapping[str, str] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> bytes:
     """The lock of `tree`; `digests` may give the sha256 of some of its files, computed once
-    for many locks (the k8s ConfigMaps carry one lock per node, all listing the same files)."""
+    for many locks (the k8s ConfigMaps carry one lock per node, all listing the same files);
+    `sources`: the digest of every manifest the spec's sources named (`index:name`)."""
     known = digests or {}
     doc = {
         "lockVersion": 1,
         "netcc": netcc_version,
         "clang": clang,
         "spec": {"sha256": sha256(spec)},
+        **({"sources": dict(sorted(sources.items()))} if sources else {}),
         "artifacts": {
             path: known.get(path) or sha256(tree[path])
             for path in sorted(tree)

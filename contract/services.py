@@ -30,7 +30,8 @@ the address index counting the addresses of every node's podCIDR in node order.
                 "static": [{"id": 4, "ip": "10.1.0.5", "port": 8080, "node": "n1"}]}]}
 
 The daemon fills a dynamic port's rows with `slot_table`: each slot goes to the backend of
-highest rendezvous score for it (a hash of the backend's identity and the slot). Unlike
+highest rendezvous score for it (SHAKE-128 of the backend's identity gives its score for
+every slot). Unlike
 Maglev's fill, which couples the slots, this makes a table a function of its backend set in
 which adding or removing one backend moves exactly that backend's slots and no other.
 """
@@ -39,6 +40,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
@@ -164,84 +167,89 @@ def id_space(nodes: Iterable[tuple[str, IPv4Network]], target_ports: int) -> int
 
 # --- the slot table ----------------------------------------------------------------------------
 
-_MASK = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
+_INDEX_BYTES = 2  # a row holds at most 65,535 backends (M <= 65,521 anyway)
+_SCORE_BYTES = 6
 
 
 def identity_hash(identity: str) -> int:
-    """A backend's 64-bit seed from its identity (`ip:port/PROTO`)."""
+    """A backend's 64-bit hash from its identity (`ip:port/PROTO`)."""
     return int.from_bytes(hashlib.blake2b(identity.encode(), digest_size=8).digest(), "big")
 
 
-def score(seed: int, slot: int) -> int:
-    """The rendezvous score of a backend (its seed) for a slot: splitmix64 of both."""
-    z = (seed ^ ((slot + 1) * _GOLDEN)) & _MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
+def scores(identity: str, size: int) -> bytes:
+    """A backend's 48-bit score for every slot: SHAKE-128 of its identity, 6 bytes a slot
+    (an extendable-output hash: the same bytes on every machine and Python)."""
+    return hashlib.shake_128(identity.encode()).digest(_SCORE_BYTES * size)
+
+
+def _keyed(identity: str, index: int, size: int) -> array:
+    """Per slot, (score << 16) | index as one unsigned 64-bit number, built at C speed."""
+    raw = scores(identity, size)
+    buf = bytearray(8 * size)
+    buf[0::8] = bytes([index & 0xFF]) * size
+    buf[1::8] = bytes([index >> 8]) * size
+    for k in range(_SCORE_BYTES):  # the score's most significant byte last (little-endian)
+        buf[2 + k :: 8] = raw[_SCORE_BYTES - 1 - k :: _SCORE_BYTES]
+    out = array("Q")
+    out.frombytes(bytes(buf))
+    if sys.byteorder == "big":
+        out.byteswap()
+    return out
 
 
 def slot_table(identities: Sequence[str], size: int) -> tuple[int, ...]:
-    """Slot -> index into `identities`: each slot to the highest score (ties: the smaller
-    identity). Empty with no identity."""
+    """Slot -> index into `identities`: each slot goes to the backend of highest score for
+    it (rendezvous hashing per slot). Empty with no identity.
+
+    A function of the set: adding or removing one backend moves exactly the slots it wins or
+    held (scores tie with probability ~N^2 M / 2^49, broken by the identities' order)."""
     if not identities:
         return ()
-    table = SlotTable(size)
-    for i in identities:
-        table.add(i)
-    index = {i: n for n, i in enumerate(identities)}
-    return tuple(index[o] for o in table.owner if o is not None)
+    order = sorted(set(identities))
+    if len(order) > 0xFFFF:
+        raise ValueError(f"{len(order)} backends do not fit one row")
+    position = {ident: n for n, ident in enumerate(identities)}
+    if len(order) == 1:
+        return (position[order[0]],) * size
+    keyed = [_keyed(ident, n, size) for n, ident in enumerate(order)]
+    winners = map(max, *keyed)
+    return tuple(position[order[w & 0xFFFF]] for w in winners)
 
 
 class SlotTable:
-    """A slot table kept up to date one backend at a time: the same table `slot_table` gives
-    for the current set, at the cost of one pass over the slots per added backend and one
-    over the removed backend's slots."""
+    """A row's slot table over a set of backend identities, recomputed when the set changes
+    (the cost is one hash stream per backend and a C-level maximum per slot)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.owner: list[str | None] = [None] * size
-        self._best: list[int] = [-1] * size
-        self._seeds: dict[str, int] = {}
+        self._members: set[str] = set()
 
     def members(self) -> set[str]:
-        return set(self._seeds)
+        return set(self._members)
 
-    def _wins(self, a: str, sa: int, b: str | None, sb: int) -> bool:
-        return sa > sb or (sa == sb and b is not None and a < b)
+    def _refill(self) -> None:
+        names = sorted(self._members)
+        table = slot_table(names, self.size)
+        self.owner = [names[i] for i in table] if names else [None] * self.size
 
     def add(self, identity: str) -> None:
-        if identity in self._seeds:
-            return
-        seed = self._seeds[identity] = identity_hash(identity)
-        owner, best = self.owner, self._best
-        for slot in range(self.size):
-            s = score(seed, slot)
-            if owner[slot] is None or self._wins(identity, s, owner[slot], best[slot]):
-                owner[slot], best[slot] = identity, s
+        if identity not in self._members:
+            self._members.add(identity)
+            self._refill()
 
     def remove(self, identity: str) -> None:
-        if self._seeds.pop(identity, None) is None:
-            return
-        seeds = self._seeds
-        for slot in range(self.size):
-            if self.owner[slot] != identity:
-                continue
-            top, top_score = None, -1
-            for other, seed in seeds.items():
-                s = score(seed, slot)
-                if top is None or self._wins(other, s, top, top_score):
-                    top, top_score = other, s
-            self.owner[slot], self._best[slot] = top, top_score
+        if identity in self._members:
+            self._members.discard(identity)
+            self._refill()
 
     def set(self, identities: Iterable[str]) -> tuple[set[str], set[str]]:
         """Make the members `identities`; (added, removed)."""
         want = set(identities)
-        removed, added = self.members() - want, want - self.members()
-        for i in sorted(removed):
-            self.remove(i)
-        for i in sorted(added):
-            self.add(i)
+        added, removed = want - self._members, self._members - want
+        if added or removed:
+            self._members = want
+            self._refill()
         return added, removed
 
 

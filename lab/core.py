@@ -122,7 +122,14 @@ def up(
         spec = spec_path.read_bytes()
     except OSError as e:
         raise LabError(f"cannot read {spec_path}: {e.strerror}") from None
-    cluster, _ = parse_spec(spec, str(spec_path))
+    from netcc.sources.bundle import SourceError
+    from netcc.sources.readers import disk_bundle
+
+    try:
+        bundle = disk_bundle(spec, spec_path)
+    except SourceError as e:
+        raise LabError(str(e)) from None
+    cluster, _ = parse_spec(spec, str(spec_path), bundle)
     plan = plan_lab(cluster, external)
     if load and (reason := loader_unavailable_reason()):
         raise LabError(f"{reason}; `--no-load` brings the lab up without policy")
@@ -141,7 +148,7 @@ def up(
         out, loaded = None, {}
         if load:
             mark = time.perf_counter()
-            out = _artifacts(spec, spec_path, artifacts, state, plan)
+            out = _artifacts(spec, spec_path, artifacts, state, plan, bundle)
             timings["compile"] = time.perf_counter() - mark
             mark = time.perf_counter()
             loaded = _load_all(plan, out, state)
@@ -168,7 +175,12 @@ def up(
 
 
 def _artifacts(
-    spec: bytes, spec_path: Path, given: str | Path | None, state: LabState, plan: LabPlan
+    spec: bytes,
+    spec_path: Path,
+    given: str | Path | None,
+    state: LabState,
+    plan: LabPlan,
+    bundle: Any = None,
 ) -> Path:
     """The OUT the nodes load: `given`, checked against the plan, or the spec compiled."""
     from netcc.contract.lock import LockError, verify_lock
@@ -182,7 +194,7 @@ def _artifacts(
 
         out = state.path.parent / OUT_NAME
         state.record("dir", path=str(out))
-        write_tree(compile_spec(spec, str(spec_path)), out)
+        write_tree(compile_spec(spec, str(spec_path), bundle), out)
     try:
         verify_lock(out)
         placed = pod_nodes(out)

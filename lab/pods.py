@@ -117,7 +117,8 @@ def add(
     *,
     ready: bool = False,
 ) -> dict:
-    """Add the pod on `node`: {"pod", "node", "netns", "ips", "class", "ready"}. Safe to run
+    """Add the pod on `node`: {"pod", "node", "netns", "ips", "class", "ready"}; a `ready`
+    pod returns once every node daemon uses it as a backend (`wait_applied`). Safe to run
     in several processes at once: the checks, the pod's record and its API entry are made
     under the lab's lock; the namespace and CNI ADD (the slow part) run outside it."""
     namespace, name = _split(key)
@@ -145,7 +146,12 @@ def add(
     _relist(state, key, ip=next((ip for ip in ips if ":" not in ip), None))
     entry.update(ips=ips, **{"class": _class_of(state, node, ips)})
     state.save()
-    return _public(entry) | {"ready": ready}
+    doc = _public(entry) | {"ready": ready}
+    record = read_pods(state.path.parent).get(key)
+    if ready and record is not None:  # a ready pod: back once every daemon uses it
+        waiting = wait_applied(state, record, True)
+        doc |= {"notApplied": waiting} if waiting else {}
+    return doc
 
 
 def set_ready(

@@ -531,7 +531,14 @@ def lab_service_ports(
         text = path.read_bytes()
     except OSError as e:
         raise ServiceLabError(f"the lab's spec {path}: {e.strerror}") from None
-    cluster, _ = parse_spec(text, str(path))
+    from netcc.sources.bundle import SourceError
+    from netcc.sources.readers import disk_bundle
+
+    try:
+        bundle = disk_bundle(text, path)
+    except SourceError as e:
+        raise ServiceLabError(str(e)) from None
+    cluster, _ = parse_spec(text, str(path), bundle)
     return service_ports(cluster, plan, runtime)
 
 

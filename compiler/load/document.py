@@ -12,7 +12,8 @@ document overflows the stack (a segfault, not an exception), so the depth is kno
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -38,6 +39,7 @@ _SCALAR_TYPES = {
 }
 _CONSTRUCT = SafeConstructor()
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_T = TypeVar("_T")
 
 
 class _Abort(Exception):
@@ -148,17 +150,27 @@ def check_depth(text: str) -> None:
 
 
 def _compose(text: str) -> Node | None:
+    return _composed(text, yaml.compose)
+
+
+def _compose_all(text: str) -> list[Node]:
+    """Every document of a stream, composed."""
+    return _composed(text, lambda text, Loader: list(yaml.compose_all(text, Loader=Loader)))
+
+
+def _composed(text: str, compose: Callable[..., _T]) -> _T:
+    """`compose(text, Loader=...)`, bounded first, its errors located (SpecError)."""
     check_depth(text)
     if _FAST_LOADER is not None and "&" not in text and "*" not in text:
         # Without anchors there are no aliases, and libyaml builds the very same node graph
         # with the same marks, ~6x faster. Any error is left to the pure-Python composer so
         # that messages are the same everywhere.
         try:
-            return yaml.compose(text, Loader=_FAST_LOADER)
+            return compose(text, Loader=_FAST_LOADER)
         except (yaml.YAMLError, UnicodeError):
             pass
     try:
-        return yaml.compose(text, Loader=_Loader)
+        return compose(text, Loader=_Loader)
     except _TooDeep as e:
         line, col = e.mark.line + 1, e.mark.column + 1
         raise SpecError([Diagnostic(TOO_DEEP, "", line, col)]) from None
@@ -346,3 +358,36 @@ def load_yaml(text: str | bytes, filename: str) -> tuple[object, SourceMap]:
     except SpecError as e:
         raise SpecError(e.diagnostics, filename) from None
     return document, builder.source_map
+
+
+def load_yaml_stream(text: str | bytes, filename: str) -> list[tuple[object, SourceMap, int]]:
+    """Parse a multi-document YAML stream: each non-empty document, its SourceMap (paths from
+    the document's root, positions in the whole stream) and the line it starts on; raise
+    SpecError if any document is invalid.
+
+    The bounds of `load_yaml` hold for the whole stream (size, depth, duplicate keys, tags);
+    its documents share one alias budget. `filename` only names the file in the error's text.
+    """
+    documents: list[tuple[object, SourceMap, int]] = []
+    errors: list[Diagnostic] = []
+    expanded = 0
+    try:
+        _check_size(text)
+        for root in _compose_all(decode(text)):
+            if isinstance(root, ScalarNode) and root.tag == _TAG + "null":
+                continue  # an empty document (`---` with nothing after it)
+            builder = _Builder()
+            builder.expanded = expanded
+            try:
+                document, _ = builder.build(root, "", 0)
+            except _Abort as e:
+                line, col = _mark(e.node)
+                raise SpecError([Diagnostic(str(e), e.path, line, col)]) from None
+            expanded = builder.expanded
+            errors += builder.errors
+            documents.append((document, builder.source_map, _mark(root)[0]))
+        if errors:
+            raise SpecError(errors)
+    except SpecError as e:
+        raise SpecError(e.diagnostics, filename) from None
+    return documents

@@ -60,7 +60,8 @@ class _Linter:
 
     def warn(self, path: str, message: str, severity: str = "warning") -> None:
         line, col = self.sources.locate(path)
-        self.found.append(Diagnostic(message, path, line, col, severity))
+        file = self.sources.file_of(path)
+        self.found.append(Diagnostic(message, path, line, col, severity, file))
 
     def collect(self) -> None:
         """Every rule's share of every side it takes part in."""

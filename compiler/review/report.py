@@ -47,6 +47,9 @@ class _Builder:
         if found is None:
             line, col = self.sources.locate(path)
             found = self._where[path] = {"path": path, "line": line, "col": col}
+            file = self.sources.file_of(path)
+            if file:  # taken from a manifest of spec.sources
+                found["file"] = file
         return found
 
     def grant(self, g: Grant) -> dict[str, Any]:

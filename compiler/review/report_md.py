@@ -65,7 +65,12 @@ def rules_text(side: dict[str, Any] | None, *, this: bool) -> str:
         return "own node (always)"
     if reason == "self":
         return "itself"
-    return "<br>".join(f"`{r['rule']}` (line {r['line']})" for r in side["rules"]) or "—"
+    return "<br>".join(f"`{r['rule']}` ({_line(r)})" for r in side["rules"]) or "—"
+
+
+def _line(r: dict) -> str:
+    """`line N`, or `FILE:N` for a rule taken from a manifest."""
+    return f"{r['file']}:{r['line']}" if r.get("file") else f"line {r['line']}"
 
 
 def _some(entries: list[dict[str, Any]], limit: int = 8) -> str:

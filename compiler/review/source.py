@@ -13,11 +13,13 @@ file is bounded in size and checked field by field before anything it names is r
 
 from __future__ import annotations
 
+import posixpath
 import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from netcc.contract.lock import (
     LOCK_NAME,
@@ -32,6 +34,7 @@ from netcc.diagnostics import SourceMap
 from netcc.frontend import parse_spec
 from netcc.fsguard import MAX_SPEC_BYTES, TooLarge, read_beneath, read_input, safe_relpath, shown
 from netcc.model.types import Cluster
+from netcc.sources.bundle import Bundle
 
 
 class SourceError(Exception):
@@ -46,6 +49,7 @@ class Spec:
     filename: str
     cluster: Cluster
     sources: SourceMap
+    bundle: Bundle | None = None  # the manifests the spec's sources named
 
     @property
     def sha256(self) -> str:
@@ -211,6 +215,51 @@ def read_text(arg: str) -> tuple[bytes, str]:
         raise SourceError(f"cannot read {shown(arg)}: {e.strerror or e}") from None
 
 
+def _git_tree(rev: str, path: str, listing: bool = False) -> Any:
+    """`kind` of `rev:path` ("file", "dir", "missing"), or with `listing` the files below it."""
+    obj = _git_object(_git_commit(rev), path)
+    if not listing:
+        proc = _git("cat-file", "-t", "--end-of-options", obj)
+        kind = proc.stdout.strip()
+        return (
+            {b"tree": "dir", b"blob": "file"}.get(kind, "missing")
+            if proc.returncode == 0
+            else "missing"
+        )
+    proc = _git("ls-tree", "-r", "--name-only", "-z", "--end-of-options", obj)
+    if proc.returncode != 0:
+        raise SourceError(f"git ls-tree {shown(rev)}:{shown(path)} failed: {_git_error(proc)}")
+    return sorted(n.decode(errors="replace") for n in proc.stdout.split(b"\0") if n)
+
+
+def bundle_of(arg: str, text: bytes, name: str) -> Bundle | None:
+    """The manifests the spec `arg` names as sources: read beside the spec file, at the same
+    git revision, or (an OUT) from the copy OUT carries, checked against its lock."""
+    from netcc.sources.bundle import SOURCES_IN_OUT
+    from netcc.sources.bundle import SourceError as BundleError
+    from netcc.sources.readers import DiskReader, GitReader, bundle_for
+
+    try:
+        if arg.startswith("git:"):
+            rev, _, path = arg[4:].partition(":")
+            if _git_is_tree(rev, path):
+                data = (
+                    _git_show(rev, f"{path.rstrip('/')}/{SOURCES_IN_OUT}")
+                    if (_git_tree(rev, f"{path.rstrip('/')}/{SOURCES_IN_OUT}") == "file")
+                    else None
+                )
+                return Bundle.from_json(data) if data is not None else None
+            reader = GitReader(rev, posixpath.dirname(path), _git_show, _git_tree)
+            return bundle_for(text, name, reader, stdin=False)
+        p = Path(arg)
+        if p.is_dir():
+            data = _read_in_out(p, SOURCES_IN_OUT, MAX_SPEC_BYTES * 4)
+            return Bundle.from_json(data) if data is not None else None
+        return bundle_for(text, name, DiskReader(p.parent), stdin=False)
+    except BundleError as e:
+        raise SourceError(str(e)) from None
+
+
 def check_out_matches(out: str, spec_text: bytes, spec_name: str) -> None:
     """Refuse a `--spec` that is not the spec `OUT` was compiled from."""
     lock = _read_in_out(Path(out), LOCK_NAME, MAX_LOCK_BYTES)
@@ -234,7 +283,9 @@ def load(arg: str, *, spec: str | None = None) -> Spec:
             raise SourceError(f"--spec goes with an OUT directory; {shown(arg)} is not one")
         text, name = read_text(spec)
         check_out_matches(arg, text, name)
+        bundle = bundle_of(spec, text, name)
     else:
         text, name = read_text(arg)
-    cluster, sources = parse_spec(text, name)
-    return Spec(text, name, cluster, sources)
+        bundle = bundle_of(arg, text, name)
+    cluster, sources = parse_spec(text, name, bundle)
+    return Spec(text, name, cluster, sources, bundle)

@@ -162,7 +162,9 @@ def _rule_json(
     policy: str, direction: str, index: int, path: str, sources: SourceMap | None
 ) -> dict[str, Any]:
     line, col = sources.locate(path) if sources else (0, 0)
+    file = sources.file_of(path) if sources else ""
     return {
+        **({"file": file} if file else {}),
         "policy": policy,
         "direction": direction,
         "index": index,
@@ -231,7 +233,8 @@ REASONS = {
 
 
 def _where(rule: dict[str, Any], filename: str) -> str:
-    at = f"{filename}:{rule['line']}:{rule['col']}" if rule["line"] else filename
+    where = rule.get("file") or filename
+    at = f"{where}:{rule['line']}:{rule['col']}" if rule["line"] else where
     return f"{at} ({rule['path']})"
 
 
