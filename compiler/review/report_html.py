@@ -53,8 +53,8 @@ def _rules(side: dict[str, Any] | None, filename: str, *, this: bool) -> str:
         return "itself"
     return (
         "<br>".join(
-            f"<code>{escape(r['rule'])}</code> <span class=meta>{escape(filename)}:{r['line']}"
-            f"</span>"
+            f"<code>{escape(r['rule'])}</code> <span class=meta>"
+            f"{escape(r.get('file') or filename)}:{r['line']}</span>"
             for r in side["rules"]
         )
         or "—"
@@ -98,7 +98,7 @@ def _workload(w: dict[str, Any], filename: str) -> str:
         f'<details id="{escape(w["name"])}"><summary><b>{escape(w["name"])}</b> · '
         f"{escape(placed(w))} · {flags}</summary>"
         f"<p>Labels: {labels}. Container ports: {ports or 'none declared'}. "
-        f"Declared at <span class=meta>{escape(filename)}:{w['line']}</span>.</p>"
+        f"Declared at <span class=meta>{escape(w.get('file') or filename)}:{w['line']}</span>.</p>"
         "<h4>Reached by</h4>"
         + _table(["from", "ports", "its ingress allows by", "sender's egress allows by"], incoming)
         + "<h4>Reaches</h4>"
@@ -116,7 +116,7 @@ def _default_namespace(report: dict[str, Any], filename: str) -> str:
     rows = [
         [
             f"<code>{escape(p['policy'])}</code>",
-            f"<span class=meta>{escape(filename)}:{p['line']}</span>",
+            f"<span class=meta>{escape(p.get('file') or filename)}:{p['line']}</span>",
         ]
         for p in found["policies"]
     ]

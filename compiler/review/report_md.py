@@ -184,7 +184,7 @@ def _default_namespace(report: dict[str, Any]) -> list[str]:
         "",
         *table(
             ["policy", "declared at"],
-            [[p["policy"], f"line {p['line']}"] for p in found["policies"]],
+            [[p["policy"], _line(p)] for p in found["policies"]],
             ROWS,
         ),
     ]
