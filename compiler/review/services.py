@@ -80,6 +80,25 @@ def service_target(
     return None
 
 
+def reviewed_backends(
+    cluster: Cluster, service: Service, port: ServicePort
+) -> tuple[Backend, ...]:
+    """The backends the review judges a service port by: its static ones, and for each class
+    that may back it, a pod of that class on every node (the first address of its block
+    there, on the class's targetPort): what the datapath does with any ready pod of it."""
+    from netcc.plan.blocks import layout
+
+    found = list(port_backends(cluster, service, port))
+    classes = port_classes(cluster, service, port)
+    if classes:
+        blocks = layout(cluster)
+        for cls, number in classes:
+            for node in sorted(cluster.nodes, key=lambda n: n.name):
+                ip = blocks[cls.key].on(node.pod_cidr).network_address
+                found.append(Backend(ip, number, port.protocol, f"{cls.key} (class)", node.name))
+    return tuple(found)
+
+
 def _seen_source(
     cluster: Cluster, t: ServiceTarget, b: Backend, src: IPv4Address, from_pod: bool
 ) -> tuple[IPv4Address | None, str]:
@@ -106,7 +125,7 @@ def why_service(
 
     from_pod = cluster.workload_by_ip(src) is not None
     backends = []
-    for b in port_backends(cluster, t.service, t.port):
+    for b in reviewed_backends(cluster, t.service, t.port):
         seen, how = _seen_source(cluster, t, b, src, from_pod)
         entry: dict[str, Any] = {
             "backend": b.workload,
@@ -205,7 +224,7 @@ def nodeport_bypasses(cluster: Cluster, c: Connectivity) -> list[tuple[Service, 
             continue
         for sp in s.ports:
             proto = PROTOCOL_NUMBERS[sp.protocol]
-            for b in port_backends(cluster, s, sp):
+            for b in reviewed_backends(cluster, s, sp):
                 others = [n for n in cluster.nodes if n.name != b.node]
                 via = next((n for n in others if c.allows(n.address, b.ip, proto, b.port)), None)
                 if via is None:
@@ -261,8 +280,9 @@ def services_report(cluster: Cluster, c: Connectivity) -> list[dict[str, Any]]:
                 "warning": warnings.get((s.key, sp)),
             }
             if sp.node_port:
+                judged = reviewed_backends(cluster, s, sp)
                 entry["from_outside"] = [
-                    {"from": party.name, "reaches": _reached(cluster, c, s, sp, backends, party)}
+                    {"from": party.name, "reaches": _reached(cluster, c, s, sp, judged, party)}
                     for party in outside
                 ]
             out.append(entry)
