@@ -80,9 +80,7 @@ def service_target(
     return None
 
 
-def reviewed_backends(
-    cluster: Cluster, service: Service, port: ServicePort
-) -> tuple[Backend, ...]:
+def reviewed_backends(cluster: Cluster, service: Service, port: ServicePort) -> tuple[Backend, ...]:
     """The backends the review judges a service port by: its static ones, and for each class
     that may back it, a pod of that class on every node (the first address of its block
     there, on the class's targetPort): what the datapath does with any ready pod of it."""
