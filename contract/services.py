@@ -167,8 +167,7 @@ def id_space(nodes: Iterable[tuple[str, IPv4Network]], target_ports: int) -> int
 
 # --- the slot table ----------------------------------------------------------------------------
 
-_INDEX_BYTES = 2  # a row holds at most 65,535 backends (M <= 65,521 anyway)
-_SCORE_BYTES = 6
+_SCORE_BYTES = 6  # and 2 bytes of index: a row holds at most 65,535 backends (M <= 65,521)
 
 
 def identity_hash(identity: str) -> int:

@@ -212,12 +212,11 @@ def _selected(state: LabState, record: dict[str, Any]) -> bool:
         return False
     if services is None:
         return False
-    labels, ns = record.get("labels", {}), record.get("namespace")
+    from netcc.lab.endpoints import selected
+
+    ip = IPv4Address(record["ip"])
     return any(
-        p.namespace == ns
-        and all(labels.get(k) == v for k, v in p.selector)
-        and services.placement(p, IPv4Address(record["ip"])) is not None
-        for p in services.ports
+        selected(record, p) and services.placement(p, ip) is not None for p in services.ports
     )
 
 

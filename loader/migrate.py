@@ -286,7 +286,7 @@ def _gone(
     return True
 
 
-def _ct_flow(key: dict, val: dict) -> tuple[tuple[str, int, int], tuple[str, int]] | None:
+def ct_flow(key: dict, val: dict) -> tuple[tuple[str, int, int], tuple[str, int]] | None:
     """(service, backend) of a conntrack entry of a pod's service flow; None for others."""
     if not val.get("nat_addr") or val["nat_addr"] == "0.0.0.0" or val["flags"] & CT_F_HAIRPIN:
         return None
@@ -330,7 +330,7 @@ def flush_removed_backends(
             key, val = m.unpack_key(raw_key), m.unpack_value(raw)
             if key["proto"] == TCP and not tcp:
                 continue
-            flow = _ct_flow(key, val) if name == "netcc_ct" else _nat_flow(key, val, backends)
+            flow = ct_flow(key, val) if name == "netcc_ct" else _nat_flow(key, val, backends)
             if flow is not None and _gone(backends, *flow, scopes):
                 deleted += m.delete(raw_key)
     return deleted

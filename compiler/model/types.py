@@ -284,6 +284,16 @@ class Cluster:
             idx = self._index["node"] = {n.name: n for n in self.nodes}
         return idx[name]
 
+    def classes_in(self, namespace: str) -> tuple[WorkloadClass, ...]:
+        """The workload classes of `namespace`, sorted by key."""
+        idx = self._index.get("classes")
+        if idx is None:
+            found: dict[str, list[WorkloadClass]] = {}
+            for c in sorted(self.classes, key=lambda c: c.key):
+                found.setdefault(c.namespace, []).append(c)
+            idx = self._index["classes"] = {ns: tuple(cs) for ns, cs in found.items()}
+        return idx.get(namespace, ())
+
     def workload_by_ip(self, ip: IPv4Address) -> Workload | None:
         idx = self._index.get("ip")
         if idx is None:

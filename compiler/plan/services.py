@@ -155,7 +155,7 @@ def plan_services(r: Resolution) -> LbPlan:
     out = LbPlan(size, notes=notes)
     if dynamic:
         out.dynamic = _dynamic_ports(r, size, cluster_rows, local_numbers, dynamic, backend_id)
-        out.reserve = _reserve(r, dynamic, local_numbers, out.dynamic)
+        out.reserve = _reserve(r, dynamic, local_numbers)
     for key, row in cluster_rows.items():
         said = f"row {row.number}: {row.label}: {len(row.backends)} backend(s)"
         if key in dynamic:
@@ -318,7 +318,6 @@ def _reserve(
     r: Resolution,
     dynamic: dict[tuple[str, int], tuple[tuple[str, int], ...]],
     local_numbers: dict[tuple[str, int], int],
-    services: dyn.Services,
 ) -> dict[str, int]:
     """Room in the LB maps for what the daemons add: every (address, target port) a class
     may serve as a backend, on every node; each dynamic row's members (a local row holds one

@@ -60,7 +60,7 @@ def port_classes(
     its pods serve it on (a class without the named targetPort backs no port of that name),
     sorted by class."""
     out = []
-    for c in sorted(cluster.classes, key=lambda c: c.key):
+    for c in cluster.classes_in(service.namespace):
         if selects(service, c):
             number = target_port(port, c)
             if number is not None:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 SOURCES_IN_OUT = "sources.json"
 STDIN = "-"
 SUFFIXES = (".yaml", ".yml", ".json", ".md")
-SKIPPED_NAMES = ("kustomization.yaml", "kustomization.yml", "Chart.yaml", "values.yaml")
+SKIPPED_NAMES = frozenset({"kustomization.yaml", "kustomization.yml", "Chart.yaml", "values.yaml"})
 MAX_FILES = 10_000
 
 
@@ -115,6 +115,16 @@ def source_entries(document: Any) -> list[Mapping[str, Any]]:
     return [e for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)]
 
 
+def wanted(rel: str) -> bool:
+    """Whether a file below a source directory is read: a stream or Markdown file, not
+    hidden (nor below a hidden directory), not a kustomize or Helm file."""
+    return (
+        rel.endswith(SUFFIXES)
+        and not any(part.startswith(".") for part in rel.split("/"))
+        and posixpath.basename(rel) not in SKIPPED_NAMES
+    )
+
+
 def collect(document: Any, reader: Reader, stdin: Callable[[], bytes] | None = None) -> Bundle:
     """Read every file the spec's sources name. SourceError when one cannot be read."""
     files: list[SourceFile] = []
@@ -136,13 +146,7 @@ def collect(document: Any, reader: Reader, stdin: Callable[[], bytes] | None = N
         if kind == "file":
             files.append(SourceFile(i, norm, reader.read(norm)))
         elif kind == "dir":
-            below = [
-                rel
-                for rel in sorted(reader.walk(norm))
-                if rel.endswith(SUFFIXES)
-                and not any(p.startswith(".") for p in rel.split("/"))
-                and posixpath.basename(rel) not in SKIPPED_NAMES
-            ]
+            below = [rel for rel in sorted(reader.walk(norm)) if wanted(rel)]
             if len(files) + len(below) > MAX_FILES:
                 raise SourceError(f"spec.sources[{i}]: {path} holds more than {MAX_FILES} files")
             for rel in below:

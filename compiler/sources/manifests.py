@@ -17,12 +17,10 @@ from typing import Any
 from netcc.diagnostics import Diagnostic, SourceMap, SpecError, join_index
 from netcc.fsguard import read_input, shown
 from netcc.load.document import MAX_SPEC_BYTES, decode, load_yaml_stream
+from netcc.sources.bundle import wanted
 from netcc.sources.markdown import Block, as_stream, fenced_blocks
 
-STREAM_SUFFIXES = (".yaml", ".yml", ".json")
-MARKDOWN_SUFFIXES = (".md",)
 YAML_LANGS = ("yaml", "yml")
-SKIPPED_NAMES = frozenset({"kustomization.yaml", "kustomization.yml", "Chart.yaml", "values.yaml"})
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'|\t')
 
 
@@ -207,10 +205,9 @@ def _files_below(root: Path) -> list[str]:
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         rel = Path(dirpath).relative_to(root).as_posix()
         for name in filenames:
-            if name.startswith(".") or name in SKIPPED_NAMES:
-                continue
-            if name.endswith(STREAM_SUFFIXES + MARKDOWN_SUFFIXES):
-                found.append(posixpath.normpath(posixpath.join(rel, name)))
+            path = posixpath.normpath(posixpath.join(rel, name))
+            if wanted(path):
+                found.append(path)
     return sorted(found)
 
 
@@ -220,8 +217,13 @@ def _read_file(path: Path, display: str) -> list[Manifest]:
     except (OSError, ValueError) as e:
         why = getattr(e, "strerror", None) or str(e)
         raise SpecError([Diagnostic(f"cannot read {shown(path)}: {why}")], display) from None
-    read = read_markdown if path.name.endswith(MARKDOWN_SUFFIXES) else read_stream
-    return read(data, display)
+    return read_named(data, display, path.name)
+
+
+def read_named(data: bytes | str, file: str, name: str | None = None) -> list[Manifest]:
+    """The objects of a file by its name (`name`, else `file`): `.md` is Markdown, anything
+    else a YAML or JSON stream."""
+    return (read_markdown if (name or file).endswith(".md") else read_stream)(data, file)
 
 
 def read_path(path: Path, display: str) -> list[Manifest]:

@@ -63,7 +63,7 @@ def merge(
     entries = source_entries(document)
     if not entries:
         return Merged(document)
-    from netcc.sources.manifests import read_markdown, read_stream
+    from netcc.sources.manifests import read_named
     from netcc.sources.translate import translate
 
     if bundle is None:
@@ -76,8 +76,7 @@ def merge(
         manifests = []
         for f in bundle.of(i):
             try:
-                read = read_markdown if f.name.endswith(".md") else read_stream
-                manifests += read(f.data, f.name)
+                manifests += read_named(f.data, f.name)
             except SpecError as e:
                 errors += [d if d.file else _in(d, f.name) for d in e.diagnostics]
         own = [n.get("name") for n in spec.get("namespaces") or [] if isinstance(n, dict)]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from netcc.diagnostics import SpecError
 from netcc.fsguard import read_input, shown
 from netcc.load.document import load_yaml
 from netcc.sources.bundle import Bundle, SourceError, collect, source_entries
@@ -77,7 +78,7 @@ def bundle_for(spec: bytes, spec_name: str, reader: Any, stdin: bool = True) -> 
         return None
     try:
         document, _ = load_yaml(spec, spec_name)
-    except Exception:
+    except SpecError:  # the compile reports it
         return None
     if not source_entries(document):
         return None

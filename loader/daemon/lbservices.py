@@ -72,10 +72,6 @@ class Live:
     serving: bool
     terminating: bool
 
-    @property
-    def identity(self) -> str:
-        return f"{self.ip}:{self.port}"
-
 
 def identity(ip: IPv4Address | str, port: int, protocol: str) -> str:
     """How rows hash a backend: the same text as the compiler's `Backend.identity`."""

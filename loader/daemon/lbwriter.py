@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from netcc.contract.layoutfile import Layout
 from netcc.contract.services import DynamicPort
 from netcc.loader import state
 from netcc.loader.daemon.fastpath import FastPath, NotApplied
@@ -28,7 +29,7 @@ from netcc.loader.daemon.lbservices import (
     Change,
 )
 from netcc.loader.maps import BpfMap
-from netcc.loader.migrate import _ct_flow
+from netcc.loader.migrate import ct_flow
 
 UDP = 17
 PUT_ORDER = (BACKENDS_MAP, MEMBERS_MAP, ROWS_MAP, SERVICES_MAP)
@@ -64,23 +65,22 @@ class LbWriter:
                     ]
                     for k in entries:
                         maps[name].delete(maps[name].pack_key(k["key"]))
-                return self._flush(change, node_address)
+                return self._flush(change, node_address, layout)
             finally:
                 for m in maps.values():
                     m.close()
 
-    def _flush(self, change: Change, node_address: str | None) -> int:
+    def _flush(self, change: Change, node_address: str | None, layout: Layout) -> int:
         udp = [(p, gone) for p, gone in change.removed if p.protocol == "UDP"]
         if not udp:
             return 0
         flushed = 0
-        _, layout = self.fast.applied(None)
         with BpfMap.pinned(self.paths.maps / "netcc_ct", layout) as ct:
             for raw_key, raw in list(ct.entries()):
                 key, val = ct.unpack_key(raw_key), ct.unpack_value(raw)
                 if key["proto"] != UDP:
                     continue
-                flow = _ct_flow(key, val)
+                flow = ct_flow(key, val)
                 if flow is not None and _hit(udp, *flow):
                     flushed += ct.delete(raw_key)
         nat_path = self.paths.maps / "netcc_lb_nat"
