@@ -140,6 +140,8 @@ def test_templates_no_selector_tells_apart_become_one_class(tmp_path: Path) -> N
 
 
 def test_helm_rendering_compiles(tmp_path: Path) -> None:
+    spec = yaml.safe_load((HELM / "netcc.yaml").read_text())["spec"]
+    assert not {"workloads", "services", "policies", "namespaces"} & set(spec)
     got = compiled(HELM / "netcc.yaml", tmp_path / "out")
     keys = {c["key"] for c in got["classes"]}
     assert {"apps/myrel-webapp", "apps/myrel-webapp-worker", "apps/myrel-webapp-redis"} <= keys
