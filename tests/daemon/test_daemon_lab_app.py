@@ -1,19 +1,16 @@
 """Issue 15's acceptance in the lab: the kustomize example (examples/app/netcc.yaml, whose
 namespaces, classes, services and policies all come from the rendered overlay) enforced on
-runtime pods, from every node, with the verdicts a reader of the manifests expects, and its
-services translated to the ready pods of the classes the manifests' selectors pick."""
+runtime pods, from every node, with the verdicts a reader of the manifests expects, and the
+example's services translated to the ready pods of the classes the manifests' selectors pick
+(the helm rendering: test_daemon_lab_helm.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_cli import netcc, print_daemon_logs
-
-from netcc.lab import core as lab
-from netcc.lab.state import STATE_DIR, LabState
+from lab_manifests import check_flows, lab_of
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "examples" / "app" / "netcc.yaml"
@@ -37,42 +34,11 @@ EXPECTED = [
 @pytest.fixture(scope="module")
 def app_lab(shim: Path) -> Iterator[dict[str, str]]:
     """The lab of the example, a pod of every class on every node; class -> pod per node."""
-    if LabState.exists(STATE_DIR):
-        pytest.fail(f"a lab is already up ({STATE_DIR}); not touching it")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NETCC_CNI_BIN", str(shim))
-        try:
-            netcc("lab", "up", str(SPEC))
-            out = Path(LabState.load(STATE_DIR).of_kind("load")[0]["out"])
-            classes = json.loads((out / "classes.json").read_text())["classes"]
-            pods = {}
-            for c in classes:
-                labels = ",".join(f"{k}={v}" for k, v in sorted(c["labels"].items()))
-                for n, node in enumerate(NODES, 1):
-                    key = f"{c['key']}-{n}"
-                    netcc("lab", "pod", "add", key, "--node", node, "--labels", labels, "--ready")
-                    pods[(c["key"], node)] = key
-            yield pods
-        finally:
-            print_daemon_logs()
-            down = netcc("lab", "down", check=False)
-            assert down.returncode == 0, down.stderr
+    yield from lab_of(shim, SPEC, NODES)
 
 
 def test_the_manifests_policies_hold_between_runtime_pods_on_every_node(app_lab) -> None:
-    batch, expected = [], []
-    for src, dst, port, allowed in EXPECTED:
-        for a in NODES:
-            for b in NODES:
-                batch.append((app_lab[(src, a)], app_lab[(dst, b)], port, "TCP"))
-                expected.append(allowed)
-    results = lab.probe_many(batch)
-    wrong = [
-        f"{p[0]} -> {p[1]} {p[2]}: {'allowed' if r.allowed else 'denied'} ({r.detail})"
-        for p, r, e in zip(batch, results, expected, strict=True)
-        if r.allowed != e
-    ]
-    assert not wrong, "\n".join(wrong)
+    check_flows(app_lab, EXPECTED, NODES)
 
 
 def test_the_manifests_services_reach_the_ready_pods(app_lab) -> None:
