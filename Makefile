@@ -6,9 +6,10 @@ APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 wireguard-tools w
 # Only the tests need these: a browser to open `netcc review --format html` as a reviewer would;
 # QEMU, busybox and kmod to boot a Debian kernel with wireguard.ko (tests/wireguard_vm);
 # libcni (the library containerd and CRI-O run plugins with) and the reference plugins, to drive
-# build/netcc-cni as a runtime would and chain plugins after it (tests/cni).
+# build/netcc-cni as a runtime would and chain plugins after it (tests/cni); a Prometheus server
+# to scrape the lab's node daemons (tests/daemon/test_daemon_lab_metrics.py).
 TEST_APT_PACKAGES := chromium qemu-system-x86 busybox-static kmod golang-github-appc-cni-dev \
-	containernetworking-plugins
+	containernetworking-plugins prometheus
 EXAMPLE ?= examples/shop.yaml
 OUT ?= out/shop
 PODS_EXAMPLE ?= examples/pods.yaml

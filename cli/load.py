@@ -102,6 +102,18 @@ def cmd_detach(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def _flows_socket(given: str | None, cni_socket: Any) -> Any:
+    """--flows-socket: the path given, None for `off`, else flows.sock beside the CNI socket
+    (/run/netcc/flows.sock by default)."""
+    from pathlib import Path
+
+    from netcc.contract.flows import SOCKET_NAME
+
+    if given == "off":
+        return None
+    return Path(given) if given else cni_socket.parent / SOCKET_NAME
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The node daemon, until SIGTERM or SIGINT (`netcc.loader.daemon.run`)."""
     import logging
@@ -109,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from netcc.loader.cni.server import DEFAULT_SOCKET, ServerError
+    from netcc.loader.daemon.metrics import parse_address
     from netcc.loader.daemon.run import DATA_BASE, NodeRunner, RunConfig
     from netcc.loader.kube import KubeClient, KubeError
 
@@ -116,6 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s netcc %(name)s %(levelname)s %(message)s"
     )
     try:
+        parse_address(args.metrics_address)  # a bad one is an error here, not a log line later
         pods = KubeClient(args.kube) if args.kube else KubeClient.in_cluster()
         cfg = RunConfig(
             out=Path(args.out),
@@ -127,6 +141,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             conf_dir=Path(args.cni_conf_dir) if args.cni_conf_dir else None,
             wireguard=args.wireguard,
             interval=args.interval,
+            metrics_address=args.metrics_address,
+            flows_socket=_flows_socket(args.flows_socket, Path(args.socket or DEFAULT_SOCKET)),
         )
         runner = NodeRunner(cfg, pods, slices=pods)
     except (KubeError, ValueError) as e:
@@ -196,6 +212,19 @@ def add_load_commands(subparsers: Any) -> None:
         choices=["auto", "kernel", "userspace"],
         default="auto",
         help="WireGuard backend when OUT plans a tunnel",
+    )
+    r.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        default=":9967",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (default :9967, every "
+        "address; `off`: none)",
+    )
+    r.add_argument(
+        "--flows-socket",
+        metavar="PATH",
+        help="serve flow records (`netcc observe`) on this unix socket (default flows.sock "
+        "beside the CNI socket: /run/netcc/flows.sock; `off`: none)",
     )
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("status", help="what is attached, which artifacts, verdict counters")

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from netcc import __version__
+from netcc.cli.ipsec import add_ipsec_commands, rotation_note
 from netcc.cli.lab import add_lab_commands
 from netcc.cli.load import add_load_commands
+from netcc.cli.observe import add_observe_command
 from netcc.cli.review import add_review_commands, port_argument
 from netcc.keys import add_keys_commands
 
@@ -98,6 +100,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise _UserError(f"cannot read {where}: {e.strerror or e}") from None
     for path, why in stale:
         print(f"{shown(Path(args.out) / path)}: {why}")
+    note = rotation_note(tree, args.out)
+    if note:
+        print(f"netcc: ipsec rollout: {note}", file=sys.stderr)
     if stale:
         print(
             f"netcc: {shown(args.out)} is stale: {len(stale)} file(s) differ from what "
@@ -171,8 +176,10 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_trace)
     add_load_commands(sub)
     add_lab_commands(sub)
+    add_observe_command(sub)
     add_review_commands(sub)
     add_keys_commands(sub)
+    add_ipsec_commands(sub)
     return ap
 
 

@@ -67,6 +67,7 @@ def _compile(spec: bytes, filename: str, bundle: Bundle | None = None) -> dict[s
     from netcc.contract.lock import SPEC_IN_OUT, make_lock, sha256
     from netcc.diagnostics import SpecError
     from netcc.emit.bpf import render_bpf
+    from netcc.emit.ipsec import render_ipsec
     from netcc.emit.k8s import render_k8s
     from netcc.emit.k8s.policies import policies_document
     from netcc.emit.maps import render_data
@@ -93,6 +94,7 @@ def _compile(spec: bytes, filename: str, bundle: Bundle | None = None) -> dict[s
     del p  # what is left of the plan: the map entries went as their files were rendered
     tree.update(compile_objects(bpf, ["bpf/datapath.c"]))
     tree.update(render_tunnels(cluster))  # nodes/NODE/wireguard.json: key file paths only
+    tree.update(render_ipsec(cluster))  # nodes/NODE/ipsec.json: key ids and fingerprints only
     digests = {path: sha256(data) for path, data in tree.items()}  # each file hashed once
     k8s = render_k8s(spec, filename, cluster, tree, document=document, digests=digests)
     tree.update(k8s)

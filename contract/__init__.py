@@ -17,6 +17,9 @@ each other's internals; it depends on neither. One module per concern:
   `nodes/NODE/maps/MAP.json` (a node's overlay), and `node_view`, a node's entries of a map;
 - `tunnel`: `nodes/NODE/wireguard.json`, a node's WireGuard tunnel plan, and its value checks;
 - `wgkey`: WireGuard keys: their text format and public keys (the `cryptography` package);
+- `ipsec`: `nodes/NODE/ipsec.json`, a node's IPsec (XFRM) plan, its value checks, SPIs and MTU;
+- `ipseckey`: IPsec cluster keys: their file, fingerprint, and each SA's key (HKDF);
+- `ipsecrollout`: whether a change of IPsec keys is safe to roll out, and the next step;
 - `lock`: `netcc.lock.json`: made, parsed, and a directory verified against it;
 - `files`: reading inside OUT safely (no symlink followed, no FIFO opened, bounded);
 - `text`: one-line text for messages.

@@ -62,6 +62,13 @@ CAPACITIES: tuple[Capacity, ...] = (
         "NETCC_MAX_LB_AFFINITY", "sessionAffinity clients on one node (LRU)", 1 << 16, kind="fixed"
     ),
     Capacity("NETCC_MAX_LB_NAT", "NodePort translations on one node (LRU)", 1 << 16, kind="fixed"),
+    Capacity(
+        "NETCC_EVENTS_RING_BYTES",
+        "flow event ring buffer (bytes, a power of two)",
+        1 << 20,  # 1 MiB: about 18,000 events of 56 bytes with their headers
+        kind="fixed",
+    ),
+    Capacity("NETCC_EVENT_BUDGETS", "flow event budget slots (one, per CPU)", 1, kind="fixed"),
     Capacity("NETCC_MAX_CLASS_BLOCKS", "workload classes' blocks", 1 << 16, feature="classes"),
 )
 BY_NAME = {c.name: c for c in CAPACITIES}

@@ -1,6 +1,7 @@
 """Where the CNI pieces meet on a node: the plugin binary's name, the daemon's socket, its
-data directory and the network config it writes. The compiler's manifests (OUT/k8s) and the
-node daemon both read these; the Go shim (`cni/`) takes the socket from the network config.
+data directory, the network config it writes and its metrics port. The compiler's manifests
+(OUT/k8s) and the node daemon both read these; the Go shim (`cni/`) takes the socket from the
+network config.
 """
 
 from __future__ import annotations
@@ -13,3 +14,4 @@ SOCKET_PATH = "/run/netcc/cni.sock"  # the same path on the host and in the daem
 DATA_BASE = "/var/lib/netcc"  # per node: DATA_BASE/NODE (addresses, accepted artifacts)
 HOST_NETNS_DIR = "/run/netns"  # where container runtimes bind-mount pod network namespaces
 IMAGE_CNI_BINARY = "/opt/netcc/cni/netcc-cni"  # in the loader image (Containerfile)
+METRICS_PORT = 9967  # the daemon's /metrics (hostNetwork: a port of the host)

@@ -149,4 +149,7 @@ def c_names() -> dict[str, int]:
     out = dict(FIELD_VALUES) | dict(CLASS_FIELD_VALUES)
     out |= {name: secs for name, (secs, _) in CT_LIFETIMES.items()}
     out |= {c.name: c.value for c in SERVICE_PORTS}
+    from netcc.contract import events  # events builds on this module's Constant
+
+    out |= {c.name: c.value for c in (*events.EVENT_FIELD_VALUES, *events.EVENT_BUDGET_CONSTANTS)}
     return out

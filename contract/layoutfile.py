@@ -6,7 +6,7 @@ version as long as the document's format holds:
 
     {"structs": {NAME: {"size": N, "fields": [{"name", "offset", "size", "encoding"
                                               [, "count": N for integer arrays]}]}},
-     "maps": {MAP: {"type": "hash" | "lru_hash" | "lpm_trie" | "array" | "percpu_array",
+     "maps": {MAP: {"type": "hash" | "lru_hash" | "lpm_trie" | "array" | "percpu_array" | "ringbuf",
                     "key": STRUCT | "u32", "value": STRUCT, "max_entries": N}}}
 
 Encodings are those of `netcc.contract.maps.ENCODINGS`: host-order integers (u8..u64),

@@ -67,9 +67,9 @@ class Struct:
 @dataclass(frozen=True)
 class MapDef:
     name: str
-    kind: str  # hash | lru_hash | lpm_trie | array | percpu_array
-    key: Struct | None  # None: __u32 index (arrays)
-    value: Struct
+    kind: str  # hash | lru_hash | lpm_trie | array | percpu_array | ringbuf
+    key: Struct | None  # None: __u32 index (arrays); a ring buffer has none
+    value: Struct  # a ring buffer's: the record it carries (the kernel map has no value size)
     capacity: str  # its entry in netcc.contract.capacity (a constant of config.h)
     doc: str
     # A key field whose entries map files may group: one line for the entries that differ
@@ -300,6 +300,39 @@ FLOW_CACHE_GEN = Struct(
     "A flow cache slot's generation, shared by every CPU.",
     (Field("gen", "u32", "bumped when a translated connection takes over the slot's tuples"),),
 )
+FLOW_EVENT = Struct(
+    "flow_event",
+    "One flow event in netcc_events (netcc.contract.events): a new-flow verdict, a drop, a "
+    "NodePort translation.",
+    (
+        Field("time_ns", "u64", "CLOCK_MONOTONIC, coarse"),
+        Field("verdict", "u32", "the verdict number (verdicts.h)"),
+        Field("ifindex", "u32", "the interface the packet was judged on"),
+        Field("saddr", "ipv4", "source, as judged (after a service translation)"),
+        Field("daddr", "ipv4", "destination, as judged (the backend of a service flow)"),
+        Field("sport", "be16"),
+        Field("dport", "be16", "destination port (ICMP: 0)"),
+        Field("svc_addr", "ipv4", "the service address the packet was sent to (0: none)"),
+        Field("svc_port", "be16", "and its port"),
+        Field("proto", "u8"),
+        Field("dir", "u8", "DIR_INGRESS, DIR_EGRESS, or EVENT_DIR_UPLINK"),
+        Field("kind", "u8", "EVENT_NEW, EVENT_DROP or EVENT_NODEPORT"),
+        Field("tcp_flags", "u8"),
+        Field("pad", "pad8", count=2),
+        Field("len", "u32", "the packet's length"),
+        Field("pad2", "pad8", count=4),
+    ),
+)
+EVENT_BUDGET = Struct(
+    "event_budget",
+    "A CPU's flow event budget (a GCRA) and its counters.",
+    (
+        Field("tat", "u64", "theoretical arrival time of the next event (ns)"),
+        Field("sent", "u64", "events written"),
+        Field("lost_budget", "u64", "events not written: over the CPU's budget"),
+        Field("lost_ring", "u64", "events not written: the ring buffer was full"),
+    ),
+)
 VERDICT_STATS = Struct(
     "verdict_stats",
     "Packets and bytes counted under one verdict.",
@@ -436,6 +469,22 @@ MAPS: tuple[MapDef, ...] = (
         LB_NAT,
         "NETCC_MAX_LB_NAT",
         "NodePort translations at the uplink, both directions of each flow.",
+    ),
+    MapDef(
+        "netcc_events",
+        "ringbuf",
+        None,
+        FLOW_EVENT,
+        "NETCC_EVENTS_RING_BYTES",
+        "Flow events for the node daemon (netcc.contract.events).",
+    ),
+    MapDef(
+        "netcc_event_budget",
+        "percpu_array",
+        None,
+        EVENT_BUDGET,
+        "NETCC_EVENT_BUDGETS",
+        "Each CPU's flow event budget and its sent and lost counters (one slot).",
     ),
     MapDef(
         "netcc_stats",

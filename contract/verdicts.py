@@ -14,11 +14,16 @@ each:
 
 `policy`, `direction` and `index` are present for rule verdicts, `direction`, `path` and `pod`
 for default denies; empty fields are left out.
+
+`phrase` says in words why a verdict let a packet through or dropped it, with the words of
+`netcc why` (`REASONS`, `rule_name`): "allowed by shop/web-ingress ingress[0]", "default deny:
+shop/db is isolated for ingress and no rule matches", "a pod may always reach itself". `why`
+and the flow events (`netcc.contract.flows`) both phrase through it, so the two never drift.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,3 +100,59 @@ def by_number(doc: Any) -> dict[int, dict[str, Any]]:
     Raises KeyError, TypeError or ValueError when an entry has no number or the document is
     not shaped as `verdicts_document` writes it."""
     return {int(v["number"]): v for v in doc.get("verdicts", [])}
+
+
+# --- in words ------------------------------------------------------------------------------
+
+# Why one side of a connection passes or drops, by the reason the reference model gives
+# (`netcc.semantics.policy.SideVerdict.reason`). `netcc why` prints "allowed by" followed by
+# the rules, one per line; `phrase` names the one rule a verdict stands for.
+REASONS = {
+    "self": "a pod may always reach itself",
+    "host": "a pod's own node may always reach it",
+    "unisolated": "not isolated: no policy selects {pod} for {direction}",
+    "rule": "allowed by",
+    "default-deny": "default deny: {pod} is isolated for {direction} and no rule matches",
+    "not-a-pod": "{what} is not a pod: no {direction} policy applies",
+}
+# The reserved verdicts that are one of those reasons; the others are phrased by their doc.
+RESERVED_REASONS = {
+    "ALLOW_SELF": "self",
+    "ALLOW_FROM_HOST": "host",
+    "ALLOW_UNISOLATED_INGRESS": "unisolated",
+    "ALLOW_UNISOLATED_EGRESS": "unisolated",
+}
+
+
+def rule_name(policy: str, direction: str, index: int) -> str:
+    """A rule as `netcc why` (and the policy maps' notes) name it: `shop/web ingress[0]`."""
+    return f"{policy} {direction}[{index}]"
+
+
+def reason_of(entry: Mapping[str, Any]) -> str | None:
+    """The reason (a key of REASONS) a `verdicts.json` entry stands for: `rule` for a rule's
+    allow, `default-deny` for a pod's deny, the reason of a reserved verdict that is one;
+    None for the other reserved verdicts (drops no rule decides, related ICMP, NodePort)."""
+    if "policy" in entry:
+        return "rule"
+    if "pod" in entry and entry.get("action") == "drop":
+        return "default-deny"
+    return RESERVED_REASONS.get(str(entry.get("name", "")))
+
+
+def phrase(entry: Mapping[str, Any], pod: str = "") -> str:
+    """Why the verdict `entry` (a `verdicts.json` object) let a packet through or dropped it,
+    in the words of `netcc why`. `pod` is the pod the verdict judged (the workload or class,
+    as `why` names it), which a reserved "not isolated" verdict does not carry."""
+    reason = reason_of(entry)
+    if reason == "rule":
+        rule = rule_name(entry["policy"], entry["direction"], entry["index"])
+        return f"{REASONS['rule']} {rule}"
+    if reason == "default-deny":
+        return REASONS[reason].format(pod=entry["pod"], direction=entry["direction"])
+    if reason == "unisolated":
+        direction = "ingress" if str(entry["name"]).endswith("INGRESS") else "egress"
+        return REASONS[reason].format(pod=pod or "the pod", direction=direction)
+    if reason is not None:
+        return REASONS[reason]
+    return str(entry.get("doc") or entry.get("name") or f"verdict {entry.get('number')}")

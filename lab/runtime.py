@@ -4,12 +4,12 @@ for labels, and the CNI plugin binary the lab's container runtime executes.
 Started by `netcc lab up` when its artifacts declare workload classes (`classes.json`). Each
 daemon runs inside its node's namespace through `nsenter --net` (setns only: /sys is not
 remounted, so the bpffs pins stay shared), on the same pin root and state dir the lab's first
-apply used, so it takes that datapath over. Its CNI socket, address store and conf dir live
-under the lab's state dir (`nodes/NODE/`). Every process is recorded in the lab's state file
-before it starts (`daemon`, `kubeapi`) and is stopped by `netcc lab down` only when
-/proc/PID still shows that command line (a reused pid is left alone). A daemon that died is
-started again only by `netcc lab daemon restart NODE` (`restart_daemon`), never behind the
-user's back: `pod add` on its node refuses until then.
+apply used, so it takes that datapath over. Its CNI socket, flows socket (`netcc observe`),
+address store and conf dir live under the lab's state dir (`nodes/NODE/`). Every process is
+recorded in the lab's state file before it starts (`daemon`, `kubeapi`) and is stopped by
+`netcc lab down` only when /proc/PID still shows that command line (a reused pid is left
+alone). A daemon that died is started again only by `netcc lab daemon restart NODE`
+(`restart_daemon`), never behind the user's back: `pod add` on its node refuses until then.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import netcc
-from netcc.contract.cni import PLUGIN_TYPE
+from netcc.contract.cni import METRICS_PORT, PLUGIN_TYPE
+from netcc.contract.flows import SOCKET_NAME as FLOWS_SOCKET
 from netcc.lab.kubeapi import PODS_FILE
 from netcc.lab.state import LabState
 
@@ -92,7 +93,10 @@ def start_daemon(state: LabState, load: dict[str, Any], wireguard: str) -> None:
     its datapath is applied (its `daemon.json` says ready)."""
     d = node_dir(state, load["node"])
     d.mkdir(parents=True, exist_ok=True)
-    entry = state.record("daemon", node=load["node"], netns=load["netns"], dir=str(d))
+    flows = d / FLOWS_SOCKET  # `netcc observe` reads every node's
+    entry = state.record(
+        "daemon", node=load["node"], netns=load["netns"], dir=str(d), flows=str(flows)
+    )
     argv = [
         "nsenter", f"--net=/run/netns/{load['netns']}", sys.executable, "-m", "netcc",
         "load", "run", load["out"], "--node", load["node"],
@@ -100,6 +104,8 @@ def start_daemon(state: LabState, load: dict[str, Any], wireguard: str) -> None:
         "--state-dir", load["state_dir"], "--pin-root", load["pin_root"],
         "--kube", f"unix://{state.path.parent / KUBE_SOCKET}",
         "--cni-conf-dir", str(d / "net.d"), "--wireguard", wireguard,
+        "--metrics-address", f"0.0.0.0:{METRICS_PORT}",  # every address of the node's netns
+        "--flows-socket", str(flows),
     ]  # fmt: skip
     proc = _spawn(state, entry, argv, d / "daemon.log")
     report = Path(load["state_dir"]) / "daemon.json"

@@ -18,7 +18,7 @@ import logging
 import os
 import platform
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from ctypes import (
     CFUNCTYPE,
@@ -53,6 +53,7 @@ MAP_TYPES = {
     "lru_hash": 9,
     "lru_percpu_hash": 10,
     "lpm_trie": 11,
+    "ringbuf": 27,
 }
 BPF_PROG_TYPE_SCHED_CLS = 3
 
@@ -209,6 +210,11 @@ _PROTOS = {
     "bpf_obj_pin": (c_int, [c_int, c_char_p]),
     "bpf_obj_get": (c_int, [c_char_p]),
     "bpf_prog_test_run_opts": (c_int, [c_int, POINTER(bpf_test_run_opts)]),
+    "ring_buffer__new": (_P, [c_int, c_void_p, c_void_p, c_void_p]),
+    "ring_buffer__poll": (c_int, [_P, c_int]),
+    "ring_buffer__consume": (c_int, [_P]),
+    "ring_buffer__free": (None, [_P]),
+    "ring_buffer__epoll_fd": (c_int, [_P]),
 }
 
 _lock = threading.Lock()
@@ -492,6 +498,23 @@ def map_keys(fd: int, key_size: int) -> list[bytes]:
         cur = _buf(nxt.raw)
 
 
+def map_count(fd: int, key_size: int, limit: int) -> int:
+    """How many distinct keys a hash map holds, walked with bpf_map_get_next_key (one syscall
+    each). A walk whose key was evicted meanwhile restarts at the first key, so keys are
+    counted once and the walk stops after `limit` steps (a lower bound then, under churn)."""
+    lib, seen = _lib(), set()
+    cur = None
+    nxt = ctypes.create_string_buffer(key_size)
+    for _ in range(limit):
+        ret = lib.bpf_map_get_next_key(fd, cur, nxt)
+        if ret == -errno_mod.ENOENT:
+            break
+        _check(ret, f"iterating map fd {fd}")
+        seen.add(nxt.raw)
+        cur = _buf(nxt.raw)
+    return len(seen)
+
+
 def map_info(fd: int) -> dict:
     """Kernel view of a map: name, type, id, key_size, value_size, max_entries, flags."""
     info = bpf_map_info()
@@ -573,3 +596,63 @@ def obj_get(path: str | Path) -> int:
     """A new fd for a pinned object; the caller closes it with os.close."""
     with _capture() as buf:
         return _check(_lib().bpf_obj_get(os.fsencode(path)), f"opening pin {path}", buf)
+
+
+# --- ring buffers --------------------------------------------------------------------------
+
+# ring_buffer_sample_fn: int (*)(void *ctx, void *data, size_t size)
+_SAMPLE_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
+
+
+class RingBuffer:
+    """A consumer of a BPF ring buffer map (libbpf's `ring_buffer`): `poll` calls `on_record`
+    with each record's bytes, in the order they were committed. One thread at a time."""
+
+    def __init__(self, map_fd: int, on_record: Callable[[bytes], None]) -> None:
+        self._on_record = on_record
+        self._error: BaseException | None = None
+        self._cb = _SAMPLE_FN(self._sample)  # kept alive as long as the ring buffer
+        with _capture() as buf:
+            ptr = _lib().ring_buffer__new(map_fd, ctypes.cast(self._cb, c_void_p), None, None)
+            if not ptr:
+                raise BpfError(_errno_or(), "opening the ring buffer", "".join(buf))
+        self._ptr: int | None = ptr
+
+    def _sample(self, _ctx: int, data: int, size: int) -> int:
+        try:
+            self._on_record(ctypes.string_at(data, size))
+        except BaseException as e:  # raised again from poll: never across the C frames
+            self._error = e
+            return -1
+        return 0
+
+    def poll(self, timeout_ms: int) -> int:
+        """Wait up to `timeout_ms` for records, hand every available one to `on_record`;
+        the number handed."""
+        return self._run(lambda p: _lib().ring_buffer__poll(p, timeout_ms), "polling")
+
+    def consume(self) -> int:
+        """Hand every available record to `on_record` without waiting."""
+        return self._run(_lib().ring_buffer__consume, "consuming")
+
+    def _run(self, call: Callable[[int], int], what: str) -> int:
+        if self._ptr is None:
+            raise BpfError(errno_mod.EBADF, "the ring buffer is closed")
+        ret = call(self._ptr)
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        if ret < 0 and -ret != errno_mod.EINTR:
+            raise BpfError(-ret, f"{what} the ring buffer")
+        return max(ret, 0)
+
+    def close(self) -> None:
+        if self._ptr is not None:
+            ptr, self._ptr = self._ptr, None
+            _lib().ring_buffer__free(ptr)
+
+    def __enter__(self) -> RingBuffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -12,7 +12,9 @@ created anew for the new object and what can be translated is copied over:
 - `netcc_stats` (per-CPU counters indexed by verdict): each verdict's counters move to the
   new number of the same verdict;
 - `netcc_flow_cache` is a cache in front of conntrack and starts empty, as do the generations
-  of its slots (`netcc_flow_cache_gen`).
+  of its slots (`netcc_flow_cache_gen`); the flow event ring buffer (`netcc_events`) is never
+  copied (the node daemon reads what the old one still holds);
+- `netcc_event_budget` (per-CPU counters) is summed like `netcc_stats`, slot by slot.
 
 A verdict is the same across versions when its identity is: a reserved verdict by name, a
 rule by (policy, direction, index), a default deny by (pod, direction). A connection whose
@@ -42,7 +44,8 @@ from netcc.loader.libbpf import BPF_ANY, BPF_NOEXIST, BpfError
 from netcc.loader.maps import BpfMap
 
 VERDICT_KEYED = {"netcc_stats"}  # u32 key = verdict number
-CACHES = {"netcc_flow_cache", "netcc_flow_cache_gen"}  # never copied
+CACHES = {"netcc_flow_cache", "netcc_flow_cache_gen", "netcc_events"}  # never copied
+RINGS = {"ringbuf"}  # map types without entries (flow events: netcc.contract.events)
 VERDICT_FIELDS = ("verdict", "ingress_deny", "egress_deny")
 STALE_NAME = "ALLOW_ESTABLISHED_REMOVED_RULE"
 STALE_DOC = "connection allowed by a rule that a later applied version removed (conntrack kept)"
@@ -128,10 +131,11 @@ def layout_mismatch(info: dict[str, Any], layout: Layout, name: str) -> str | No
     """Why a kernel map (its `map_info`) cannot serve as `name` of the new layout; None if
     it can."""
     m = layout.maps[name]
+    ring = m.type in RINGS  # the kernel map has no key or value size: its records are `value`
     want = {
         "type": libbpf.MAP_TYPES.get(m.type),
-        "key_size": layout.size(m.key),
-        "value_size": layout.size(m.value),
+        "key_size": 0 if ring else layout.size(m.key),
+        "value_size": 0 if ring else layout.size(m.value),
         "max_entries": m.max_entries,
     }
     diffs = [f"{k} {info[k]} -> {v}" for k, v in want.items() if info.get(k) != v]

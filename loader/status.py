@@ -1,4 +1,5 @@
-"""`netcc load status`: what is attached where, which artifacts, and the verdict counters.
+"""`netcc load status`: what is attached where, which artifacts, the verdict counters and the
+flow events written and lost (`flow_events`).
 
 Reads the node's state (`state.py`) and checks it against the kernel: every hook must run the
 applied version's pinned program, every bound pod must still route through its interface and
@@ -15,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from netcc.contract.events import BUDGET_MAP
 from netcc.contract.programs import PROGRAMS
 from netcc.loader import attach, libbpf, migrate, state
 from netcc.loader.artifacts import ENDPOINTS
@@ -100,6 +102,24 @@ def counters(paths: Paths, doc: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def flow_events(paths: Paths) -> dict[str, int] | None:
+    """Flow events the datapath wrote and those it could not (over a CPU's budget, the ring
+    buffer full), summed over CPUs; None when the applied datapath has no budget map."""
+    layout = Layout(json.loads(state.read_copy(paths, state.LAYOUT_COPY)))
+    if BUDGET_MAP not in layout.maps or not (paths.maps / BUDGET_MAP).exists():
+        return None
+    with BpfMap.pinned(paths.maps / BUDGET_MAP, layout) as budget:
+        slots = [budget.unpack_value(v) for v in budget.get_percpu(bytes(4))]
+    return {
+        name: sum(s[field] for s in slots)
+        for name, field in (
+            ("sent", "sent"),
+            ("lostBudget", "lost_budget"),
+            ("lostRing", "lost_ring"),
+        )
+    }
+
+
 def _endpoint_ifindex(paths: Paths, layout: Layout, ip: str) -> int | None:
     with BpfMap.pinned(paths.maps / ENDPOINTS, layout) as endpoints:
         raw = endpoints.get(endpoints.pack_key({"ip": str(ipaddress.IPv4Address(ip))}))
@@ -170,6 +190,11 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
                 )
     daemon = _daemon_or_problem(paths, problems)
     rows = _counters_or_problem(paths, doc, problems)
+    try:
+        events = flow_events(paths)
+    except (OSError, ValueError, libbpf.BpfError) as e:
+        problems.append(f"flow event counters unreadable: {e}")
+        events = None
     tunnel = _tunnel_or_problem(paths, problems)
     return {
         "node": paths.node,
@@ -185,6 +210,7 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
         "interfaces": [interfaces[i] for i in sorted(interfaces)],
         "pending": pending,
         "counters": rows,
+        "events": events,
         "wireguard": tunnel,
         "daemon": daemon,
     }
@@ -335,6 +361,12 @@ def format_status(report: dict[str, Any], all_counters: bool = False) -> str:
             lines.append(f"  pending {p['ip']} {p['pod']}: {p['reason']}")
         lines += _format_daemon(n.get("daemon"))
         lines += _format_tunnel(n.get("wireguard"))
+        if n.get("events"):
+            e = n["events"]
+            lines.append(
+                f"  flow events: {e['sent']} sent, {e['lostBudget'] + e['lostRing']} lost "
+                f"({e['lostBudget']} over budget, {e['lostRing']} ring buffer full)"
+            )
         lines.append("  counters:")
         lines.append(f"    {'verdict':>7} {'action':<6} {'packets':>10} {'bytes':>12}  rule")
         for c in n["counters"]:

@@ -3,7 +3,8 @@
 # starts a node daemon (`netcc load run`) on every node; `lab pod add` networks a pod through
 # the real CNI plugin (build/netcc-cni) as a container runtime would; probes show the pods
 # judged by their class from the first packet, across nodes; a pod of no class is refused;
-# services over classes send to the ready pods only (`lab pod ready`); `lab pod del` and
+# `netcc observe` shows each verdict with its rule; services over classes send to the ready
+# pods only (`lab pod ready`); `lab pod del` and
 # `lab down` leave nothing. Everything is removed again, also on failure.
 set -euo pipefail
 spec=${1:-examples/pods.yaml}
@@ -48,6 +49,10 @@ probe monitoring/prom-0 shop/web-7c9 8080/tcp     # prometheus -> web: allowed
 probe shop/web-7c9 shop/db 5432/tcp               # web -> db: denied
 probe monitoring/prom-0 shop/api-5d8 9000/tcp     # prometheus' egress: denied
 probe shop/web-7c9 shop/api-5d8 9000/udp          # wrong protocol: denied
+
+step "what the datapath decided, as every node daemon saw it (netcc observe, across the lab)"
+netcc observe --verdict dropped --last 3           # the denies, naming both pods and the rule
+netcc observe --pod shop/api-5d8 --verdict forwarded --last 2
 
 step "services over classes: their backends are the ready pods of the classes they select"
 python3 - "$out/services.json" <<'EOF'

@@ -7,7 +7,7 @@ from importlib import resources
 
 import jinja2
 
-from netcc.contract import constants, programs
+from netcc.contract import constants, events, programs
 from netcc.contract.capacity import capacities_for
 from netcc.contract.maps import maps_for, structs_of
 from netcc.contract.verdicts import FIRST_RESERVED_DROP, FIRST_RULE_VERDICT, RESERVED_VERDICTS
@@ -23,6 +23,7 @@ LIB_HEADERS = (
     "ipcache.h",
     "policy.h",
     "stats.h",
+    "events.h",
     "nat.h",
     "lb.h",
     "hairpin.h",
@@ -61,6 +62,19 @@ def _config(p: ClusterPlan) -> list[tuple[str, object, str]]:
     out.append(("NETCC_SERVICE_NET", f"0x{int(net.network_address):08x}U", f"serviceCIDR {net}"))
     out.append(("NETCC_SERVICE_MASK", f"0x{int(net.netmask):08x}U", "its netmask"))
     out += [(name, secs, doc + " (s)") for name, (secs, doc) in constants.CT_LIFETIMES.items()]
+    obs = p.cluster.observability
+    out += [
+        (c.name, value, c.doc)
+        for c, value in zip(
+            events.EVENT_BUDGET_CONSTANTS,
+            (
+                int(obs.flow_events),
+                events.NS_PER_SEC // obs.rate_per_cpu,
+                obs.burst_per_cpu,
+            ),
+            strict=True,
+        )
+    ]
     return out
 
 
@@ -74,7 +88,8 @@ def render_bpf(p: ClusterPlan) -> dict[str, bytes]:
     ctx = {
         "header": HEADER,
         "cluster_name": p.cluster.name,
-        "field_values": constants.field_values(bool(p.classes)),
+        "field_values": constants.field_values(bool(p.classes))
+        + tuple((c.name, c.value) for c in events.EVENT_FIELD_VALUES),
         "structs": structs_of(maps),
         "maps": maps,
         "services": p.services,

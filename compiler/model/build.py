@@ -18,10 +18,13 @@ from netcc.model.types import (
     ContainerPort,
     Deploy,
     IPBlock,
+    IPsec,
+    IPsecKey,
     LabelSelector,
     Namespace,
     NetworkPolicy,
     Node,
+    Observability,
     Peer,
     PolicyPort,
     Requirement,
@@ -71,7 +74,9 @@ def build_cluster(document: dict[str, Any]) -> Cluster:
             for i, p in enumerate(spec.get("policies", []))
         ),
         wireguard=_wireguard(spec.get("encryption", {}).get("wireguard")),
+        ipsec=_ipsec(spec.get("encryption", {}).get("ipsec")),
         deploy=_deploy(spec.get("deploy")),
+        observability=_observability(spec.get("observability", {}).get("flowEvents", {})),
         default_namespace=default_namespace,
     )
 
@@ -171,6 +176,43 @@ def _wireguard(wireguard: dict[str, Any] | None) -> WireGuard | None:
         underlay_mtu=wireguard.get("underlayMTU", DEFAULT_UNDERLAY_MTU),
         persistent_keepalive=wireguard.get("persistentKeepalive", DEFAULT_KEEPALIVE),
         path=path,
+    )
+
+
+def _ipsec(ipsec: dict[str, Any] | None) -> IPsec | None:
+    """spec.encryption.ipsec, defaults filled in (see `IPsec`)."""
+    if ipsec is None:
+        return None
+    path = "spec.encryption.ipsec"
+    default = IPsec()
+    keys = ipsec.get("keys")
+    return IPsec(
+        enabled=ipsec["enabled"],
+        cipher=ipsec.get("cipher", default.cipher),
+        key_bits=ipsec.get("keyBits", default.key_bits),
+        icv_bits=ipsec.get("icvBits", default.icv_bits),
+        underlay_mtu=ipsec.get("underlayMTU", default.underlay_mtu),
+        key_directory=ipsec.get("keyDirectory", default.key_directory),
+        replay_window=ipsec.get("replayWindow", default.replay_window),
+        accept_plaintext=ipsec.get("acceptPlaintext", default.accept_plaintext),
+        removed_key_grace=ipsec.get("removedKeyGraceSeconds", default.removed_key_grace),
+        keys=default.keys
+        if keys is None
+        else tuple(
+            IPsecKey(k["id"], k["state"], k.get("fingerprint"), f"{path}.keys[{i}]")
+            for i, k in enumerate(keys)
+        ),
+        path=path,
+    )
+
+
+def _observability(events: dict[str, Any]) -> Observability:
+    """spec.observability.flowEvents, defaults filled in."""
+    default = Observability()
+    return Observability(
+        flow_events=events.get("enabled", default.flow_events),
+        rate_per_cpu=events.get("ratePerCPU", default.rate_per_cpu),
+        burst_per_cpu=events.get("burstPerCPU", default.burst_per_cpu),
     )
 
 

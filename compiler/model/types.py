@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from netcc import __version__
+from netcc.contract.events import EVENT_BURST, EVENT_RATE
+from netcc.contract.ipsec import AEAD
 
 Labels = tuple[tuple[str, str], ...]
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -244,6 +246,33 @@ class WireGuard:
 
 
 @dataclass(frozen=True)
+class IPsecKey:
+    """spec.encryption.ipsec.keys[i]: a cluster key's id, its state and fingerprint (no key)."""
+
+    id: int
+    state: str  # "send" | "accept"
+    fingerprint: str | None = None
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class IPsec:
+    """spec.encryption.ipsec, defaults filled in (`netcc.contract.ipsec` says what they mean)."""
+
+    enabled: bool = False
+    cipher: str = AEAD
+    key_bits: int = 128
+    icv_bits: int = 128
+    underlay_mtu: int = 1500
+    key_directory: str = "/etc/netcc/ipsec"
+    replay_window: int = 1024
+    accept_plaintext: bool = False
+    removed_key_grace: int = 300
+    keys: tuple[IPsecKey, ...] = (IPsecKey(1, "send"),)
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class Deploy:
     """How `OUT/k8s` runs the loader: its container image, `name[:tag][@sha256:<hex>]`.
 
@@ -252,6 +281,16 @@ class Deploy:
 
     image: str = f"ghcr.io/netcc/netcc:{__version__}"
     path: str = ""
+
+
+@dataclass(frozen=True)
+class Observability:
+    """spec.observability: the datapath's flow events (`netcc.contract.events`) and their
+    per-CPU budget."""
+
+    flow_events: bool = True
+    rate_per_cpu: int = EVENT_RATE
+    burst_per_cpu: int = EVENT_BURST
 
 
 @dataclass(frozen=True)
@@ -268,7 +307,9 @@ class Cluster:
     services: tuple[Service, ...] = ()
     policies: tuple[NetworkPolicy, ...] = ()
     wireguard: WireGuard | None = None
+    ipsec: IPsec | None = None
     deploy: Deploy = Deploy()
+    observability: Observability = Observability()
     default_namespace: str = DEFAULT_NAMESPACE  # of policies that name none
     _index: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 

@@ -11,6 +11,11 @@ A workload class is one end, `NS/CLASS (class)`, standing for all its pods (two 
 different pods, so a class's flows to itself are compared too). What flows cannot show about
 classes (added, removed, blocks moved, the keys that decide a pod's class) is in `classes`
 (`netcc.review.class_diff`).
+
+With `spec.encryption` on either side, `encryption` says how what is encrypted changes (a node
+newly covered or no longer, WireGuard, IPsec or none) and, when the IPsec keys or
+acceptPlaintext change, whether rolling NEW out over OLD is safe and what step comes next
+(`netcc.review.encryption`, `netcc.contract.ipsecrollout`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from netcc.model.types import Cluster
 from netcc.review.class_diff import ClassChange, class_changes, format_changes
 from netcc.review.connectivity import Connectivity, Party, block_prefixes
+from netcc.review.encryption import encryption_diff
 from netcc.review.portset import EMPTY, OTHER, PORTED, PortSet, range_text
 
 PROTOCOL_ORDER = {p: i for i, p in enumerate((*PORTED, OTHER))}
@@ -59,10 +65,15 @@ class Diff:
     removed: tuple[Change, ...]
     classes: tuple[ClassChange, ...] = ()
     with_classes: bool = False  # either version has classes: JSON has `classes`
+    encryption: dict[str, Any] | None = None  # either version has spec.encryption
+
+    @property
+    def encryption_lines(self) -> list[str]:
+        return list(self.encryption["lines"]) if self.encryption else []
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.removed or self.classes)
+        return bool(self.added or self.removed or self.classes or self.encryption_lines)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -71,6 +82,8 @@ class Diff:
         }
         if self.with_classes:
             out["classes"] = [c.to_json() for c in self.classes]
+        if self.encryption is not None:
+            out["encryption"] = self.encryption
         return out
 
 
@@ -163,6 +176,7 @@ def diff(old: Cluster, new: Cluster) -> Diff:
         tuple(sorted(out["removed"], key=order)),
         tuple(class_changes(old, new)),
         bool(old.classes or new.classes),
+        encryption_diff(old, new),
     )
 
 
@@ -191,11 +205,12 @@ def _port_set(changes: list[Change]) -> PortSet:
 
 
 def format_text(d: Diff) -> str:
-    """`~ CHANGE` for the classes, `+ FROM -> TO PORTS` for newly allowed flows, `- ...` for
-    newly denied ones."""
+    """`~ CHANGE` for the classes and encryption, `+ FROM -> TO PORTS` for newly allowed
+    flows, `- ...` for newly denied ones."""
     if not d.changed:
         return "connectivity unchanged"
     lines = format_changes(list(d.classes))
+    lines += [f"~ {line}" for line in d.encryption_lines]
     for sign, changes in (("+", d.added), ("-", d.removed)):
         pairs: dict[tuple[str, str], list[Change]] = {}
         for c in changes:
@@ -205,5 +220,7 @@ def format_text(d: Diff) -> str:
     summary = f"{len(d.added)} entries newly allowed, {len(d.removed)} newly denied"
     if d.classes:
         summary += f", {len(d.classes)} class change(s)"
+    if d.encryption_lines:
+        summary += ", encryption changed"
     lines.append(summary)
     return "\n".join(lines)

@@ -7,7 +7,9 @@ allowed by both sides), each with the rules behind it on both sides. Then exposu
 reachable from outside the cluster, and what every pod of every namespace may reach), the
 external address classes, the services (backends, and for NodePorts what outside reaches
 through which node), and the connectivity matrix. When policies name no namespace,
-`default_namespace` lists them with the namespace they were given (the spec's default).
+`default_namespace` lists them with the namespace they were given (the spec's default). With
+`spec.encryption`, `encryption` says which traffic is encrypted and which is not
+(`netcc.review.encryption`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from netcc.diagnostics import SourceMap
 from netcc.review.classes import classes_report
 from netcc.review.connectivity import Connectivity, Flow, Grant, Party, Side, block_text
+from netcc.review.encryption import encryption_report
 from netcc.review.portset import ALL, OTHER, PortSet, range_text
 from netcc.review.services import services_report
 from netcc.review.source import Spec
@@ -254,6 +257,7 @@ class _Builder:
         }
         defaulted = self.default_namespace()
         classes = classes_report(self.cluster)
+        encryption = encryption_report(self.cluster)
         return {
             "reportVersion": REPORT_VERSION,
             "cluster": self.cluster.name,
@@ -289,6 +293,7 @@ class _Builder:
             "external": self.externals(),
             "matrix": self.matrix(),
             **({"workload_classes": classes} if classes else {}),
+            **({"encryption": encryption} if encryption else {}),
         }
 
 

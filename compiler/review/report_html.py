@@ -171,6 +171,39 @@ def _classes(section: dict[str, Any] | None) -> str:
     )
 
 
+def _encryption(section: dict[str, Any] | None) -> str:
+    """Which traffic is encrypted between nodes and which is not ("" without
+    `spec.encryption`)."""
+    if not section:
+        return ""
+    keys = "".join(
+        f"<li>key {k['id']} {escape(k['state'])}"
+        + (f" (fingerprint <code>{escape(k['fingerprint'])}</code>)" if k["fingerprint"] else "")
+        + "</li>"
+        for k in section.get("keys", ())
+    )
+    encrypted = _table(
+        ["nodes", "pod CIDRs", "SPI"],
+        [
+            [
+                escape(f"{t['from']} → {t['to']}"),
+                escape(f"{t['src']} → {t['dst']}"),
+                escape(t.get("spi", "—")),
+            ]
+            for t in section["encrypted"]
+        ],
+    )
+    plain = _table(
+        ["traffic", "why"],
+        [[escape(n["traffic"]), escape(n["why"])] for n in section["not_encrypted"]],
+    )
+    return (
+        f"<h2>Encryption</h2>\n<p>{escape(section['summary'])}.</p>\n"
+        + (f"<ul>{keys}</ul>\n" if keys else "")
+        + f"<h3>Encrypted</h3>\n{encrypted}\n<h3>Not encrypted</h3>\n{plain}\n"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole HTML page."""
     s = report["summary"]
@@ -278,7 +311,7 @@ receiver's ingress policy. Hover a cell for the exact ports.</p>
 <h3>Services</h3>
 <p>NetworkPolicy judges each backend after translation, with the source it really sees.</p>
 {services}
-{_classes(report.get("workload_classes"))}<h2>Isolation</h2>
+{_classes(report.get("workload_classes"))}{_encryption(report.get("encryption"))}<h2>Isolation</h2>
 {isolation}
 <h2>Workloads</h2>
 {workloads}

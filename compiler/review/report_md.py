@@ -54,6 +54,30 @@ def _classes(section: dict[str, Any] | None) -> list[str]:
     return [*out, "", section["undeclared"], ""]
 
 
+def _encryption(section: dict[str, Any] | None) -> list[str]:
+    """Which traffic is encrypted between nodes and which is not (with `spec.encryption`)."""
+    if section is None:
+        return []
+    out = ["### Encryption", "", f"{section['summary']}.", ""]
+    keys = section.get("keys")
+    if keys:
+        shown = ", ".join(
+            f"key {k['id']} {k['state']}"
+            + (f" (fingerprint `{k['fingerprint']}`)" if k["fingerprint"] else "")
+            for k in keys
+        )
+        out += [f"Keys: {shown}; pod MTU {section['mtu']}.", ""]
+    rows = [
+        [f"{t['from']} → {t['to']}", f"{t['src']} → {t['dst']}", t.get("spi", "—")]
+        for t in section["encrypted"]
+    ]
+    out += ["**Encrypted**", ""]
+    out += table(["nodes", "pod CIDRs", "SPI"], rows, ROWS) or ["nothing", ""]
+    out += ["**Not encrypted**", ""]
+    out += table(["traffic", "why"], [[n["traffic"], n["why"]] for n in section["not_encrypted"]])
+    return out
+
+
 def rules_text(side: dict[str, Any] | None, *, this: bool) -> str:
     """The rules behind one side, or why the side lets everything through."""
     if side is None:
@@ -241,6 +265,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         ROWS,
     ) or ["none", ""]
     head += _classes(report.get("workload_classes"))
+    head += _encryption(report.get("encryption"))
     head += ["### Isolation", ""]
     head += table(
         [

@@ -3,7 +3,8 @@
 The answer is `netcc.semantics.policy.evaluate`, the reference model itself: the sender's egress
 side and the receiver's ingress side, each with the policies isolating the pod, the rules that allow
 the connection (or the default deny that drops it), and for every rule of those policies whether its
-peers and its ports match."""
+peers and its ports match. Its words (`REASONS`, `rule_name`) are the contract's
+(`netcc.contract.verdicts`), which flow events (`netcc observe`) phrase with too."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address
 from typing import Any
 
+from netcc.contract.verdicts import REASONS, rule_name
 from netcc.diagnostics import SourceMap
 from netcc.fsguard import shown
 from netcc.model.types import PROTOCOL_NUMBERS, Cluster, Workload
@@ -222,16 +224,6 @@ def to_json(cluster: Cluster, v: FlowVerdict, sources: SourceMap | None = None) 
     }
 
 
-REASONS = {
-    "self": "a pod may always reach itself",
-    "host": "a pod's own node may always reach it",
-    "unisolated": "not isolated: no policy selects {pod} for {direction}",
-    "rule": "allowed by",
-    "default-deny": "default deny: {pod} is isolated for {direction} and no rule matches",
-    "not-a-pod": "{what} is not a pod: no {direction} policy applies",
-}
-
-
 def _where(rule: dict[str, Any], filename: str) -> str:
     where = rule.get("file") or filename
     at = f"{where}:{rule['line']}:{rule['col']}" if rule["line"] else where
@@ -254,7 +246,8 @@ def format_text(doc: dict[str, Any], filename: str) -> str:
         verdict = "pass" if side["allowed"] else "DROP"
         lines.append(f"  {direction} of {side['pod'] or end['ip']}: {verdict}, {text}")
         for r in side["rules"]:
-            lines.append(f"    {r['policy']} {direction}[{r['index']}] at {_where(r, filename)}")
+            rule = rule_name(r["policy"], direction, r["index"])
+            lines.append(f"    {rule} at {_where(r, filename)}")
         if side["isolated_by"]:
             lines.append(f"    isolating policies: {', '.join(side['isolated_by'])}")
         if side["reason"] == "default-deny":
@@ -264,10 +257,8 @@ def format_text(doc: dict[str, Any], filename: str) -> str:
                     for k, ok in (("peers", r["peers_match"]), ("ports", r["ports_match"]))
                     if not ok
                 )
-                lines.append(
-                    f"    {r['policy']} {direction}[{r['index']}]: {miss} do not match, "
-                    f"at {_where(r, filename)}"
-                )
+                rule = rule_name(r["policy"], direction, r["index"])
+                lines.append(f"    {rule}: {miss} do not match, at {_where(r, filename)}")
             if not side["considered"]:
                 lines.append(f"    the isolating policies have no {direction} rules")
     return "\n".join(lines)

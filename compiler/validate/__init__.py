@@ -12,6 +12,7 @@ from netcc.diagnostics import Diagnostic, SourceMap
 from netcc.validate.access import mapping, text
 from netcc.validate.context import Context
 from netcc.validate.deploy import check_deploy
+from netcc.validate.ipsec import check_ipsec
 from netcc.validate.k8s_names import describe, dns1123_subdomain
 from netcc.validate.labels import check_annotations, check_labels
 from netcc.validate.namespaces import check_namespaces
@@ -43,6 +44,7 @@ def check_semantics(document: Any, source_map: SourceMap) -> list[Diagnostic]:
     check_services(ctx, spec.get("services"))
     check_policies(ctx, spec.get("policies"), spec.get("defaultNamespace"))
     check_wireguard(ctx, spec)
+    check_ipsec(ctx, spec)
     check_deploy(ctx, spec)
     return ctx.diagnostics
 

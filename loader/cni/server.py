@@ -107,10 +107,10 @@ class CniServer:
         parent = self.socket_path.parent
         parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.spool_dir.mkdir(mode=0o700, exist_ok=True)
-        self._lock_fd = _lock_exclusive(self.socket_path.with_name(self.socket_path.name + ".lock"))
+        self._lock_fd = lock_exclusive(self.socket_path.with_name(self.socket_path.name + ".lock"))
         try:
             self.process_spool()
-            self._listener, self._identity = _bind(self.socket_path)
+            self._listener, self._identity = bind_socket(self.socket_path)
         except BaseException:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -132,10 +132,7 @@ class CniServer:
             self._listener.close()
             self._listener = None
         if self._identity is not None:
-            with contextlib.suppress(FileNotFoundError):
-                st = os.lstat(self.socket_path)
-                if (st.st_dev, st.st_ino) == self._identity:
-                    os.unlink(self.socket_path)
+            unlink_own(self.socket_path, self._identity)
             self._identity = None
         with self._threads_lock:
             threads = list(self._threads)
@@ -321,7 +318,7 @@ def _answer(conn: socket.socket, response: bytes) -> None:
             log.warning("the CNI shim left before its answer: %s", e)
 
 
-def _lock_exclusive(path: Path) -> int:
+def lock_exclusive(path: Path) -> int:
     """Hold `path` locked for the daemon's lifetime; ServerError if another daemon holds it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
@@ -332,7 +329,16 @@ def _lock_exclusive(path: Path) -> int:
     return fd
 
 
-def _bind(path: Path) -> tuple[socket.socket, tuple[int, int]]:
+def unlink_own(path: Path, identity: tuple[int, int]) -> None:
+    """Remove the socket at `path` if it is still the one bound (`identity`: its st_dev and
+    st_ino); a socket another daemon bound there since is left alone."""
+    with contextlib.suppress(FileNotFoundError):
+        st = os.lstat(path)
+        if (st.st_dev, st.st_ino) == identity:
+            os.unlink(path)
+
+
+def bind_socket(path: Path) -> tuple[socket.socket, tuple[int, int]]:
     """A listening socket at `path`, mode 0600 from its first moment; replaces a socket a
     dead daemon left (we hold the lock), refuses anything else in the way."""
     with contextlib.suppress(FileNotFoundError):

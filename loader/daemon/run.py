@@ -13,6 +13,10 @@
    the accepted OUT applied again with the pods on disk (drift repair).
 4. Once the datapath is applied, the CNI network config list is written into the conf dir
    (kubelet takes it as the node's network being ready).
+5. Metrics in the Prometheus text format on `metrics_address` (`metrics`): the node's verdict
+   counters, map fill, flow event losses, CNI ADD and apply durations, the applied digest.
+6. Flow records on `flows_socket` (`flows`): the datapath's flow events with both ends and
+   the rule named, for `netcc observe`.
 
 `daemon.json` in the loader's state directory says what the daemon is doing: ready or why
 not, the accepted and the refused artifacts, the pods, each class's block usage.
@@ -40,6 +44,7 @@ from netcc.loader.cni.server import CniServer
 from netcc.loader.daemon.fastpath import FastPath
 from netcc.loader.daemon.handler import Daemon, PodSource, Readiness
 from netcc.loader.daemon.lbruntime import ServiceBackends
+from netcc.loader.daemon.metrics import DaemonMetrics, MetricsServer, serve
 from netcc.loader.daemon.noderoutes import ensure_routes
 from netcc.loader.daemon.view import NodeView, ViewError, misplaced, read_view
 from netcc.loader.desired import RuntimeEndpoint
@@ -70,6 +75,8 @@ class RunConfig:
     conf_dir: Path | None = None
     wireguard: str = "auto"
     interval: float = 30.0
+    metrics_address: str | None = None  # HOST:PORT of /metrics (`metrics`); None: off
+    flows_socket: Path | None = None  # where flow records are served (`flows`); None: off
 
     @property
     def paths(self) -> state.Paths:
@@ -111,7 +118,10 @@ class NodeRunner:
         fast = None if os.environ.get(FULL_APPLY_ENV) == "1" else FastPath(cfg.paths)
         self.daemon = Daemon(cfg.node, self.store, pods, self._apply, fast)
         self.daemon.on_change = self.report
-        self.server = CniServer(cfg.socket, self.daemon)
+        self.metrics = DaemonMetrics(cfg.node, cfg.paths, lambda: self.daemon.readiness.ready)
+        self.metrics_server: MetricsServer | None = None
+        self.server = CniServer(cfg.socket, self.metrics.instrument(self.daemon))
+        self.flows: Any = None  # the FlowService, once started
         self.refused: dict[str, str] | None = None
         self.last_error = ""
         self.stopping = threading.Event()
@@ -122,15 +132,16 @@ class NodeRunner:
     def _apply(self, view: NodeView, runtime: list[RuntimeEndpoint]) -> Any:
         from netcc.loader.apply import apply
 
-        return apply(
-            view.out,
-            self.cfg.node,
-            pin_root=self.cfg.pin_root,
-            state_dir=self.cfg.state_dir,
-            wireguard=self.cfg.wireguard,
-            runtime=runtime,
-            services=self.services.overlay,
-        )
+        with self.metrics.applying():  # every full apply: the periodic one, ADD's, DEL's
+            return apply(
+                view.out,
+                self.cfg.node,
+                pin_root=self.cfg.pin_root,
+                state_dir=self.cfg.state_dir,
+                wireguard=self.cfg.wireguard,
+                runtime=runtime,
+                services=self.services.overlay,
+            )
 
     def _use(self, view: NodeView) -> None:
         """The live backends follow the accepted OUT (its dynamic service ports)."""
@@ -253,7 +264,30 @@ class NodeRunner:
                 self.daemon.view = previous
                 log.warning("applying the previously accepted artifacts %s", previous.digest[:12])
         self.server.start()
+        self._start_flows()
         self.tick(consider=False)
+
+    def _start_flows(self) -> None:
+        """Read the datapath's flow events and serve them (`flows`); a failure is logged and
+        leaves CNI and the applies alone."""
+        from netcc.loader.daemon.flows import FlowService
+
+        if self.cfg.flows_socket is None:
+            return
+        try:
+            self.flows = FlowService(
+                self.cfg.node,
+                self.cfg.paths.maps,
+                self.cfg.flows_socket,
+                lambda: self.daemon.view,
+                self.store.allocations,
+            )
+            self.flows.start()
+        except Exception as e:
+            log.error("flow events are not served: %s: %s", type(e).__name__, e)
+            if self.flows is not None:
+                self.flows.stop()
+            self.flows = None
 
     def tick(self, consider: bool = True) -> None:
         """One round: a new OUT, then the apply (drift repair), then the report."""
@@ -284,8 +318,14 @@ class NodeRunner:
             log.error("writing the conflist or the report failed: %s", e)
 
     def run(self) -> None:
-        """Start, then tick every `interval` seconds until `stopping` is set."""
-        self.start()
+        """Serve the metrics (`cfg.metrics_address`; a failure there is logged, never
+        fatal), start, then tick every `interval` seconds until `stopping` is set."""
+        self.metrics_server = serve(self.metrics.registry, self.cfg.metrics_address)
+        try:
+            self.start()
+        except BaseException:
+            self._stop_metrics()
+            raise
         try:
             while not self.stopping.wait(self.cfg.interval):
                 try:
@@ -294,8 +334,16 @@ class NodeRunner:
                     log.exception("a round of the daemon failed")
         finally:
             self.server.stop()
+            if self.flows is not None:
+                self.flows.stop()
+            self._stop_metrics()
             with contextlib.suppress(OSError):
                 self.report(running=False)
+
+    def _stop_metrics(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
 
     def _reported_soon(self) -> None:
         self._report_due.set()

@@ -52,8 +52,12 @@ def volume(docs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 def configmaps(docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """ConfigMaps by name."""
-    return {d["metadata"]["name"]: d for d in of_kind(docs, "ConfigMap").values()}
+    """The artifact ConfigMaps (those of a generation) by name: not the Grafana dashboard's."""
+    return {
+        d["metadata"]["name"]: d
+        for d in of_kind(docs, "ConfigMap").values()
+        if "netcc.io/generation" in d["metadata"].get("labels", {})
+    }
 
 
 def project(vol: dict[str, Any], cms: dict[str, dict[str, Any]], root: Path) -> Path:

@@ -133,3 +133,41 @@ def test_the_daemons_command_line_is_one_netcc_accepts() -> None:
     assert (args.out, args.node) == ("/netcc/artifacts", "n1")
     assert args.socket == cni.SOCKET_PATH and args.data_dir == f"{cni.DATA_BASE}/n1"
     assert args.cni_conf_dir == cni.HOST_CNI_CONF_DIR and args.interval == 30.0
+    assert args.metrics_address == f":{cni.METRICS_PORT}"
+
+
+def test_the_daemon_exposes_its_metrics_port_to_annotation_scrapers() -> None:
+    docs = _docs(SPEC)
+    template = docs["k8s/daemonset.yaml"]["spec"]["template"]
+    loader = template["spec"]["containers"][0]
+    # hostNetwork: the container's port is the host's, so hostPort equals it
+    assert template["spec"]["hostNetwork"] is True
+    assert loader["ports"] == [
+        {"containerPort": cni.METRICS_PORT, "hostPort": cni.METRICS_PORT, "name": "metrics",
+         "protocol": "TCP"}
+    ]  # fmt: skip
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(cni.METRICS_PORT)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert f'--metrics-address ":{cni.METRICS_PORT}"' in loader["command"][-1]
+
+
+def test_the_grafana_dashboard_ships_byte_for_byte_with_the_daemon() -> None:
+    from importlib import resources
+
+    shipped = (resources.files("netcc.templates") / "grafana" / "netcc-node.json").read_text()
+    cm = _docs(SPEC)["k8s/grafana-dashboard.yaml"]
+    assert cm["kind"] == "ConfigMap" and cm["metadata"]["name"] == "netcc-grafana-dashboard"
+    assert cm["metadata"]["namespace"] == "netcc-system"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["data"] == {"netcc-node.json": shipped}
+    assert "grafana-dashboard.yaml" in _docs(SPEC)["k8s/kustomization.yaml"]["resources"]
+
+
+def test_without_classes_no_daemon_no_metrics_port_no_dashboard() -> None:
+    docs = _docs(STATIC)
+    template = docs["k8s/daemonset.yaml"]["spec"]["template"]
+    assert "ports" not in template["spec"]["containers"][0]
+    assert not any(k.startswith("prometheus.io/") for k in template["metadata"]["annotations"])
+    assert "k8s/grafana-dashboard.yaml" not in docs

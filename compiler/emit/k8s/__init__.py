@@ -5,6 +5,7 @@
     serviceaccount.yaml         the loader's identity: no token, no RBAC (with workload
                                 classes: get pods, clusterrole*.yaml, see cni.py)
     daemonset.yaml              the loader on every node of the spec (daemonset.py)
+    grafana-dashboard.yaml      with workload classes: the metrics dashboard (dashboard.py)
     artifacts/common/I.yaml     ConfigMaps: the files every node gets (artifacts.py)
     artifacts/nodes/NODE/I.yaml ConfigMaps: one node's files and its own lock
     policies/NS/NAME.yaml       the spec's NetworkPolicies, as Kubernetes objects (policies.py)
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from netcc.emit.k8s import cni
+from netcc.emit.k8s import cni, dashboard
 from netcc.emit.k8s.artifacts import BUDGET, Packed, pack
 from netcc.emit.k8s.constants import (
     K8S_DIR,
@@ -129,6 +130,7 @@ def render_k8s(
     if cni.has_classes(cluster):
         for path, (obj, why) in cni.rbac().items():
             put(path, obj, why)
+        put(dashboard.DASHBOARD_PATH, dashboard.dashboard_configmap(), dashboard.COMMENTS)
     put("daemonset.yaml", daemonset(cluster, packed), COMMENTS + cni_comments(cluster))
     for path in packed.configmaps:
         configmap = packed.configmaps[path]  # built now, let go once dumped

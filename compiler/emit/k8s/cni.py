@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from netcc.contract import cni
+from netcc.emit.k8s import dashboard
 from netcc.emit.k8s.constants import ENV_NODE, LOADER, NAMESPACE, labels
 from netcc.emit.k8s.scripts import command
 from netcc.model.types import Cluster
@@ -47,7 +48,7 @@ if ! stat -f -c %T /sys/fs/bpf | grep -qx bpf_fs; then
 fi
 exec netcc load run "$NETCC_ARTIFACTS" --node "${ENV_NODE}" --socket {cni.SOCKET_PATH} \\
   --data-dir "{cni.DATA_BASE}/${ENV_NODE}" --cni-conf-dir {cni.HOST_CNI_CONF_DIR} \\
-  --interval "$NETCC_REAPPLY_SECONDS"
+  --interval "$NETCC_REAPPLY_SECONDS" --metrics-address ":{cni.METRICS_PORT}"
 """
 
 COMMENTS = (
@@ -59,6 +60,8 @@ COMMENTS = (
     "datapath is applied. It reads new pods' labels (get pods: ClusterRole",
     f"{RBAC_NAME}), watches EndpointSlices for the live backends of services over classes,",
     "and enters pods' network namespaces to configure them (CAP_SYS_ADMIN).",
+    f"It serves Prometheus metrics on the host's port {cni.METRICS_PORT} (/metrics; the pod is",
+    "annotated prometheus.io/scrape), shown by the dashboard of grafana-dashboard.yaml.",
 )
 
 
@@ -157,6 +160,7 @@ def as_cni(pod: dict[str, Any], image: str) -> None:
     pod["initContainers"].append(install_container(image))
     loader = pod["containers"][0]
     loader["command"] = command(RUN)
+    loader["ports"] = dashboard.container_ports()
     caps = loader["securityContext"]["capabilities"]["add"]
     caps.append("SYS_ADMIN")
     caps.sort()

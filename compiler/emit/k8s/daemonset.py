@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netcc.emit.k8s import cni, scripts
+from netcc.emit.k8s import cni, dashboard, scripts
 from netcc.emit.k8s.artifacts import GENERATION_LABEL, Packed
 from netcc.emit.k8s.constants import (
     ARTIFACTS_DIR,
@@ -195,8 +195,10 @@ def daemonset(cluster: Cluster, packed: Packed) -> dict[str, Any]:
         "tolerations": [{"operator": "Exists"}],
         "volumes": _volumes(packed, key_volumes),
     }
+    annotations = {"kubectl.kubernetes.io/default-container": "loader"}
     if cni.has_classes(cluster):
         cni.as_cni(pod, cluster.deploy.image)
+        annotations.update(dashboard.scrape_annotations())  # the daemon serves metrics
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -206,10 +208,7 @@ def daemonset(cluster: Cluster, packed: Packed) -> dict[str, Any]:
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": selector_labels()},
             "template": {
-                "metadata": {
-                    "annotations": {"kubectl.kubernetes.io/default-container": "loader"},
-                    "labels": pod_labels,
-                },
+                "metadata": {"annotations": annotations, "labels": pod_labels},
                 "spec": pod,
             },
             "updateStrategy": {

@@ -18,6 +18,8 @@
  * Translated flows bypass the flow cache. An ICMP error about a translated flow is first made
  * to quote the packet the pod knows (icmp_nat.h), then judged like any ICMP error; a later
  * fragment of a translated datagram is translated like its first (fragments.h).
+ * Every drop, and every new connection allowed (steps 2-5), writes a flow event (events.h);
+ * a tracked connection (step 1) writes none.
  */
 #ifndef NETCC_ENFORCE_H
 #define NETCC_ENFORCE_H
@@ -35,11 +37,28 @@
 #include "lb.h"
 #include "hairpin.h"
 #include "icmp_nat.h"
+#include "events.h"
 
 static __always_inline int verdict_action(__u32 verdict, struct __sk_buff *skb)
 {
 	count_verdict(verdict, skb);
 	return verdict_is_drop(verdict) ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
+/* A dropped packet: counted under its verdict, reported as a flow event. */
+static __always_inline int drop_action(__u32 verdict, struct __sk_buff *skb, const struct flow *f,
+				       __u8 dir, const struct lb_xlate *x, __u64 now)
+{
+	flow_event(skb, f, dir, EVENT_DROP, verdict, x->vip, x->vport, now);
+	count_verdict(verdict, skb);
+	return TC_ACT_SHOT;
+}
+
+/* The first packet of a connection the policy allowed: reported as a flow event. */
+static __always_inline void new_flow_event(struct __sk_buff *skb, const struct flow *f, __u8 dir,
+					   const struct lb_xlate *x, __u32 verdict, __u64 now)
+{
+	flow_event(skb, f, dir, EVENT_NEW, verdict, x->vip, x->vport, now);
 }
 
 /* Steps 2-5 for the first packet of a connection. */
@@ -73,7 +92,8 @@ static __always_inline __u32 judge(const struct endpoint_info *ep, const struct 
 /* A hairpin packet the pod's egress allowed: masqueraded, judged by the pod's ingress policy
  * (as coming from its node) and sent back into the pod (hairpin.h). */
 static __always_inline int enforce_hairpin(struct __sk_buff *skb, const struct endpoint_info *ep,
-					   struct flow *f, __u32 verdict, __u64 now)
+					   struct flow *f, const struct lb_xlate *x, __u32 verdict,
+					   __u64 now)
 {
 	struct ct_key key __attribute__((aligned(8))) = {};
 	__be32 client = f->saddr;
@@ -81,11 +101,12 @@ static __always_inline int enforce_hairpin(struct __sk_buff *skb, const struct e
 
 	count_verdict(verdict, skb);
 	if (hairpin_masquerade(skb, ep, f, &key) < 0)
-		return verdict_action(VERDICT_DROP_SERVICE_HAIRPIN, skb);
+		return drop_action(VERDICT_DROP_SERVICE_HAIRPIN, skb, f, DIR_EGRESS, x, now);
 	if (!ct_lookup(&key, f, DIR_INGRESS, now)) {
 		verdict = judge(ep, f, DIR_INGRESS);
 		if (verdict_is_drop(verdict))
-			return verdict_action(verdict, skb);
+			return drop_action(verdict, skb, f, DIR_INGRESS, x, now);
+		new_flow_event(skb, f, DIR_INGRESS, x, verdict, now);
 		ct_create(&key, f, DIR_INGRESS, verdict, now, client, port, CT_F_HAIRPIN);
 		flow_cache_invalidate(&key);
 	}
@@ -113,9 +134,9 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	case PARSE_IPV6:
 		if (f.icmpv6_nd)
 			return verdict_action(VERDICT_ALLOW_NON_IP, skb);
-		return verdict_action(VERDICT_DROP_IPV6, skb);
+		return drop_action(VERDICT_DROP_IPV6, skb, &f, dir, &x, 0);
 	default:
-		return verdict_action(VERDICT_DROP_MALFORMED, skb);
+		return drop_action(VERDICT_DROP_MALFORMED, skb, &f, dir, &x, 0);
 	}
 
 	if (unlikely(f.first_fragment || f.nonfirst_fragment))
@@ -123,13 +144,13 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	if (unlikely(f.icmp_error)) {
 		now = bpf_ktime_get_coarse_ns();
 		if (icmp_error_of_service(skb, &f, dir, now) < 0)
-			return verdict_action(VERDICT_DROP_MALFORMED, skb);
+			return drop_action(VERDICT_DROP_MALFORMED, skb, &f, dir, &x, now);
 	}
 	if (dir == DIR_EGRESS && (lb_is_service_addr(f.daddr) || lb_is_node_port(&f))) {
 		now = bpf_ktime_get_coarse_ns();
 		verdict = lb_from_pod(skb, &f, &x, now, !lb_is_service_addr(f.daddr));
 		if (verdict)
-			return verdict_action(verdict, skb);
+			return drop_action(verdict, skb, &f, dir, &x, now);
 	}
 	ct_key_of(&key, &f, dir);
 	fc = x.active ? NULL : flow_cache_slot(&key, dir, &gen);
@@ -139,10 +160,11 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	ek.ip = key.local;
 	ep = bpf_map_lookup_elem(&netcc_endpoints, &ek);
 	if (!ep)
-		return verdict_action(dir == DIR_EGRESS ? VERDICT_DROP_SPOOFED :
-							  VERDICT_DROP_UNKNOWN_ENDPOINT, skb);
+		return drop_action(dir == DIR_EGRESS ? VERDICT_DROP_SPOOFED :
+						       VERDICT_DROP_UNKNOWN_ENDPOINT,
+				   skb, &f, dir, &x, now);
 	if (ep->ifindex && ep->ifindex != skb->ifindex)
-		return verdict_action(VERDICT_DROP_SPOOFED, skb);
+		return drop_action(VERDICT_DROP_SPOOFED, skb, &f, dir, &x, now);
 
 	if (!now)
 		now = bpf_ktime_get_coarse_ns();
@@ -166,7 +188,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		/* A reply of a flow the pod sent to a service: from the service address again. */
 		if (dir == DIR_INGRESS && ct->nat_addr && !(ct->flags & CT_F_HAIRPIN)) {
 			if (nat_rewrite(skb, &f, NAT_SRC, ct->nat_addr, ct->nat_port) < 0)
-				return verdict_action(VERDICT_DROP_MALFORMED, skb);
+				return drop_action(VERDICT_DROP_MALFORMED, skb, &f, dir, &x, now);
 			return verdict_action(verdict, skb);
 		}
 		/* The pod answering its own hairpin flow: back into the pod (hairpin.h). */
@@ -177,7 +199,8 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	} else {
 		verdict = judge(ep, &f, dir);
 		if (verdict_is_drop(verdict))
-			return verdict_action(verdict, skb);
+			return drop_action(verdict, skb, &f, dir, &x, now);
+		new_flow_event(skb, &f, dir, &x, verdict, now);
 		ct_create(&key, &f, dir, verdict, now, x.vip, x.vport, 0);
 		if (x.active)
 			flow_cache_invalidate(&key);
@@ -186,7 +209,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	if (x.fresh)
 		lb_remember(&f, &x, verdict, now);
 	if (x.hairpin)
-		return enforce_hairpin(skb, ep, &f, verdict, now);
+		return enforce_hairpin(skb, ep, &f, &x, verdict, now);
 	if (fc && !x.active)
 		flow_cache_fill(fc, &key, dir, gen, ep->ifindex, verdict);
 	return verdict_action(verdict, skb);

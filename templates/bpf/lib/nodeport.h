@@ -33,6 +33,7 @@
 #include "stats.h"
 #include "fragments.h"
 #include "icmp_nat.h"
+#include "events.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -212,6 +213,8 @@ static __always_inline int nodeport_from_uplink(struct __sk_buff *skb)
 	if (!svc)
 		return TC_ACT_OK;
 	if (!svc->count || lb_select(svc, &f, f.saddr, now, &to) < 0) {
+		flow_event(skb, &f, EVENT_DIR_UPLINK, EVENT_DROP, VERDICT_DROP_NO_BACKEND, f.daddr,
+			   f.dport, now);
 		count_verdict(VERDICT_DROP_NO_BACKEND, skb);
 		return TC_ACT_SHOT;
 	}
@@ -238,6 +241,8 @@ static __always_inline int nodeport_from_uplink(struct __sk_buff *skb)
 		fwd.flags = rev.flags = LB_NAT_F_REDIRECT;
 		fwd.sport = nat_port(&f, &to, &key, &rev, now);
 		if (!fwd.sport) {
+			flow_event(skb, &f, EVENT_DIR_UPLINK, EVENT_DROP, VERDICT_DROP_NODEPORT_NO_PORT,
+				   f.daddr, f.dport, now);
 			count_verdict(VERDICT_DROP_NODEPORT_NO_PORT, skb);
 			return TC_ACT_SHOT;
 		}
@@ -245,6 +250,15 @@ static __always_inline int nodeport_from_uplink(struct __sk_buff *skb)
 	nat_key_of(&key, &f);
 	bpf_map_update_elem(&netcc_lb_nat, &key, &fwd, BPF_ANY);
 	count_verdict(VERDICT_ALLOW_NODEPORT, skb);
+	{
+		/* the client and the backend it was sent to */
+		struct flow out = f;
+
+		out.daddr = fwd.daddr;
+		out.dport = fwd.dport;
+		flow_event(skb, &out, EVENT_DIR_UPLINK, EVENT_NODEPORT, VERDICT_ALLOW_NODEPORT,
+			   f.daddr, f.dport, now);
+	}
 	return nat_apply(skb, &f, &fwd);
 }
 

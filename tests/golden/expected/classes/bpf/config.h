@@ -19,6 +19,8 @@
 #define NETCC_LB_MAGLEV_SIZE 509 /* Maglev table size M (prime) */
 #define NETCC_MAX_LB_AFFINITY 65536 /* sessionAffinity clients on one node (LRU) */
 #define NETCC_MAX_LB_NAT 65536 /* NodePort translations on one node (LRU) */
+#define NETCC_EVENTS_RING_BYTES 1048576 /* flow event ring buffer (bytes, a power of two) */
+#define NETCC_EVENT_BUDGETS 1 /* flow event budget slots (one, per CPU) */
 #define NETCC_MAX_CLASS_BLOCKS 64 /* workload classes' blocks */
 #define NETCC_SERVICE_NET 0x0a600000U /* serviceCIDR 10.96.0.0/16 */
 #define NETCC_SERVICE_MASK 0xffff0000U /* its netmask */
@@ -26,5 +28,8 @@
 #define NETCC_CT_TCP_LIFETIME 21600 /* established TCP connection, idle (s) */
 #define NETCC_CT_CLOSE_LIFETIME 10 /* TCP connection after RST or FIN both ways (s) */
 #define NETCC_CT_ANY_LIFETIME 60 /* UDP, SCTP, ICMP and other flows, idle (s) */
+#define NETCC_FLOW_EVENTS 1 /* 1: flow events on (spec.observability.flowEvents) */
+#define NETCC_EVENT_INTERVAL_NS 1000000 /* ns between flow events of a CPU, past its burst */
+#define NETCC_EVENT_BURST 1000 /* flow events a CPU may write at once */
 
 #endif /* NETCC_CONFIG_H */

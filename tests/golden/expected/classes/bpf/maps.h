@@ -35,6 +35,10 @@
 #define LB_SCOPE_NODEPORT_POD 2
 #define IPCACHE_F_CLASS_BLOCKS 4
 #define IPCACHE_PODCIDR_SHIFT 8
+#define EVENT_NEW 1
+#define EVENT_DROP 2
+#define EVENT_NODEPORT 3
+#define EVENT_DIR_UPLINK 3
 
 /* A local pod address. */
 struct endpoint_key {
@@ -234,6 +238,34 @@ struct lb_nat {
 	__u32 flags; /* LB_NAT_F_* bits */
 };
 
+/* One flow event in netcc_events (netcc.contract.events): a new-flow verdict, a drop, a NodePort translation. */
+struct flow_event {
+	__u64 time_ns; /* CLOCK_MONOTONIC, coarse */
+	__u32 verdict; /* the verdict number (verdicts.h) */
+	__u32 ifindex; /* the interface the packet was judged on */
+	__be32 saddr; /* source, as judged (after a service translation) */
+	__be32 daddr; /* destination, as judged (the backend of a service flow) */
+	__be16 sport;
+	__be16 dport; /* destination port (ICMP: 0) */
+	__be32 svc_addr; /* the service address the packet was sent to (0: none) */
+	__be16 svc_port; /* and its port */
+	__u8 proto;
+	__u8 dir; /* DIR_INGRESS, DIR_EGRESS, or EVENT_DIR_UPLINK */
+	__u8 kind; /* EVENT_NEW, EVENT_DROP or EVENT_NODEPORT */
+	__u8 tcp_flags;
+	__u8 pad[2];
+	__u32 len; /* the packet's length */
+	__u8 pad2[4];
+};
+
+/* A CPU's flow event budget (a GCRA) and its counters. */
+struct event_budget {
+	__u64 tat; /* theoretical arrival time of the next event (ns) */
+	__u64 sent; /* events written */
+	__u64 lost_budget; /* events not written: over the CPU's budget */
+	__u64 lost_ring; /* events not written: the ring buffer was full */
+};
+
 /* Packets and bytes counted under one verdict. */
 struct verdict_stats {
 	__u64 packets;
@@ -370,6 +402,20 @@ struct {
 	__type(key, struct ct_key);
 	__type(value, struct lb_nat);
 } netcc_lb_nat SEC(".maps");
+
+/* Flow events for the node daemon (netcc.contract.events). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, NETCC_EVENTS_RING_BYTES);
+} netcc_events SEC(".maps"); /* records: struct flow_event */
+
+/* Each CPU's flow event budget and its sent and lost counters (one slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETCC_EVENT_BUDGETS);
+	__type(key, __u32);
+	__type(value, struct event_budget);
+} netcc_event_budget SEC(".maps");
 
 /* Per-verdict packet and byte counters, indexed by verdict number. */
 struct {

@@ -19,11 +19,16 @@
 #define NETCC_LB_MAGLEV_SIZE 251 /* Maglev table size M (prime) */
 #define NETCC_MAX_LB_AFFINITY 65536 /* sessionAffinity clients on one node (LRU) */
 #define NETCC_MAX_LB_NAT 65536 /* NodePort translations on one node (LRU) */
+#define NETCC_EVENTS_RING_BYTES 1048576 /* flow event ring buffer (bytes, a power of two) */
+#define NETCC_EVENT_BUDGETS 1 /* flow event budget slots (one, per CPU) */
 #define NETCC_SERVICE_NET 0x0a2b0000U /* serviceCIDR 10.43.0.0/16 */
 #define NETCC_SERVICE_MASK 0xffff0000U /* its netmask */
 #define NETCC_CT_SYN_LIFETIME 60 /* TCP connection not yet answered (s) */
 #define NETCC_CT_TCP_LIFETIME 21600 /* established TCP connection, idle (s) */
 #define NETCC_CT_CLOSE_LIFETIME 10 /* TCP connection after RST or FIN both ways (s) */
 #define NETCC_CT_ANY_LIFETIME 60 /* UDP, SCTP, ICMP and other flows, idle (s) */
+#define NETCC_FLOW_EVENTS 1 /* 1: flow events on (spec.observability.flowEvents) */
+#define NETCC_EVENT_INTERVAL_NS 1000000 /* ns between flow events of a CPU, past its burst */
+#define NETCC_EVENT_BURST 1000 /* flow events a CPU may write at once */
 
 #endif /* NETCC_CONFIG_H */
