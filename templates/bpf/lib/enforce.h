@@ -45,20 +45,41 @@ static __always_inline int verdict_action(__u32 verdict, struct __sk_buff *skb)
 	return verdict_is_drop(verdict) ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
+/* What a packet reports as a flow event once its verdict is known (enforce() writes it). */
+struct event_note {
+	__u64 now;
+	__u32 verdict;
+	__be32 svc_addr;
+	__be16 svc_port;
+	__u8 kind; /* 0: nothing to report (a tracked connection) */
+	__u8 dir;
+};
+
+static __always_inline void note_event(struct event_note *ev, __u8 kind, __u32 verdict, __u8 dir,
+				       const struct lb_xlate *x, __u64 now)
+{
+	ev->kind = kind;
+	ev->verdict = verdict;
+	ev->dir = dir;
+	ev->svc_addr = x->vip;
+	ev->svc_port = x->vport;
+	ev->now = now;
+}
+
 /* A dropped packet: counted under its verdict, reported as a flow event. */
-static __always_inline int drop_action(__u32 verdict, struct __sk_buff *skb, const struct flow *f,
+static __always_inline int drop_action(struct event_note *ev, __u32 verdict, struct __sk_buff *skb,
 				       __u8 dir, const struct lb_xlate *x, __u64 now)
 {
-	flow_event(skb, f, dir, EVENT_DROP, verdict, x->vip, x->vport, now);
+	note_event(ev, EVENT_DROP, verdict, dir, x, now);
 	count_verdict(verdict, skb);
 	return TC_ACT_SHOT;
 }
 
 /* The first packet of a connection the policy allowed: reported as a flow event. */
-static __always_inline void new_flow_event(struct __sk_buff *skb, const struct flow *f, __u8 dir,
+static __always_inline void new_flow_event(struct event_note *ev, __u8 dir,
 					   const struct lb_xlate *x, __u32 verdict, __u64 now)
 {
-	flow_event(skb, f, dir, EVENT_NEW, verdict, x->vip, x->vport, now);
+	note_event(ev, EVENT_NEW, verdict, dir, x, now);
 }
 
 /* Steps 2-5 for the first packet of a connection. */
@@ -93,7 +114,7 @@ static __always_inline __u32 judge(const struct endpoint_info *ep, const struct 
  * (as coming from its node) and sent back into the pod (hairpin.h). */
 static __always_inline int enforce_hairpin(struct __sk_buff *skb, const struct endpoint_info *ep,
 					   struct flow *f, const struct lb_xlate *x, __u32 verdict,
-					   __u64 now)
+					   __u64 now, struct event_note *ev)
 {
 	struct ct_key key __attribute__((aligned(8))) = {};
 	__be32 client = f->saddr;
@@ -101,21 +122,22 @@ static __always_inline int enforce_hairpin(struct __sk_buff *skb, const struct e
 
 	count_verdict(verdict, skb);
 	if (hairpin_masquerade(skb, ep, f, &key) < 0)
-		return drop_action(VERDICT_DROP_SERVICE_HAIRPIN, skb, f, DIR_EGRESS, x, now);
+		return drop_action(ev, VERDICT_DROP_SERVICE_HAIRPIN, skb, DIR_EGRESS, x, now);
 	if (!ct_lookup(&key, f, DIR_INGRESS, now)) {
 		verdict = judge(ep, f, DIR_INGRESS);
 		if (verdict_is_drop(verdict))
-			return drop_action(verdict, skb, f, DIR_INGRESS, x, now);
-		new_flow_event(skb, f, DIR_INGRESS, x, verdict, now);
+			return drop_action(ev, verdict, skb, DIR_INGRESS, x, now);
+		new_flow_event(ev, DIR_INGRESS, x, verdict, now);
 		ct_create(&key, f, DIR_INGRESS, verdict, now, client, port, CT_F_HAIRPIN);
 		flow_cache_invalidate(&key);
 	}
 	return hairpin_return(skb);
 }
 
-static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
+/* Steps 1-5 for one packet; `ev` says what it reports as a flow event. */
+static __always_inline int enforce_packet(struct __sk_buff *skb, __u8 dir, struct flow *f,
+					  struct event_note *ev)
 {
-	struct flow f = {};
 	struct flow_cache_entry *fc;
 	struct endpoint_info *ep;
 	struct endpoint_key ek;
@@ -126,50 +148,51 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	__u64 now = 0;
 	__u16 gen = 0;
 
-	switch (parse_packet(skb, &f)) {
+	switch (parse_packet(skb, f)) {
 	case PARSE_IPV4:
 		break;
 	case PARSE_NON_IP:
 		return verdict_action(VERDICT_ALLOW_NON_IP, skb);
 	case PARSE_IPV6:
-		if (f.icmpv6_nd)
+		if (f->icmpv6_nd)
 			return verdict_action(VERDICT_ALLOW_NON_IP, skb);
-		return drop_action(VERDICT_DROP_IPV6, skb, &f, dir, &x, 0);
+		return drop_action(ev, VERDICT_DROP_IPV6, skb, dir, &x, 0);
 	default:
-		return drop_action(VERDICT_DROP_MALFORMED, skb, &f, dir, &x, 0);
+		return drop_action(ev, VERDICT_DROP_MALFORMED, skb, dir, &x, 0);
 	}
 
-	if (unlikely(f.first_fragment || f.nonfirst_fragment))
-		fragment_track(&f);
-	if (unlikely(f.icmp_error)) {
+	if (unlikely(f->first_fragment || f->nonfirst_fragment))
+		fragment_track(f);
+	if (unlikely(f->icmp_error)) {
 		now = bpf_ktime_get_coarse_ns();
-		if (icmp_error_of_service(skb, &f, dir, now) < 0)
-			return drop_action(VERDICT_DROP_MALFORMED, skb, &f, dir, &x, now);
+		if (icmp_error_of_service(skb, f, dir, now) < 0)
+			return drop_action(ev, VERDICT_DROP_MALFORMED, skb, dir, &x, now);
 	}
-	if (dir == DIR_EGRESS && (lb_is_service_addr(f.daddr) || lb_is_node_port(&f))) {
+	if (dir == DIR_EGRESS && (lb_is_service_addr(f->daddr) || lb_is_node_port(f))) {
 		now = bpf_ktime_get_coarse_ns();
-		verdict = lb_from_pod(skb, &f, &x, now, !lb_is_service_addr(f.daddr));
+		verdict = lb_from_pod(skb, f, &x, now, !lb_is_service_addr(f->daddr));
 		if (verdict)
-			return drop_action(verdict, skb, &f, dir, &x, now);
+			return drop_action(ev, verdict, skb, dir, &x, now);
 	}
-	ct_key_of(&key, &f, dir);
+	ct_key_of(&key, f, dir);
 	fc = x.active ? NULL : flow_cache_slot(&key, dir, &gen);
-	if (fc && flow_cache_hit(fc, &key, dir, gen, &f, skb))
+	if (fc && flow_cache_hit(fc, &key, dir, gen, f, skb))
 		return verdict_action(fc->verdict, skb);
 
 	ek.ip = key.local;
 	ep = bpf_map_lookup_elem(&netcc_endpoints, &ek);
 	if (!ep)
-		return drop_action(dir == DIR_EGRESS ? VERDICT_DROP_SPOOFED :
+		return drop_action(ev,
+				   dir == DIR_EGRESS ? VERDICT_DROP_SPOOFED :
 						       VERDICT_DROP_UNKNOWN_ENDPOINT,
-				   skb, &f, dir, &x, now);
+				   skb, dir, &x, now);
 	if (ep->ifindex && ep->ifindex != skb->ifindex)
-		return drop_action(VERDICT_DROP_SPOOFED, skb, &f, dir, &x, now);
+		return drop_action(ev, VERDICT_DROP_SPOOFED, skb, dir, &x, now);
 
 	if (!now)
 		now = bpf_ktime_get_coarse_ns();
-	ct = ct_lookup(&key, &f, dir, now);
-	if (!ct && f.icmp_error && ct_related(&f, dir, now))
+	ct = ct_lookup(&key, f, dir, now);
+	if (!ct && f->icmp_error && ct_related(f, dir, now))
 		return verdict_action(VERDICT_ALLOW_RELATED, skb);
 	if (ct) {
 		verdict = ct->verdict;
@@ -187,32 +210,43 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		}
 		/* A reply of a flow the pod sent to a service: from the service address again. */
 		if (dir == DIR_INGRESS && ct->nat_addr && !(ct->flags & CT_F_HAIRPIN)) {
-			if (nat_rewrite(skb, &f, NAT_SRC, ct->nat_addr, ct->nat_port) < 0)
-				return drop_action(VERDICT_DROP_MALFORMED, skb, &f, dir, &x, now);
+			if (nat_rewrite(skb, f, NAT_SRC, ct->nat_addr, ct->nat_port) < 0)
+				return drop_action(ev, VERDICT_DROP_MALFORMED, skb, dir, &x, now);
 			return verdict_action(verdict, skb);
 		}
 		/* The pod answering its own hairpin flow: back into the pod (hairpin.h). */
 		if (dir == DIR_EGRESS && (ct->flags & CT_F_HAIRPIN)) {
 			count_verdict(verdict, skb);
-			return hairpin_answer(skb, &f, ct);
+			return hairpin_answer(skb, f, ct);
 		}
 	} else {
-		verdict = judge(ep, &f, dir);
+		verdict = judge(ep, f, dir);
 		if (verdict_is_drop(verdict))
-			return drop_action(verdict, skb, &f, dir, &x, now);
-		new_flow_event(skb, &f, dir, &x, verdict, now);
-		ct_create(&key, &f, dir, verdict, now, x.vip, x.vport, 0);
+			return drop_action(ev, verdict, skb, dir, &x, now);
+		new_flow_event(ev, dir, &x, verdict, now);
+		ct_create(&key, f, dir, verdict, now, x.vip, x.vport, 0);
 		if (x.active)
 			flow_cache_invalidate(&key);
 	}
 	/* A new backend choice (also when only the original tuple's entry had expired). */
 	if (x.fresh)
-		lb_remember(&f, &x, verdict, now);
+		lb_remember(f, &x, verdict, now);
 	if (x.hairpin)
-		return enforce_hairpin(skb, ep, &f, &x, verdict, now);
+		return enforce_hairpin(skb, ep, f, &x, verdict, now, ev);
 	if (fc && !x.active)
 		flow_cache_fill(fc, &key, dir, gen, ep->ifindex, verdict);
 	return verdict_action(verdict, skb);
+}
+
+static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
+{
+	struct event_note ev = {};
+	struct flow f = {};
+	int ret = enforce_packet(skb, dir, &f, &ev);
+
+	if (ev.kind)
+		flow_event(skb, &f, ev.dir, ev.kind, ev.verdict, ev.svc_addr, ev.svc_port, ev.now);
+	return ret;
 }
 
 #endif /* NETCC_ENFORCE_H */

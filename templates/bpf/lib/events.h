@@ -9,6 +9,8 @@
  * is a GCRA: `tat` is when the CPU's budget is whole again, and an event is written only while
  * that is at most BURST - 1 intervals ahead. The slot is per CPU, so no atomics. An event over
  * budget, or one the ring buffer has no room for, is counted (lost_budget, lost_ring) instead.
+ * The budget and the write are one global function (verified once); each place that reports an
+ * event only fills the record on its stack.
  * With NETCC_FLOW_EVENTS 0 (spec.observability.flowEvents.enabled: false) nothing is written.
  */
 #ifndef NETCC_EVENTS_H
@@ -35,45 +37,51 @@ static __always_inline int event_budget_take(struct event_budget *b, __u64 now)
 	return 1;
 }
 
+/* Writes one event if the CPU's budget allows: a global function, so the verifier checks it
+ * once rather than at each of the datapath's many places that report an event. */
+__attribute__((noinline)) int netcc_event_write(struct flow_event *e)
+{
+	__u32 zero = 0;
+	struct event_budget *b;
+
+	if (!e)
+		return 0;
+	b = bpf_map_lookup_elem(&netcc_event_budget, &zero);
+	if (!b || !event_budget_take(b, e->time_ns))
+		return 0;
+	if (bpf_ringbuf_output(&netcc_events, e, sizeof(*e), 0)) {
+		b->lost_ring++;
+		return 0;
+	}
+	b->sent++;
+	return 1;
+}
+
 /* One event about the packet `f` judged in direction `dir` (DIR_* or EVENT_DIR_UPLINK).
  * `svc_addr`/`svc_port`: the service address the packet was sent to, 0 if none. */
 static __always_inline void flow_event(struct __sk_buff *skb, const struct flow *f, __u8 dir,
 				       __u8 kind, __u32 verdict, __be32 svc_addr, __be16 svc_port,
 				       __u64 now)
 {
-	__u32 zero = 0;
-	struct event_budget *b = bpf_map_lookup_elem(&netcc_event_budget, &zero);
-	struct flow_event *e;
+	struct flow_event e = {};
 
-	if (!NETCC_FLOW_EVENTS || !b)
+	if (!NETCC_FLOW_EVENTS)
 		return;
-	if (!now)
-		now = bpf_ktime_get_coarse_ns();
-	if (!event_budget_take(b, now))
-		return;
-	e = bpf_ringbuf_reserve(&netcc_events, sizeof(*e), 0);
-	if (!e) {
-		b->lost_ring++;
-		return;
-	}
-	e->time_ns = now;
-	e->verdict = verdict;
-	e->ifindex = skb->ifindex;
-	e->saddr = f->saddr;
-	e->daddr = f->daddr;
-	e->sport = f->sport;
-	e->dport = f->dport;
-	e->svc_addr = svc_addr;
-	e->svc_port = svc_port;
-	e->proto = f->proto;
-	e->dir = dir;
-	e->kind = kind;
-	e->tcp_flags = f->tcp_flags;
-	e->pad[0] = e->pad[1] = 0;
-	e->len = skb->len;
-	e->pad2[0] = e->pad2[1] = e->pad2[2] = e->pad2[3] = 0;
-	bpf_ringbuf_submit(e, 0);
-	b->sent++;
+	e.time_ns = now ? now : bpf_ktime_get_coarse_ns();
+	e.verdict = verdict;
+	e.ifindex = skb->ifindex;
+	e.saddr = f->saddr;
+	e.daddr = f->daddr;
+	e.sport = f->sport;
+	e.dport = f->dport;
+	e.svc_addr = svc_addr;
+	e.svc_port = svc_port;
+	e.proto = f->proto;
+	e.dir = dir;
+	e.kind = kind;
+	e.tcp_flags = f->tcp_flags;
+	e.len = skb->len;
+	netcc_event_write(&e);
 }
 
 #endif /* NETCC_EVENTS_H */
