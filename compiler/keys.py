@@ -70,7 +70,9 @@ def _open_key_dir(out: Path) -> int:
     `a`). Every key file is then created relative to this fd, so swapping `out` for a link
     after this check changes nothing.
     """
-    if out.is_symlink():
+    # `a/../link` names `link` once `a` exists (the kernel) and always (realpath): refuse both.
+    lexical = Path(os.path.normpath(os.path.abspath(out)))
+    if out.is_symlink() or lexical.is_symlink():
         raise _UserError(f"{shown(out)} is a symlink; give the key directory itself")
     real = Path(os.path.realpath(out))
     if os.path.lexists(real) and not real.is_dir():

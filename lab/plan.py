@@ -102,6 +102,7 @@ class LabPlan:
     external: ExternalPlan | None = None
     underlay: str = UNDERLAY_NETNS
     tunnel_mtu: int | None = None  # WireGuard on: pod CIDRs go through the tunnel
+    pod_mtu: int | None = None  # IPsec on: pods' MTU (ESP's overhead), routes unchanged
 
     def namespaces(self) -> list[str]:
         """Every namespace, in creation order."""
@@ -162,7 +163,13 @@ def plan_lab(cluster: Cluster, external: list[str] | tuple[str, ...] = ()) -> La
         raise LabPlanError("two nodes or workloads map to the same namespace name")
     wg = cluster.wireguard
     mtu = tunnel_mtu(wg.underlay_mtu) if wg is not None and wg.enabled else None
-    return LabPlan(cluster.name, nodes, pods, ext, tunnel_mtu=mtu)
+    ipsec = cluster.ipsec
+    esp = None
+    if ipsec is not None and ipsec.enabled:
+        from netcc.contract.ipsec import esp_mtu
+
+        esp = esp_mtu(ipsec.underlay_mtu, ipsec.icv_bits)
+    return LabPlan(cluster.name, nodes, pods, ext, tunnel_mtu=mtu, pod_mtu=esp)
 
 
 def tunnel_mtu(underlay_mtu: int) -> int:
@@ -252,6 +259,8 @@ def plan_to_doc(plan: LabPlan) -> dict[str, Any]:
         doc["external"] = {"netns": e.netns, "ips": [str(i) for i in e.ips], "port": e.port}
     if plan.tunnel_mtu is not None:
         doc["tunnelMTU"] = plan.tunnel_mtu
+    if plan.pod_mtu is not None:
+        doc["podMTU"] = plan.pod_mtu
     return doc
 
 
@@ -276,4 +285,12 @@ def plan_from_doc(doc: dict[str, Any]) -> LabPlan:
     external = (
         ExternalPlan(e["netns"], tuple(IPv4Address(i) for i in e["ips"]), e["port"]) if e else None
     )
-    return LabPlan(doc["cluster"], nodes, pods, external, doc["underlay"], doc.get("tunnelMTU"))
+    return LabPlan(
+        doc["cluster"],
+        nodes,
+        pods,
+        external,
+        doc["underlay"],
+        doc.get("tunnelMTU"),
+        doc.get("podMTU"),
+    )

@@ -164,9 +164,9 @@ class TopologyBuilder:
         node = self.plan.node(pod.node)
         host = self.ipr[node.netns]
         self._veth(node.netns, pod.veth, pod.netns, POD_IFNAME)
-        if self.plan.tunnel_mtu is not None:
-            host.link("set", index=self._index(node.netns, pod.veth), mtu=self.plan.tunnel_mtu)
-            mtu = self.plan.tunnel_mtu
+        mtu = self.plan.tunnel_mtu or self.plan.pod_mtu  # WireGuard's or ESP's overhead
+        if mtu is not None:
+            host.link("set", index=self._index(node.netns, pod.veth), mtu=mtu)
             self.ipr[pod.netns].link("set", index=self._index(pod.netns, POD_IFNAME), mtu=mtu)
         veth = self._up(node.netns, pod.veth)
         host.addr("add", index=veth, address=str(node.router_ip), prefixlen=32)

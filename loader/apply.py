@@ -77,6 +77,7 @@ class ApplyResult:
     maps: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     wireguard: dict[str, Any] | None = None  # the tunnel's TunnelReport, if OUT plans one
+    ipsec: dict[str, Any] | None = None  # the XFRM reconcile's IPsecReport, if OUT plans IPsec
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__) | {"status": self.status.value, "mode": self.mode.value}
@@ -84,7 +85,7 @@ class ApplyResult:
 
 def format_result(r: ApplyResult) -> str:
     """Human-readable summary of an ApplyResult."""
-    tunnel = _format_tunnel(r.wireguard)
+    tunnel = _format_tunnel(r.wireguard) + _format_ipsec(r.ipsec)
     if r.status == ApplyStatus.UNCHANGED:
         return f"netcc: {r.node}: unchanged (artifacts {r.digest[:12]}, {r.mode})" + tunnel
     acted = [h for h in r.hooks if h["action"] != HookChange.KEPT]
@@ -114,6 +115,16 @@ def _format_tunnel(report: dict[str, Any] | None) -> str:
         return ""
     what = ", ".join(report["changes"]) or "nothing to change"
     return f"\n  wireguard {report['ifname']} ({report['backend']}): {report['status']}: {what}"
+
+
+def _format_ipsec(report: dict[str, Any] | None) -> str:
+    if not report:
+        return ""
+    what = ", ".join(report.get("changes") or []) or "nothing to change"
+    kept = report.get("kept") or []
+    return f"\n  ipsec: {report['status']}: {what}" + (
+        f" (kept: {', '.join(kept)})" if kept else ""
+    )
 
 
 def _result(p: Plan, paths: Paths, digest: str, done: Outcome | None) -> ApplyResult:
@@ -161,8 +172,9 @@ def apply(
     with the endpoints the runtime added (`runtime`) and the live service backends the
     daemon found (`services`, asked under the node's lock, so that no change of them made
     meanwhile is undone); see the module doc. Raises ApplyError
-    (nothing changed, or rolled back). Then the node's WireGuard tunnel, if OUT plans one,
-    with backend `wireguard` (auto, kernel, userspace)."""
+    (nothing changed, or rolled back). First the node's IPsec states and policies, if OUT
+    plans IPsec; after the datapath, its WireGuard tunnel, if OUT plans one, with backend
+    `wireguard` (auto, kernel, userspace)."""
     from pyroute2 import IPRoute
 
     art = read_artifacts(out, node)
@@ -173,8 +185,12 @@ def apply(
         with state.locked(paths), IPRoute() as ipr:
             overlay = services() if services is not None else None
             desired = Desired(art, paths, _mode(), tuple(runtime), overlay)
+            # IPsec before the datapath: pod CIDRs stay routed over the underlay (the XFRM
+            # policies match them), so pod traffic must never flow before they are in place.
+            ipsec = _apply_ipsec(art, paths)
             result = apply_desired(desired, ipr)
             result.wireguard = _apply_tunnel(art, paths, wireguard)
+            result.ipsec = ipsec
             return result
     except ApplyError:
         if not paths.state_file.exists():  # a first apply that failed: leave no residue
@@ -211,6 +227,17 @@ def _apply_tunnel(art: Artifacts, paths: Paths, choice: str) -> dict[str, Any] |
         report = apply_tunnel(art.out, art.lock, art.node, paths.state_dir, choice)
     except (BackendError, NetlinkError, OSError) as e:
         raise ApplyError(f"the datapath is applied, but the WireGuard tunnel is not: {e}") from e
+    return report.to_json() if report else None
+
+
+def _apply_ipsec(art: Artifacts, paths: Paths) -> dict[str, Any] | None:
+    """The node's XFRM states and policies, if OUT plans IPsec (`netcc.loader.ipsec`)."""
+    from netcc.loader.ipsec.apply import IPsecError, apply_ipsec
+
+    try:
+        report = apply_ipsec(art.out, art.lock, art.node, paths.state_dir)
+    except (IPsecError, OSError) as e:
+        raise ApplyError(f"IPsec is not applied: {e}") from e
     return report.to_json() if report else None
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from netcc.contract import mapfile
-from netcc.contract.ipsec import PLAN_PATH as IPSEC_PLAN
 from netcc.contract.layoutfile import LAYOUT_PATH, Layout, LayoutError
 from netcc.contract.lock import LOCK_NAME, LockError, verify_lock
 from netcc.contract.programs import OBJECT_PATH
@@ -74,13 +73,6 @@ def read_artifacts(out: str | Path, node: str) -> Artifacts:
     ):
         nodes = sorted({p.split("/")[1] for p in artifacts if p.startswith("nodes/")})
         raise ApplyError(f"{out} has no node {node!r} (nodes: {', '.join(nodes) or 'none'})")
-    if IPSEC_PLAN.format(node=node) in artifacts:
-        # Fail closed: the nodes do not install IPsec yet, and pod traffic must not go out
-        # in clear under a plan that says it is encrypted.
-        raise ApplyError(
-            f"refusing {out}: it plans IPsec for node {node!r} ({IPSEC_PLAN.format(node=node)}), "
-            "which this loader does not install yet; compile with WireGuard or no encryption"
-        )
     files = {LOCK_NAME: (out / LOCK_NAME).read_bytes()}
     if json.loads(files[LOCK_NAME]) != lock:
         raise ApplyError(f"refusing {out}: {LOCK_NAME} changed while it was read")

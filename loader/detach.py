@@ -91,6 +91,13 @@ def detach_node(paths: Paths, ipr: Any) -> dict[str, Any]:
             done.append(f"deleted WireGuard device {tunnel.ifname} ({tunnel.backend})")
     except Exception as e:
         problems.append(f"wireguard: {e}")
+    try:
+        from netcc.loader.ipsec.apply import remove_ipsec
+
+        if removed := remove_ipsec(paths.state_dir, paths.node):
+            done.append(f"removed netcc's XFRM states and policies ({len(removed.changes)})")
+    except Exception as e:
+        problems.append(f"ipsec: {e}")
     had_pins = paths.pin_root.exists()
     problems += state.remove_pin_tree(paths.pin_root)
     if had_pins:

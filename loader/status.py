@@ -20,6 +20,7 @@ from netcc.contract.events import BUDGET_MAP
 from netcc.contract.programs import PROGRAMS
 from netcc.loader import attach, libbpf, migrate, state
 from netcc.loader.artifacts import ENDPOINTS
+from netcc.loader.ipsec.apply import format_status as format_ipsec
 from netcc.loader.link.hook import Hook
 from netcc.loader.mapdata import Layout, verdict_counters
 from netcc.loader.maps import BpfMap
@@ -196,6 +197,7 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
         problems.append(f"flow event counters unreadable: {e}")
         events = None
     tunnel = _tunnel_or_problem(paths, problems)
+    ipsec = _ipsec_or_problem(paths, problems)
     return {
         "node": paths.node,
         "ok": not problems,
@@ -212,6 +214,7 @@ def node_status(paths: Paths, ipr: Any) -> dict[str, Any]:
         "counters": rows,
         "events": events,
         "wireguard": tunnel,
+        "ipsec": ipsec,
         "daemon": daemon,
     }
 
@@ -249,6 +252,21 @@ def _tunnel_or_problem(paths: Paths, problems: list[str]) -> dict[str, Any] | No
     if tunnel is not None and not tunnel["ok"]:
         problems.append(f"wireguard {tunnel['ifname']}: {tunnel['error']}")
     return tunnel
+
+
+def _ipsec_or_problem(paths: Paths, problems: list[str]) -> dict[str, Any] | None:
+    """The node's SAs (key ids, sequence numbers) and the XFRM error counters, when it applied
+    an IPsec plan. The counters are shown, not problems: they never go down."""
+    from netcc.loader.ipsec.apply import IPsecError, ipsec_status
+
+    try:
+        doc = ipsec_status(paths.state_dir)
+    except IPsecError as e:
+        problems.append(f"ipsec: {e}")
+        return None
+    if doc:
+        problems += doc["problems"]
+    return doc
 
 
 def _counters_or_problem(paths: Paths, doc: dict[str, Any], problems: list[str]) -> list:
@@ -361,6 +379,7 @@ def format_status(report: dict[str, Any], all_counters: bool = False) -> str:
             lines.append(f"  pending {p['ip']} {p['pod']}: {p['reason']}")
         lines += _format_daemon(n.get("daemon"))
         lines += _format_tunnel(n.get("wireguard"))
+        lines += format_ipsec(n.get("ipsec"))
         if n.get("events"):
             e = n["events"]
             lines.append(

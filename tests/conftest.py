@@ -40,6 +40,8 @@ KERNEL = (
     "services/",  # service translation in the kernel, `load apply` of updates
     "services_lab/",  # services with real traffic in the lab
     "wireguard_vm/",  # the kernel backend of WireGuard in a QEMU VM
+    "ipsec_vm/",  # IPsec (XFRM, ESP) between lab nodes in a QEMU VM
+    "ipsec_xfrm/test_xfrm_netns.py",  # the XFRM netlink client against this kernel
     "k8s/test_k8s_loader.py",  # the DaemonSet's commands in a node namespace
     "review/test_review_kernel.py",  # `why` and the review against the kernel
     "wireguard/test_wg_lab.py",  # a lab with wireguard-go on every node

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from netcc.contract import classes as classes_file
 from netcc.contract import services as services_file
+from netcc.contract.ipsec import PLAN_PATH as IPSEC_PATH
 from netcc.contract.lock import LOCK_NAME, LockError, verify_lock
 from netcc.contract.tunnel import PLAN_PATH as TUNNEL_PATH
 from netcc.loader.cni.ipam import Owner
@@ -124,6 +125,7 @@ def read_view(out: str | Path, node: str, static: Iterable[str] = ()) -> NodeVie
         data = _checked(out, lock, classes_file.CLASSES_FILE)
         classes = classes_file.load(data) if data is not None else None
         tunnel = _checked(out, lock, TUNNEL_PATH.format(node=node))
+        ipsec = _checked(out, lock, IPSEC_PATH.format(node=node))
         data = _checked(out, lock, services_file.SERVICES_FILE)
         services = services_file.load(data) if data is not None else None
     except (LockError, OSError, ValueError, KeyError, TypeError) as e:
@@ -131,7 +133,8 @@ def read_view(out: str | Path, node: str, static: Iterable[str] = ()) -> NodeVie
     pod_cidr = node_info.get("podCIDR")
     router = node_info.get("router")
     try:
-        mtu = int(json.loads(tunnel)["mtu"]) if tunnel else DEFAULT_MTU
+        encrypted = tunnel or ipsec  # WireGuard's or ESP's MTU (XFRM keeps the routes)
+        mtu = int(json.loads(encrypted)["mtu"]) if encrypted else DEFAULT_MTU
         return NodeView(
             out=out,
             node=node,

@@ -254,7 +254,17 @@ def compiled_file(path: Path) -> dict[str, bytes]:
 def sources() -> dict[str, bytes]:
     """The text of every spec of `all_trees`, by name."""
     out = {"shop": SHOP.read_bytes(), "tricky": TRICKY.encode(), "recipes": RECIPES.encode()}
+    out["ipsec"] = IPSEC_SHOP.encode()
     return out | {p.stem: p.read_bytes() for p in GOLDEN_SPECS}
+
+
+# The shop with IPsec, in the middle of a key rotation (key 2 accepted, key 1 sent with).
+IPSEC_SHOP = SHOP.read_text().replace(
+    "  namespaces:\n",
+    "  encryption:\n    ipsec:\n      enabled: true\n"
+    "      keys: [{id: 1, state: send}, {id: 2, state: accept}]\n  namespaces:\n",
+    1,
+)
 
 
 def all_trees() -> dict[str, dict[str, bytes]]:
@@ -263,6 +273,7 @@ def all_trees() -> dict[str, dict[str, bytes]]:
         "shop": compiled_file(SHOP),
         "tricky": compiled(TRICKY),
         "recipes": compiled(RECIPES, "recipes.yaml"),
+        "ipsec": compiled(IPSEC_SHOP, "ipsec.yaml"),
     }
     for path in GOLDEN_SPECS:
         trees[path.stem] = compiled_file(path)

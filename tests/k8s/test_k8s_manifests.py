@@ -147,6 +147,24 @@ def test_k8s_wireguard_keys_come_from_the_secret_only() -> None:
     assert "wireguard-keys" not in str(pod_spec(manifests(TREES["shop"])))
 
 
+def test_k8s_ipsec_keys_come_from_the_secret_only() -> None:
+    tree = TREES["ipsec"]
+    docs = manifests(tree)
+    keys = volume(docs, "ipsec-keys")["secret"]
+    assert keys == {
+        "secretName": "netcc-ipsec",
+        "defaultMode": 0o400,
+        "items": [{"key": "key-1", "path": "key-1"}, {"key": "key-2", "path": "key-2"}],
+    }
+    mounts = [m for m in container(docs, "loader")["volumeMounts"] if m["name"] == "ipsec-keys"]
+    assert mounts == [{"name": "ipsec-keys", "mountPath": "/etc/netcc/ipsec", "readOnly": True}]
+    assert (
+        b"kubectl -n netcc-system create secret generic netcc-ipsec"
+        in (tree["k8s/kustomization.yaml"])
+    )
+    assert "ipsec-keys" not in str(pod_spec(manifests(TREES["shop"])))
+
+
 @pytest.mark.parametrize("name", sorted(TREES))
 def test_k8s_no_key_material_anywhere(name: str) -> None:
     """Nothing in OUT looks like a WireGuard key but the public keys of the spec (in the spec

@@ -126,8 +126,8 @@ def vm_command(vng: str, kernel: Path, shared: Path, report: Path) -> list[str]:
     return cmd if kvm_works() else [*cmd, "--disable-kvm"]
 
 
-def run_vm(cmd: list[str]) -> tuple[int, str]:
-    """Run the VM to its end (or TIMEOUT, then kill it and everything it started)."""
+def run_vm(cmd: list[str], timeout: float = TIMEOUT) -> tuple[int, str]:
+    """Run the VM to its end (or `timeout`, then kill it and everything it started)."""
     proc = subprocess.Popen(
         cmd,
         cwd=REPO,
@@ -137,11 +137,11 @@ def run_vm(cmd: list[str]) -> tuple[int, str]:
         start_new_session=True,
     )
     try:
-        out, _ = proc.communicate(timeout=TIMEOUT)
+        out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        out += f"\n[killed after {TIMEOUT} s]".encode()
+        out += f"\n[killed after {timeout} s]".encode()
     return proc.returncode, out.decode(errors="replace")
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from netcc.emit.k8s import cni, dashboard
 from netcc.emit.k8s.artifacts import BUDGET, Packed, pack
 from netcc.emit.k8s.constants import (
+    IPSEC_SECRET,
     K8S_DIR,
     KUBERNETES_VERSION,
     LOADER,
@@ -72,6 +73,25 @@ def wireguard_comments(cluster: Cluster) -> list[str]:
     return lines
 
 
+def ipsec_comments(cluster: Cluster) -> list[str]:
+    """How to create the Secret the DaemonSet mounts the cluster keys from (IPsec on)."""
+    ipsec = cluster.ipsec
+    if ipsec is None or not ipsec.enabled:
+        return []
+    ids = sorted(k.id for k in ipsec.keys)
+    lines = [
+        "",
+        f"IPsec is enabled: before applying, create Secret {IPSEC_SECRET} with the cluster keys",
+        "(`netcc ipsec keygen FILE --key-id ID` writes one), item key-ID each; every node mounts",
+        f"them at {ipsec.key_directory} (keys never appear in these files):",
+        f"  kubectl apply -f OUT/{K8S_DIR}/namespace.yaml",
+        f"  kubectl -n {NAMESPACE} create secret generic {IPSEC_SECRET} \\",
+    ]
+    lines += [f"    --from-file=key-{i}=PATH-OF-KEY-{i} \\" for i in ids[:-1]]
+    lines.append(f"    --from-file=key-{ids[-1]}=PATH-OF-KEY-{ids[-1]}")
+    return lines
+
+
 def cni_comments(cluster: Cluster) -> tuple[str, ...]:
     return cni.COMMENTS if cni.has_classes(cluster) else ()
 
@@ -93,6 +113,7 @@ def kustomization_comments(cluster: Cluster, packed: Packed) -> list[str]:
         "on every node first:",
         f"  kubectl -n {NAMESPACE} exec POD -c loader -- netcc load detach",
         *wireguard_comments(cluster),
+        *ipsec_comments(cluster),
     ]
 
 

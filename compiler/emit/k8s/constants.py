@@ -12,6 +12,7 @@ NAMESPACE = "netcc-system"
 APP = "netcc"
 LOADER = "netcc-loader"  # the DaemonSet, its ServiceAccount and its container
 WIREGUARD_SECRET = "netcc-wireguard"  # created by the operator: one key per node name
+IPSEC_SECRET = "netcc-ipsec"  # created by the operator: the cluster keys, one item key-ID each
 MANAGED_BY = {"app.kubernetes.io/managed-by": APP}
 
 # Inside the loader pod: netcc's own mounts are under POD_ROOT.

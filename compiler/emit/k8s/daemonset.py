@@ -45,6 +45,7 @@ from netcc.emit.k8s.constants import (
     ENV_STATE,
     ENV_TMP,
     HOST_RUN,
+    IPSEC_SECRET,
     LOADER,
     NAMESPACE,
     REAPPLY_SECONDS,
@@ -100,6 +101,23 @@ def wireguard_keys(cluster: Cluster) -> tuple[list[dict], list[dict]]:
         for path in sorted({n.private_key_file for n in wg.nodes})
     ]
     return [volume], mounts
+
+
+def ipsec_keys(cluster: Cluster) -> tuple[list[dict], list[dict]]:
+    """(volumes, mounts): with IPsec enabled, Secret `netcc-ipsec` (one item `key-ID` per key
+    of the spec, each a file `netcc ipsec keygen` wrote; created by the operator) mounted as
+    the plan's keyDirectory, read-only, mode 0400. Every node holds the same cluster keys."""
+    ipsec = cluster.ipsec
+    if ipsec is None or not ipsec.enabled:
+        return [], []
+    items = [
+        {"key": f"key-{k.id}", "path": f"key-{k.id}"}
+        for k in sorted(ipsec.keys, key=lambda k: k.id)
+    ]
+    secret = {"secretName": IPSEC_SECRET, "defaultMode": KEY_MODE, "items": items}
+    volume = {"name": "ipsec-keys", "secret": secret}
+    mount = {"name": "ipsec-keys", "mountPath": ipsec.key_directory, "readOnly": True}
+    return [volume], [mount]
 
 
 def _assemble(image: str) -> dict[str, Any]:
@@ -172,6 +190,8 @@ def _volumes(packed: Packed, key_volumes: list[dict]) -> list[dict[str, Any]]:
 def daemonset(cluster: Cluster, packed: Packed) -> dict[str, Any]:
     """The loader DaemonSet: on every node of the spec (and only there), whatever its taints."""
     key_volumes, key_mounts = wireguard_keys(cluster)
+    ipsec_volumes, ipsec_mounts = ipsec_keys(cluster)
+    key_volumes, key_mounts = key_volumes + ipsec_volumes, key_mounts + ipsec_mounts
     nodes = sorted(n.name for n in cluster.nodes)
     on_spec_nodes = {"key": "metadata.name", "operator": "In", "values": nodes}
     pod_labels = {**labels("loader"), GENERATION_LABEL: packed.generation}
