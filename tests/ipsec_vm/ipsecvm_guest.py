@@ -7,10 +7,11 @@ accepted too; 2: key 2 sends, key 1 accepted; 3: key 2 only), and the directory 
 keys (`netcc ipsec keygen`). The script
 
 - brings up the lab (`netcc.lab.core.up`: a namespace per node on an underlay bridge, pods
-  behind them, the datapath loaded on every node) from phase 0's OUT, pod MTUs set to the
-  plan's; runs allowed and denied probes in clear;
-- applies each node's IPsec plan with the reconciler (`netcc.loader.ipsec.apply.apply_ipsec`,
-  in the node's namespace), then: the same probes give the same verdicts; TCP and UDP between
+  behind them, the datapath loaded on every node, and with it, by `netcc load apply`, each
+  node's IPsec plan) from phase 0's OUT, pod MTUs the plan's;
+- applies each node's IPsec plan once more with the reconciler
+  (`netcc.loader.ipsec.apply.apply_ipsec`, in the node's namespace), then: allowed and denied
+  probes give the policy's verdicts (those it gives without encryption); TCP and UDP between
   pods on different nodes work; a capture of the underlay (AF_PACKET on every bridge port)
   holds only ESP between the nodes, no pod address and none of the bytes the pods sent;
   a second apply changes nothing, and a state and a policy of someone else's survive it;
@@ -364,7 +365,8 @@ def scenario(cfg: dict[str, Any]) -> None:
     check(
         "lab up with the datapath on every node", len(plan.nodes) == 3, [n.name for n in plan.nodes]
     )
-    verdicts(plan, "in clear")
+    # `lab up` applied the first OUT, IPsec included (the loader installs it before the
+    # datapath); the probes below check the policy's verdicts through it.
 
     a, b, c = pod(plan, "probe/a"), pod(plan, "probe/b"), pod(plan, "probe/c")
     servers = [EchoServer(p.netns, port) for p in (b, c, a) for port in (STREAM_PORT, BULK_PORT)]

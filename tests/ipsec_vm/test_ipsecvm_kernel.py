@@ -43,7 +43,6 @@ PHASES = (
 )
 # Without these the scenario did not run to its end, whatever else passed.
 REQUIRED = (
-    "in clear: allowed and denied probes as the policy says",
     "with IPsec: allowed and denied probes as the policy says",
     "TCP between pods on different nodes (node-1 -> node-2, 256 KiB echoed)",
     "UDP between pods on different nodes",
