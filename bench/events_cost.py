@@ -56,11 +56,10 @@ def _drain(dp) -> int:
 
 def _counters(dp) -> dict[str, int]:
     from netcc.contract.events import BUDGET_MAP
+    from netcc.loader.mapdata import event_counters
     from netcc.loader.maps import BpfMap
 
-    m = BpfMap.borrow(dp.obj.map_fd(BUDGET_MAP), BUDGET_MAP, dp.layout)
-    slots = [m.unpack_value(v) for v in m.get_percpu((0).to_bytes(4, "little"))]
-    return {f: sum(s[f] for s in slots) for f in ("sent", "lost_budget", "lost_ring")}
+    return event_counters(BpfMap.borrow(dp.obj.map_fd(BUDGET_MAP), BUDGET_MAP, dp.layout))
 
 
 def measure(out: Path, base_fd: int, args) -> list[dict]:

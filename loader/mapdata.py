@@ -86,3 +86,12 @@ def verdict_counters(fd: int, layout: Layout, map_name: str) -> dict[int, tuple[
         values = [m.unpack_value(v) for v in m.get_percpu(n.to_bytes(4, "little"))]
         out[n] = (sum(v["packets"] for v in values), sum(v["bytes"] for v in values))
     return out
+
+
+EVENT_COUNTERS = ("sent", "lost_budget", "lost_ring")  # of netcc_event_budget's value
+
+
+def event_counters(budget: BpfMap) -> dict[str, int]:
+    """The flow event counters of `netcc_event_budget` (its one slot), summed over CPUs."""
+    slots = [budget.unpack_value(v) for v in budget.get_percpu(bytes(4))]
+    return {k: sum(s[k] for s in slots) for k in EVENT_COUNTERS}

@@ -22,7 +22,7 @@ from netcc.loader import attach, libbpf, migrate, state
 from netcc.loader.artifacts import ENDPOINTS
 from netcc.loader.ipsec.apply import format_status as format_ipsec
 from netcc.loader.link.hook import Hook
-from netcc.loader.mapdata import Layout, verdict_counters
+from netcc.loader.mapdata import Layout, event_counters, verdict_counters
 from netcc.loader.maps import BpfMap
 from netcc.loader.netns import current_netns
 from netcc.loader.routes import resolve_endpoints
@@ -110,15 +110,8 @@ def flow_events(paths: Paths) -> dict[str, int] | None:
     if BUDGET_MAP not in layout.maps or not (paths.maps / BUDGET_MAP).exists():
         return None
     with BpfMap.pinned(paths.maps / BUDGET_MAP, layout) as budget:
-        slots = [budget.unpack_value(v) for v in budget.get_percpu(bytes(4))]
-    return {
-        name: sum(s[field] for s in slots)
-        for name, field in (
-            ("sent", "sent"),
-            ("lostBudget", "lost_budget"),
-            ("lostRing", "lost_ring"),
-        )
-    }
+        got = event_counters(budget)
+    return {"sent": got["sent"], "lostBudget": got["lost_budget"], "lostRing": got["lost_ring"]}
 
 
 def _endpoint_ifindex(paths: Paths, layout: Layout, ip: str) -> int | None:

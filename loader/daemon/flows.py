@@ -51,6 +51,7 @@ from netcc.contract.mapfile import load_node_maps, out_node_names
 from netcc.contract.verdicts import by_number
 from netcc.loader import libbpf
 from netcc.loader.cni.ipam import Owner
+from netcc.loader.mapdata import event_counters
 from netcc.loader.maps import BpfMap
 
 log = logging.getLogger("netcc.flows")
@@ -487,10 +488,8 @@ class FlowReader:
 
     def _lost_counts(self) -> tuple[int, int]:
         assert self._budget is not None
-        slots = [
-            self._budget.unpack_value(v) for v in self._budget.get_percpu(bytes(4))
-        ]  # key 0: the one slot, per CPU
-        return (sum(s["lost_budget"] for s in slots), sum(s["lost_ring"] for s in slots))
+        got = event_counters(self._budget)
+        return got["lost_budget"], got["lost_ring"]
 
     def _report_lost(self) -> None:
         if self._budget is None:

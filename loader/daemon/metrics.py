@@ -243,15 +243,11 @@ def applied_version(paths: state.Paths) -> Iterator[dict[str, Any] | None]:
         os.close(fd)
 
 
-def _percpu_sum(fd: int, key: int, value_size: int, unpack: Callable[[bytes], Any]) -> list[Any]:
-    return [unpack(v) for v in libbpf.map_lookup_percpu(fd, key.to_bytes(4, "little"), value_size)]
-
-
 def read_counters(paths: state.Paths) -> Reading | None:
     """The applied version's table, its verdict counters and event counters, read under the
     state lock (Busy if an apply holds it); None when nothing is applied."""
     from netcc.loader import migrate
-    from netcc.loader.mapdata import Layout
+    from netcc.loader.mapdata import Layout, event_counters
     from netcc.loader.maps import BpfMap
 
     with applied_version(paths) as doc:
@@ -264,7 +260,8 @@ def read_counters(paths: state.Paths) -> Reading | None:
         counters = {}
         with BpfMap.pinned(paths.maps / STATS_MAP, layout) as stats:
             for number in table:
-                values = _percpu_sum(stats.fd, number, stats.value_size, stats.unpack_value)
+                key = number.to_bytes(4, "little")
+                values = [stats.unpack_value(v) for v in stats.get_percpu(key)]
                 counters[number] = (
                     sum(v["packets"] for v in values),
                     sum(v["bytes"] for v in values),
@@ -272,8 +269,7 @@ def read_counters(paths: state.Paths) -> Reading | None:
         events = None
         if BUDGET_MAP in layout.maps and (paths.maps / BUDGET_MAP).exists():
             with BpfMap.pinned(paths.maps / BUDGET_MAP, layout) as budget:
-                slots = _percpu_sum(budget.fd, 0, budget.value_size, budget.unpack_value)
-                events = {k: sum(s[k] for s in slots) for k in ("sent", "lost_budget", "lost_ring")}
+                events = event_counters(budget)
         return Reading(str(doc["digest"]), table, counters, events)
 
 

@@ -19,11 +19,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import os
 import re
-import shlex
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -122,37 +119,10 @@ def compile_all(work: Path, fingerprints: dict[int, str]) -> list[Path]:
 
 
 def vm_command(boot, vng: str, kernel: Path, shared: Path, args: list[Path]) -> list[str]:
-    qemu_opts, script = [], ["set -e"]
-    for i, path in enumerate(boot.loose_mounts()):
-        if "," in str(path):
-            pytest.skip(f"{path}: a comma in a path QEMU cannot export")
-        tag = f"ipsecvm{i}"
-        qemu_opts += [
-            f"-fsdev local,id={tag},path={path},security_model=none,readonly=on,multidevs=remap",
-            f"-device virtio-9p-pci,fsdev={tag},mount_tag={tag}",
-        ]
-        opts = "trans=virtio,version=9p2000.L,cache=loose,msize=512000,ro"
-        script.append(f"mount -t 9p -o {opts} {tag} {shlex.quote(str(path))}")
-    python = shlex.quote(os.path.realpath(sys.executable))
-    argv = " ".join(shlex.quote(str(a)) for a in [GUEST, *args])
-    script.append(f"exec {python} {argv}")
-    cmd = [
-        vng,
-        "--run",
-        str(kernel),
-        "--force-9p",
-        "--verbose",
-        "--cpus",
-        "2",
-        "--memory",
-        "1536M",
-        "--rwdir",
-        str(shared),
-        "--qemu-opts=" + " ".join(qemu_opts),
-        "--exec",
-        "; ".join(script),
-    ]
-    return cmd if boot.kvm_works() else [*cmd, "--disable-kvm"]
+    """The WireGuard VM test's command, running GUEST (read at call time: the bench swaps it)."""
+    return boot.vm_command(
+        vng, kernel, shared, args, guest=GUEST, tag_prefix="ipsecvm", memory="1536M"
+    )
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from netcc.contract.events import (
 from netcc.frontend import parse_spec
 from netcc.loader.kernel_cluster import KernelCluster, ct_verdict
 from netcc.loader.libbpf import RingBuffer
+from netcc.loader.mapdata import event_counters
 from netcc.loader.maps import BpfMap
 from netcc.semantics.policy import evaluate
 
@@ -60,9 +61,7 @@ def drain(k: KernelCluster, node: str) -> list[dict]:
 def budget(k: KernelCluster, node: str) -> dict[str, int]:
     """The node's event counters, summed over CPUs."""
     dp = k.nodes[node]
-    m = BpfMap.borrow(dp.obj.map_fd(BUDGET_MAP), BUDGET_MAP, dp.layout)
-    slots = [m.unpack_value(v) for v in m.get_percpu((0).to_bytes(4, "little"))]
-    return {f: sum(s[f] for s in slots) for f in ("sent", "lost_budget", "lost_ring")}
+    return event_counters(BpfMap.borrow(dp.obj.map_fd(BUDGET_MAP), BUDGET_MAP, dp.layout))
 
 
 def verdicts(out: Path) -> dict[int, dict]:

@@ -92,13 +92,22 @@ def loose_mounts() -> list[Path]:
     return [p for p in sorted(wanted) if p.is_dir() and not any(q in p.parents for q in wanted)]
 
 
-def vm_command(vng: str, kernel: Path, shared: Path, report: Path) -> list[str]:
+def vm_command(
+    vng: str,
+    kernel: Path,
+    shared: Path,
+    args: list[Path],
+    guest: Path = GUEST,
+    tag_prefix: str = "wgvm",
+    memory: str = "1G",
+) -> list[str]:
+    """virtme-ng running `guest ARGS` in the VM (also the IPsec VM test's and bench's)."""
     mounts = loose_mounts()
     qemu_opts, script = [], ["set -e"]
     for i, path in enumerate(mounts):
         if "," in str(path):
             pytest.skip(f"{path}: a comma in a path QEMU cannot export")
-        tag = f"wgvm{i}"
+        tag = f"{tag_prefix}{i}"
         qemu_opts += [
             f"-fsdev local,id={tag},path={path},security_model=none,readonly=on,multidevs=remap",
             f"-device virtio-9p-pci,fsdev={tag},mount_tag={tag}",
@@ -106,7 +115,8 @@ def vm_command(vng: str, kernel: Path, shared: Path, report: Path) -> list[str]:
         opts = "trans=virtio,version=9p2000.L,cache=loose,msize=512000,ro"
         script.append(f"mount -t 9p -o {opts} {tag} {shlex.quote(str(path))}")
     python = shlex.quote(os.path.realpath(sys.executable))
-    script.append(f"exec {python} {shlex.quote(str(GUEST))} {shlex.quote(str(report))}")
+    argv = " ".join(shlex.quote(str(a)) for a in [guest, *args])
+    script.append(f"exec {python} {argv}")
     cmd = [
         vng,
         "--run",
@@ -116,7 +126,7 @@ def vm_command(vng: str, kernel: Path, shared: Path, report: Path) -> list[str]:
         "--cpus",
         "2",
         "--memory",
-        "1G",
+        memory,
         "--rwdir",
         str(shared),
         "--qemu-opts=" + " ".join(qemu_opts),  # `=`: the value starts with a dash
@@ -159,7 +169,7 @@ def test_wgvm_kernel_backend_in_a_vm(tmp_path):
         importlib.import_module(module)
     report = tmp_path / "report.json"
 
-    code, out = run_vm(vm_command(vng, kernel, tmp_path, report))
+    code, out = run_vm(vm_command(vng, kernel, tmp_path, [report]))
 
     tail = "\n".join(out.splitlines()[-40:])
     assert report.exists(), f"the VM wrote no report (vng exit {code}); its output ends:\n{tail}"
